@@ -1,0 +1,138 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Errors about TLS configurations and connections.
+var (
+	// ErrInvalidTLSConfig: ServerTLSConfig or ClientTLSConfig got unusable
+	// arguments.
+	ErrInvalidTLSConfig = errors.New("invalid TLS configuration")
+	// ErrNoProtocol: the handshake agreed on no ALPN protocol.
+	ErrNoProtocol = errors.New("no application protocol negotiated")
+)
+
+// ServerName is the SNI name clients send; certificates are pinned, not
+// matched against it.
+const ServerName = "wandist"
+
+// ServerTLSConfig returns the TLS 1.3 configuration of the accepting side of
+// a link. It presents id's certificate, requires one from the client, and
+// accepts the client only if the key it presents is pinned in pins for the
+// name it claims. On rejection it calls onReject (if not nil) and the
+// handshake fails with the *RejectError.
+//
+// alpn lists the application protocols offered, in order of preference; at
+// least one is required and the handshake fails if none is agreed on.
+func ServerTLSConfig(id Identity, pins *PinSet, alpn []string, onReject func(*RejectError)) (*tls.Config, error) {
+	cfg, err := baseConfig(id, pins, alpn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientAuth = tls.RequireAnyClientCert
+	cfg.SessionTicketsDisabled = true // every link runs a full handshake and a fresh pin check
+	cfg.VerifyConnection = verifier(pins, nil, onReject)
+	return cfg, nil
+}
+
+// ClientTLSConfig returns the TLS 1.3 configuration of the dialling side of
+// a link to the peer expect. It presents id's certificate and accepts the
+// server only if it claims to be expect (else ReasonWrongPeer) and its key
+// is pinned for expect in pins. On rejection it calls onReject (if not nil)
+// and the handshake fails with the *RejectError.
+//
+// The certificate chain is not verified (InsecureSkipVerify): the pinned key
+// replaces it. alpn is as for ServerTLSConfig.
+func ClientTLSConfig(id Identity, pins *PinSet, expect PeerID, alpn []string, onReject func(*RejectError)) (*tls.Config, error) {
+	if err := expect.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: expected peer: %w", ErrInvalidTLSConfig, err)
+	}
+	cfg, err := baseConfig(id, pins, alpn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ServerName = ServerName
+	cfg.InsecureSkipVerify = true // chain verification is replaced by VerifyConnection
+	cfg.VerifyConnection = verifier(pins, &expect, onReject)
+	return cfg, nil
+}
+
+// baseConfig holds what both sides share.
+func baseConfig(id Identity, pins *PinSet, alpn []string) (*tls.Config, error) {
+	if pins == nil {
+		return nil, fmt.Errorf("%w: no PinSet given", ErrInvalidTLSConfig)
+	}
+	if len(alpn) == 0 {
+		return nil, fmt.Errorf("%w: at least one ALPN protocol is required", ErrInvalidTLSConfig)
+	}
+	for i, p := range alpn {
+		if p == "" || len(p) > 255 {
+			return nil, fmt.Errorf("%w: ALPN protocol %d (%q) must be 1 to 255 bytes long", ErrInvalidTLSConfig, i, p)
+		}
+	}
+	cert, err := id.Certificate()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidTLSConfig, err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		MaxVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   slices.Clone(alpn),
+	}, nil
+}
+
+// verifier returns the VerifyConnection callback; expect is nil on servers.
+func verifier(pins *PinSet, expect *PeerID, onReject func(*RejectError)) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		claimed, key, rej := peerFromState(cs)
+		if rej == nil && expect != nil && claimed != *expect {
+			rej = newReject(ReasonWrongPeer, claimed, key, fmt.Sprintf(
+				"dialled %s but reached %s (key %s)", *expect, claimed, FormatPublicKey(key)))
+		}
+		if rej == nil {
+			rej = pins.check(claimed, key)
+		}
+		if rej != nil {
+			if onReject != nil {
+				onReject(rej)
+			}
+			return rej
+		}
+		if cs.NegotiatedProtocol == "" {
+			return fmt.Errorf("%w with %s", ErrNoProtocol, claimed)
+		}
+		return nil
+	}
+}
+
+// PeerFromConnectionState returns the identity and key the peer of a
+// completed handshake presented. Errors are *RejectError values with
+// ReasonNoCertificate or ReasonBadCertificate.
+func PeerFromConnectionState(cs tls.ConnectionState) (PeerID, ed25519.PublicKey, error) {
+	id, key, rej := peerFromState(cs)
+	if rej != nil {
+		return PeerID{}, nil, rej
+	}
+	return id, key, nil
+}
+
+func peerFromState(cs tls.ConnectionState) (PeerID, ed25519.PublicKey, *RejectError) {
+	if len(cs.PeerCertificates) == 0 {
+		return PeerID{}, nil, newReject(ReasonNoCertificate, PeerID{}, nil, "peer presented no certificate")
+	}
+	cert := cs.PeerCertificates[0]
+	id, key, err := PeerFromCertificate(cert)
+	if err != nil {
+		pub, _ := cert.PublicKey.(ed25519.PublicKey)
+		rej := newReject(ReasonBadCertificate, PeerID{}, pub, err.Error())
+		rej.Err = err
+		return PeerID{}, nil, rej
+	}
+	return id, key, nil
+}

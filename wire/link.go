@@ -1,0 +1,237 @@
+package wire
+
+// Encoding and decoding of the link protocol messages (messages.go).
+
+// Type returns TypeHello.
+func (*Hello) Type() Type { return TypeHello }
+
+// AppendBody appends the encoded body to b.
+func (m *Hello) AppendBody(b []byte) []byte {
+	b = appendString(b, m.Cluster)
+	b = appendString(b, m.Node)
+	b = appendUvarint(b, m.Incarnation)
+	return appendUvarint(b, m.MaxFrame)
+}
+
+// DecodeBody decodes body into m.
+func (m *Hello) DecodeBody(body []byte) error {
+	d := newDecoder(TypeHello, body)
+	m.Cluster = d.str("Cluster")
+	m.Node = d.str("Node")
+	m.Incarnation = d.uvarint("Incarnation")
+	m.MaxFrame = d.uvarint("MaxFrame")
+	return d.finish()
+}
+
+// Type returns TypeWelcome.
+func (*Welcome) Type() Type { return TypeWelcome }
+
+// AppendBody appends the encoded body to b.
+func (m *Welcome) AppendBody(b []byte) []byte {
+	b = append(b, m.Status)
+	b = appendString(b, m.Cluster)
+	b = appendString(b, m.Node)
+	b = appendUvarint(b, m.Incarnation)
+	b = appendUvarint(b, m.MaxFrame)
+	return appendString(b, m.Reason)
+}
+
+// DecodeBody decodes body into m.
+func (m *Welcome) DecodeBody(body []byte) error {
+	d := newDecoder(TypeWelcome, body)
+	m.Status = d.u8("Status")
+	m.Cluster = d.str("Cluster")
+	m.Node = d.str("Node")
+	m.Incarnation = d.uvarint("Incarnation")
+	m.MaxFrame = d.uvarint("MaxFrame")
+	m.Reason = d.str("Reason")
+	return d.finish()
+}
+
+// Type returns TypeReady.
+func (*Ready) Type() Type { return TypeReady }
+
+// AppendBody appends nothing: Ready has an empty body.
+func (*Ready) AppendBody(b []byte) []byte { return b }
+
+// DecodeBody checks that body is empty.
+func (*Ready) DecodeBody(body []byte) error {
+	d := newDecoder(TypeReady, body)
+	return d.finish()
+}
+
+// Type returns TypePing.
+func (*Ping) Type() Type { return TypePing }
+
+// AppendBody appends the encoded body to b.
+func (m *Ping) AppendBody(b []byte) []byte { return appendUvarint(b, m.Echo) }
+
+// DecodeBody decodes body into m.
+func (m *Ping) DecodeBody(body []byte) error {
+	d := newDecoder(TypePing, body)
+	m.Echo = d.uvarint("Echo")
+	return d.finish()
+}
+
+// Type returns TypePong.
+func (*Pong) Type() Type { return TypePong }
+
+// AppendBody appends the encoded body to b.
+func (m *Pong) AppendBody(b []byte) []byte { return appendUvarint(b, m.Echo) }
+
+// DecodeBody decodes body into m.
+func (m *Pong) DecodeBody(body []byte) error {
+	d := newDecoder(TypePong, body)
+	m.Echo = d.uvarint("Echo")
+	return d.finish()
+}
+
+// Type returns TypeStreamInit.
+func (*StreamInit) Type() Type { return TypeStreamInit }
+
+// AppendBody appends the encoded body to b.
+func (m *StreamInit) AppendBody(b []byte) []byte { return append(b, m.Kind, m.Lane) }
+
+// DecodeBody decodes body into m.
+func (m *StreamInit) DecodeBody(body []byte) error {
+	d := newDecoder(TypeStreamInit, body)
+	m.Kind = d.u8("Kind")
+	m.Lane = d.u8("Lane")
+	return d.finish()
+}
+
+// Type returns TypeGoAway.
+func (*GoAway) Type() Type { return TypeGoAway }
+
+// AppendBody appends the encoded body to b.
+func (m *GoAway) AppendBody(b []byte) []byte {
+	b = append(b, m.Code)
+	return appendString(b, m.Reason)
+}
+
+// DecodeBody decodes body into m.
+func (m *GoAway) DecodeBody(body []byte) error {
+	d := newDecoder(TypeGoAway, body)
+	m.Code = d.u8("Code")
+	m.Reason = d.str("Reason")
+	return d.finish()
+}
+
+// memberMinSize is the least number of bytes an encoded Member takes:
+// an empty Group and two one-byte varints.
+const memberMinSize = 3
+
+// Type returns TypeMembersSnapshot.
+func (*MembersSnapshot) Type() Type { return TypeMembersSnapshot }
+
+// AppendBody appends the encoded body to b.
+func (m *MembersSnapshot) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Incarnation)
+	b = appendUvarint(b, m.Version)
+	b = appendUvarint(b, uint64(len(m.Members)))
+	for i := range m.Members {
+		e := &m.Members[i]
+		b = appendString(b, e.Group)
+		b = appendUvarint(b, e.Mailbox)
+		b = appendUvarint(b, e.Count)
+	}
+	return b
+}
+
+// DecodeBody decodes body into m. An empty list decodes as nil.
+func (m *MembersSnapshot) DecodeBody(body []byte) error {
+	d := newDecoder(TypeMembersSnapshot, body)
+	m.Incarnation = d.uvarint("Incarnation")
+	m.Version = d.uvarint("Version")
+	n := d.length("Members", memberMinSize)
+	m.Members = nil
+	if n > 0 {
+		m.Members = make([]Member, n)
+		d.list = "Members"
+		for i := range m.Members {
+			d.idx = i
+			e := &m.Members[i]
+			e.Group = d.str("Group")
+			e.Mailbox = d.uvarint("Mailbox")
+			e.Count = d.uvarint("Count")
+		}
+		d.list = ""
+	}
+	if err := d.finish(); err != nil {
+		m.Members = nil
+		return err
+	}
+	return nil
+}
+
+// Type returns TypeMembersDelta.
+func (*MembersDelta) Type() Type { return TypeMembersDelta }
+
+// AppendBody appends the encoded body to b.
+func (m *MembersDelta) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Incarnation)
+	b = appendUvarint(b, m.Version)
+	b = append(b, m.Op)
+	b = appendString(b, m.Group)
+	return appendUvarint(b, m.Mailbox)
+}
+
+// DecodeBody decodes body into m.
+func (m *MembersDelta) DecodeBody(body []byte) error {
+	d := newDecoder(TypeMembersDelta, body)
+	m.Incarnation = d.uvarint("Incarnation")
+	m.Version = d.uvarint("Version")
+	m.Op = d.u8("Op")
+	m.Group = d.str("Group")
+	m.Mailbox = d.uvarint("Mailbox")
+	return d.finish()
+}
+
+// Type returns TypeData.
+func (*Data) Type() Type { return TypeData }
+
+// AppendBody appends the encoded body to b.
+func (m *Data) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Seq)
+	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, m.To)
+	b = appendUvarint(b, m.From)
+	b = appendUvarint(b, m.TTL)
+	b = appendString(b, m.Group)
+	return appendBytes(b, m.Payload)
+}
+
+// DecodeBody decodes body into m. It does not allocate: Payload aliases
+// body (nil if empty), and Group keeps its previous value when the decoded
+// bytes equal it, so a Data reused across frames of the same group costs no
+// string copy.
+func (m *Data) DecodeBody(body []byte) error {
+	d := newDecoder(TypeData, body)
+	m.Seq = d.uvarint("Seq")
+	m.Flags = d.uvarint("Flags")
+	m.To = d.uvarint("To")
+	m.From = d.uvarint("From")
+	m.TTL = d.uvarint("TTL")
+	m.Group = d.strReuse("Group", m.Group)
+	m.Payload = d.bytes("Payload")
+	return d.finish()
+}
+
+// Type returns TypeAck.
+func (*Ack) Type() Type { return TypeAck }
+
+// AppendBody appends the encoded body to b.
+func (m *Ack) AppendBody(b []byte) []byte {
+	b = append(b, m.Lane)
+	b = appendUvarint(b, m.Incarnation)
+	return appendUvarint(b, m.Seq)
+}
+
+// DecodeBody decodes body into m.
+func (m *Ack) DecodeBody(body []byte) error {
+	d := newDecoder(TypeAck, body)
+	m.Lane = d.u8("Lane")
+	m.Incarnation = d.uvarint("Incarnation")
+	m.Seq = d.uvarint("Seq")
+	return d.finish()
+}

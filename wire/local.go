@@ -1,0 +1,107 @@
+package wire
+
+// Local protocol messages (types 0x40-0x7f), spoken on the daemon's Unix
+// socket between a client (SDK) and the daemon. Same framing as the link.
+
+// ClientHello is the first frame a client sends.
+type ClientHello struct {
+	Version uint64 // local protocol version the client speaks (LocalVersion)
+	Name    string // client name, for logs
+	Token   string // shared secret when the daemon requires one
+}
+
+// ServerHello answers ClientHello.
+type ServerHello struct {
+	Version     uint64 // version the daemon speaks
+	Cluster     string
+	Node        string
+	Incarnation uint64
+	MaxMessage  uint64 // largest payload the daemon accepts
+	Status      uint8  // StatusOK or an error status (then the daemon closes)
+	Message     string
+}
+
+// LocalVersion is the version of the local protocol this package encodes.
+const LocalVersion = 1
+
+// Open asks for a new mailbox; answered by Opened.
+type Open struct{ Req uint64 }
+
+// Opened answers Open.
+type Opened struct {
+	Req     uint64
+	Mailbox uint64
+}
+
+// CloseMailbox removes a mailbox; it leaves all its groups. Answered by Result.
+type CloseMailbox struct {
+	Req     uint64
+	Mailbox uint64
+}
+
+// Join adds a mailbox to a group (once more); Leave removes one join.
+// Both are answered by Result.
+type Join struct {
+	Req     uint64
+	Mailbox uint64
+	Group   string
+}
+
+// Leave undoes one Join.
+type Leave struct {
+	Req     uint64
+	Mailbox uint64
+	Group   string
+}
+
+// Send submits one message. Answered by Result (Code StatusOK once the daemon
+// accepted it into the destination's buffer, or an error status).
+type Send struct {
+	Req     uint64
+	From    uint64 // sending mailbox (0 = anonymous)
+	Flags   uint64 // FlagAtMostOnce, FlagDurable, FlagHigh
+	TTL     uint64 // milliseconds, 0 = none
+	Cluster string // target address (when Group == "")
+	Node    string
+	Mailbox uint64
+	Group   string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
+	Key     string // routing key for key-routed group sends ("" = none)
+	Payload []byte
+}
+
+// FlagHigh selects the high-priority lane (local Send only).
+const FlagHigh uint64 = 1 << 2
+
+// Sync asks the daemon to answer with Result once every frame sent before it
+// has been processed.
+type Sync struct{ Req uint64 }
+
+// Result answers a request.
+type Result struct {
+	Req     uint64
+	Status  uint8
+	Message string
+}
+
+// Result statuses.
+const (
+	StatusOK           uint8 = 0
+	StatusBusy         uint8 = 1 // destination buffer full
+	StatusNoMembers    uint8 = 2 // group has no member
+	StatusUnreachable  uint8 = 3 // no link and no buffer for the destination
+	StatusTooLarge     uint8 = 4 // payload over the limit
+	StatusBadRequest   uint8 = 5 // malformed or invalid request
+	StatusNoMailbox    uint8 = 6 // unknown mailbox
+	StatusUnauthorized uint8 = 7 // bad token
+	StatusUnavailable  uint8 = 8 // daemon stopping
+)
+
+// Deliver hands a message to a client's mailbox.
+type Deliver struct {
+	Mailbox     uint64
+	FromCluster string
+	FromNode    string
+	From        uint64
+	Group       string
+	Payload     []byte
+}

@@ -1,0 +1,47 @@
+package wire
+
+import (
+	"math"
+	"strings"
+)
+
+// sampleMessages returns one or more messages of every type with
+// non-trivial field values, used by the round-trip, truncation and fuzz
+// tests and to generate the seed corpora.
+func sampleMessages() []Message {
+	payload := []byte("hello, \x00world\xff")
+	big := []byte(strings.Repeat("0123456789abcdef", 20))
+	return []Message{
+		&Hello{Cluster: "eu-west", Node: "node-1", Incarnation: 1718000000123456789, MaxFrame: DefaultMaxBody},
+		&Welcome{Status: WelcomeOK, Cluster: "us-east", Node: "n2", Incarnation: 42, MaxFrame: 1 << 20},
+		&Welcome{Status: WelcomeRefused, Cluster: "us-east", Node: "n2", Incarnation: 42, MaxFrame: 1 << 20, Reason: "identity mismatch: TLS says eu-west/node-9"},
+		&Ready{},
+		&Ping{Echo: 123456789012345},
+		&Pong{Echo: math.MaxUint64},
+		&StreamInit{Kind: StreamData, Lane: LaneHigh},
+		&GoAway{Code: GoAwayReplaced, Reason: "replaced by a newer link"},
+		&MembersSnapshot{Incarnation: 7, Version: 300, Members: []Member{
+			{Group: "orders", Mailbox: 1, Count: 1},
+			{Group: "", Mailbox: 0, Count: 0},
+			{Group: "käse/ünïcode", Mailbox: math.MaxUint64, Count: 1000},
+		}},
+		&MembersSnapshot{Incarnation: 8, Version: 0},
+		&MembersDelta{Incarnation: 7, Version: 301, Op: OpLeave, Group: "orders", Mailbox: 129},
+		&Data{Seq: 1 << 40, Flags: FlagDurable, To: 17, From: 300, TTL: 30000, Group: "orders", Payload: payload},
+		&Data{Seq: 0, Flags: FlagAtMostOnce, To: 1, Payload: big},
+		&Ack{Lane: LaneNormal, Incarnation: 99, Seq: 12345},
+		&ClientHello{Version: LocalVersion, Name: "billing-svc", Token: "s3cr3t"},
+		&ServerHello{Version: LocalVersion, Cluster: "eu-west", Node: "node-1", Incarnation: 5, MaxMessage: 1 << 20, Status: StatusOK},
+		&ServerHello{Version: LocalVersion, Status: StatusUnauthorized, Message: "bad token"},
+		&Open{Req: 1},
+		&Opened{Req: 1, Mailbox: 77},
+		&CloseMailbox{Req: 2, Mailbox: 77},
+		&Join{Req: 3, Mailbox: 77, Group: "orders"},
+		&Leave{Req: 4, Mailbox: 77, Group: "orders"},
+		&Send{Req: 5, From: 77, Flags: FlagHigh | FlagDurable, TTL: 5000, Cluster: "us-east", Node: "n2", Mailbox: 12, Key: "k", Payload: payload},
+		&Send{Req: 6, Group: "orders", Key: "customer-42", Payload: big},
+		&Sync{Req: 7},
+		&Result{Req: 5, Status: StatusBusy, Message: "destination buffer full"},
+		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload},
+	}
+}
