@@ -1,0 +1,173 @@
+package configs
+
+import (
+	"crypto/ed25519"
+	"time"
+)
+
+// Config is the whole wandistd configuration of one node.
+type Config struct {
+	// Path is the file the config was loaded from ("" when parsed from
+	// bytes without a path).
+	Path string
+	// Cluster is this node's cluster name (required).
+	Cluster string
+	// Node is this node's name, unique in its cluster (required).
+	Node string
+	// Identity is the path of this node's private key file (required).
+	// Parse makes it absolute, relative to the config file's directory.
+	Identity string
+	Listen   Listen
+	Local    Local
+	Admin    Admin
+	Link     Link
+	Groups   Groups
+	// Buffer holds the defaults for every peer's outbound buffer.
+	Buffer Buffer
+	Log    Log
+	Peers  []Peer
+}
+
+// Listen holds the addresses this node accepts peer links on. Either, both
+// or none may be set: a node without listeners only dials.
+type Listen struct {
+	QUIC string // host:port (UDP)
+	TCP  string // host:port (TCP+TLS+yamux)
+}
+
+// Local configures the Unix socket local processes talk to.
+type Local struct {
+	// Socket defaults to /tmp/wandist-<cluster>-<node>.sock.
+	Socket string
+	// Token, when set, must be presented by local clients.
+	Token string
+}
+
+// Admin configures the admin HTTP endpoint.
+type Admin struct {
+	// Listen is a host:port; "" (the default) turns admin HTTP off.
+	Listen string
+}
+
+// Link tunes the links between nodes.
+type Link struct {
+	KeepaliveInterval time.Duration // default 1s
+	KeepaliveTimeout  time.Duration // default 5s; > KeepaliveInterval, <= 10m
+	HandshakeTimeout  time.Duration // default 5s
+	ReconnectMin      time.Duration // default 100ms
+	ReconnectMax      time.Duration // default 10s; >= ReconnectMin
+	MaxFrameSize      int           // bytes; default 1 MiB + 64 KiB; 4 KiB..64 MiB
+}
+
+// Groups tunes process groups.
+type Groups struct {
+	// UnreachableGrace is how long members behind an unreachable peer stay
+	// in their groups. Default 30s.
+	UnreachableGrace time.Duration
+}
+
+// Buffer bounds the outbound buffer kept for one destination.
+type Buffer struct {
+	MaxBytes    int64         // default 64 MiB
+	MaxMessages int           // default 1,000,000
+	MaxAge      time.Duration // default 0: no age limit
+	Overflow    string        // OverflowReject (default) or OverflowDropOldest
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string // debug, info (default), warn, error
+	Format string // text (default), json
+}
+
+// Peer is one remote node this node links with.
+type Peer struct {
+	Cluster string // required
+	Node    string // required
+	// Address is the host:port to dial; "" means accept-only.
+	Address string
+	// Transport is TransportQUIC (default) or TransportTCP.
+	Transport string
+	// Mode is ModeConnect, ModeAccept or ModeBoth. It defaults to ModeBoth
+	// when Address is set and to ModeAccept otherwise.
+	Mode string
+	// PublicKeys are the keys the peer may authenticate with (at least one).
+	PublicKeys []ed25519.PublicKey
+	// Buffer is the peer's effective outbound buffer: the top-level buffer
+	// with the peer's own overrides applied.
+	Buffer Buffer
+	// Line is the line of the peer's entry in the file (0 when built in code).
+	Line int
+}
+
+// Enum values.
+const (
+	TransportQUIC = "quic"
+	TransportTCP  = "tcp"
+
+	ModeConnect = "connect"
+	ModeAccept  = "accept"
+	ModeBoth    = "both"
+
+	OverflowReject     = "reject"
+	OverflowDropOldest = "drop-oldest"
+
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Defaults and limits.
+const (
+	DefaultKeepaliveInterval = time.Second
+	DefaultKeepaliveTimeout  = 5 * time.Second
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultReconnectMin      = 100 * time.Millisecond
+	DefaultReconnectMax      = 10 * time.Second
+	DefaultMaxFrameSize      = 1<<20 + 64<<10
+	DefaultUnreachableGrace  = 30 * time.Second
+	DefaultBufferMaxBytes    = 64 << 20
+	DefaultBufferMaxMessages = 1_000_000
+
+	MinFrameSize        = 4096
+	MaxFrameSize        = 64 << 20
+	MaxKeepaliveTimeout = 10 * time.Minute
+	// MaxSocketPath is the longest Unix socket path accepted (the portable
+	// limit of sockaddr_un.sun_path, minus the terminating NUL).
+	MaxSocketPath = 103
+)
+
+// Default returns a Config with every default filled in. Cluster, Node,
+// Identity, Local.Socket and Peers are left empty.
+func Default() *Config {
+	return &Config{
+		Link: Link{
+			KeepaliveInterval: DefaultKeepaliveInterval,
+			KeepaliveTimeout:  DefaultKeepaliveTimeout,
+			HandshakeTimeout:  DefaultHandshakeTimeout,
+			ReconnectMin:      DefaultReconnectMin,
+			ReconnectMax:      DefaultReconnectMax,
+			MaxFrameSize:      DefaultMaxFrameSize,
+		},
+		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
+		Buffer: defaultBuffer(),
+		Log:    Log{Level: LogInfo, Format: FormatText},
+	}
+}
+
+func defaultBuffer() Buffer {
+	return Buffer{
+		MaxBytes:    DefaultBufferMaxBytes,
+		MaxMessages: DefaultBufferMaxMessages,
+		Overflow:    OverflowReject,
+	}
+}
+
+// DefaultSocket returns the default local socket path of a node.
+func DefaultSocket(cluster, node string) string {
+	return "/tmp/wandist-" + cluster + "-" + node + ".sock"
+}

@@ -1,0 +1,114 @@
+package configs
+
+import "go.yaml.in/yaml/v3"
+
+// Known keys of every mapping in the file.
+var (
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "log", "peers"}
+	listenKeys = []string{"quic", "tcp"}
+	localKeys  = []string{"socket", "token"}
+	adminKeys  = []string{"listen"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
+	groupsKeys = []string{"unreachable_grace"}
+	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
+	logKeys    = []string{"level", "format"}
+	peerKeys   = []string{"cluster", "node", "address", "transport", "mode", "public_key", "public_keys", "public_key_file", "buffer"}
+)
+
+// decodeConfig decodes the top-level mapping onto c, which holds the
+// defaults. Peers are decoded last so that their buffers start from the
+// top-level buffer wherever it is in the file.
+func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
+	if root != nil {
+		r.lines[""] = root.Line
+	}
+	var peers *yaml.Node
+	r.fields(root, "", rootKeys, func(name, key string, v *yaml.Node) {
+		switch name {
+		case "cluster":
+			r.str(v, key, &c.Cluster)
+		case "node":
+			r.str(v, key, &c.Node)
+		case "identity":
+			r.str(v, key, &c.Identity)
+		case "listen":
+			r.fields(v, key, listenKeys, func(name, key string, v *yaml.Node) {
+				switch name {
+				case "quic":
+					r.str(v, key, &c.Listen.QUIC)
+				case "tcp":
+					r.str(v, key, &c.Listen.TCP)
+				}
+			})
+		case "local":
+			r.fields(v, key, localKeys, func(name, key string, v *yaml.Node) {
+				switch name {
+				case "socket":
+					r.str(v, key, &c.Local.Socket)
+				case "token":
+					r.str(v, key, &c.Local.Token)
+				}
+			})
+		case "admin":
+			r.fields(v, key, adminKeys, func(_, key string, v *yaml.Node) {
+				r.str(v, key, &c.Admin.Listen)
+			})
+		case "link":
+			r.decodeLink(v, key, &c.Link)
+		case "groups":
+			r.fields(v, key, groupsKeys, func(_, key string, v *yaml.Node) {
+				r.duration(v, key, &c.Groups.UnreachableGrace)
+			})
+		case "buffer":
+			r.decodeBuffer(v, key, &c.Buffer)
+		case "log":
+			r.fields(v, key, logKeys, func(name, key string, v *yaml.Node) {
+				switch name {
+				case "level":
+					r.str(v, key, &c.Log.Level)
+				case "format":
+					r.str(v, key, &c.Log.Format)
+				}
+			})
+		case "peers":
+			peers = v
+		}
+	})
+	r.decodePeers(peers, c, dir)
+}
+
+func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
+	r.fields(n, path, linkKeys, func(name, key string, v *yaml.Node) {
+		switch name {
+		case "keepalive_interval":
+			r.duration(v, key, &l.KeepaliveInterval)
+		case "keepalive_timeout":
+			r.duration(v, key, &l.KeepaliveTimeout)
+		case "handshake_timeout":
+			r.duration(v, key, &l.HandshakeTimeout)
+		case "reconnect_min":
+			r.duration(v, key, &l.ReconnectMin)
+		case "reconnect_max":
+			r.duration(v, key, &l.ReconnectMax)
+		case "max_frame_size":
+			r.intSize(v, key, &l.MaxFrameSize)
+		}
+	})
+}
+
+// decodeBuffer decodes a buffer mapping onto b; keys not in the mapping keep
+// the value b already has.
+func (r *reporter) decodeBuffer(n *yaml.Node, path string, b *Buffer) {
+	r.fields(n, path, bufferKeys, func(name, key string, v *yaml.Node) {
+		switch name {
+		case "max_bytes":
+			r.size(v, key, &b.MaxBytes)
+		case "max_messages":
+			r.integer(v, key, &b.MaxMessages)
+		case "max_age":
+			r.duration(v, key, &b.MaxAge)
+		case "overflow":
+			r.str(v, key, &b.Overflow)
+		}
+	})
+}

@@ -1,0 +1,214 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Validate checks a Config built in code with the same rules Parse applies
+// to a file, and returns an ErrorList (without line numbers) or nil.
+//
+// It first fills in fields whose zero value is not valid: zero link
+// settings, buffer limits, overflow, log level and format get their
+// defaults; Local.Socket gets DefaultSocket; a peer's empty Transport and
+// Mode get theirs, and a peer's zero Buffer fields come from c.Buffer (an
+// all-zero peer Buffer is c.Buffer). Zero Groups.UnreachableGrace and
+// Buffer.MaxAge are kept: they mean "no grace" and "no age limit". Start
+// from Default() to get every default. Validate leaves a Config returned
+// by Parse unchanged.
+func (c *Config) Validate() error {
+	c.fillZero()
+	c.fill()
+	r := newReporter(c.Path)
+	r.check(c)
+	return r.result()
+}
+
+// fillZero sets fields whose zero value is invalid to their defaults.
+func (c *Config) fillZero() {
+	d := Default()
+	l := &c.Link
+	setIfZero(&l.KeepaliveInterval, d.Link.KeepaliveInterval)
+	setIfZero(&l.KeepaliveTimeout, d.Link.KeepaliveTimeout)
+	setIfZero(&l.HandshakeTimeout, d.Link.HandshakeTimeout)
+	setIfZero(&l.ReconnectMin, d.Link.ReconnectMin)
+	setIfZero(&l.ReconnectMax, d.Link.ReconnectMax)
+	setIfZero(&l.MaxFrameSize, d.Link.MaxFrameSize)
+	fillBuffer(&c.Buffer, d.Buffer)
+	setIfZero(&c.Log.Level, d.Log.Level)
+	setIfZero(&c.Log.Format, d.Log.Format)
+	for i := range c.Peers {
+		if c.Peers[i].Buffer == (Buffer{}) {
+			c.Peers[i].Buffer = c.Buffer
+		}
+		fillBuffer(&c.Peers[i].Buffer, c.Buffer)
+	}
+}
+
+func fillBuffer(b *Buffer, from Buffer) {
+	setIfZero(&b.MaxBytes, from.MaxBytes)
+	setIfZero(&b.MaxMessages, from.MaxMessages)
+	setIfZero(&b.Overflow, from.Overflow)
+}
+
+func setIfZero[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// fill sets the defaults that depend on other fields: the local socket
+// path and each peer's transport and mode.
+func (c *Config) fill() {
+	if c.Local.Socket == "" && validName(c.Cluster) && validName(c.Node) {
+		c.Local.Socket = DefaultSocket(c.Cluster, c.Node)
+	}
+	for i := range c.Peers {
+		p := &c.Peers[i]
+		setIfZero(&p.Transport, TransportQUIC)
+		if p.Mode == "" {
+			p.Mode = ModeAccept
+			if p.Address != "" {
+				p.Mode = ModeBoth
+			}
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+// check applies every rule to c, reporting through r.
+func (r *reporter) check(c *Config) {
+	r.checking = true
+	r.checkName("cluster", c.Cluster)
+	r.checkName("node", c.Node)
+	if c.Identity == "" {
+		r.keyf("identity", "required: the path of this node's private key file (written by `wandistd keygen -o FILE`)")
+	}
+	r.checkAddr("listen.quic", c.Listen.QUIC, true)
+	r.checkAddr("listen.tcp", c.Listen.TCP, true)
+	switch {
+	case c.Local.Socket == "":
+		if validName(c.Cluster) && validName(c.Node) {
+			r.keyf("local.socket", "required")
+		}
+	case len(c.Local.Socket) > MaxSocketPath:
+		r.keyf("local.socket", "path %q is %d bytes, longer than the %d a Unix socket allows; set a shorter local.socket",
+			abbrev(c.Local.Socket), len(c.Local.Socket), MaxSocketPath)
+	}
+	r.checkAddr("admin.listen", c.Admin.Listen, true)
+	if a := c.Admin.Listen; a != "" && a == c.Listen.TCP && !strings.HasSuffix(a, ":0") {
+		r.keyf("admin.listen", "same address as listen.tcp (%s)", a)
+	}
+	r.checkLink(&c.Link)
+	if c.Groups.UnreachableGrace < 0 {
+		r.keyf("groups.unreachable_grace", "must not be negative, got %v", c.Groups.UnreachableGrace)
+	}
+	r.checkBuffer("buffer", c.Buffer, nil)
+	r.checkEnum("log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
+	r.checkEnum("log.format", c.Log.Format, FormatText, FormatJSON)
+	r.checkPeers(c)
+}
+
+func (r *reporter) checkName(key, s string) {
+	switch {
+	case s == "":
+		r.keyf(key, "required")
+	case !validName(s):
+		r.keyf(key, "bad name %q: want 1-63 characters of a-z, 0-9, '_', '.' and '-', starting with a letter or digit", abbrev(s))
+	}
+}
+
+func (r *reporter) checkEnum(key, s string, allowed ...string) {
+	if contains(allowed, s) {
+		return
+	}
+	msg := fmt.Sprintf("must be one of %s; got %q", strings.Join(allowed, ", "), abbrev(s))
+	if g := suggest(s, allowed); g != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", g)
+	}
+	r.keyf(key, "%s", msg)
+}
+
+// checkAddr checks an optional host:port. Listen addresses may leave the
+// host out and use port 0 (any free port); dial addresses may not.
+func (r *reporter) checkAddr(key, s string, listen bool) {
+	if s == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		r.keyf(key, "bad address %q: %v; want host:port", abbrev(s), err)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		r.keyf(key, "bad address %q: port %q is not a number from 0 to 65535", abbrev(s), abbrev(port))
+		return
+	}
+	if listen {
+		return
+	}
+	if host == "" {
+		r.keyf(key, "bad address %q: a host to dial is required", abbrev(s))
+	} else if n == 0 {
+		r.keyf(key, "bad address %q: port 0 cannot be dialed", abbrev(s))
+	}
+}
+
+func (r *reporter) checkLink(l *Link) {
+	if l.KeepaliveInterval <= 0 {
+		r.keyf("link.keepalive_interval", "must be greater than 0, got %v", l.KeepaliveInterval)
+	}
+	switch {
+	case l.KeepaliveTimeout > MaxKeepaliveTimeout:
+		r.keyf("link.keepalive_timeout", "must be at most %v, got %v", MaxKeepaliveTimeout, l.KeepaliveTimeout)
+	case l.KeepaliveTimeout <= l.KeepaliveInterval && l.KeepaliveInterval > 0 && !r.reported["link.keepalive_interval"]:
+		r.keyf("link.keepalive_timeout", "must be longer than link.keepalive_interval (%v), got %v", l.KeepaliveInterval, l.KeepaliveTimeout)
+	}
+	if l.HandshakeTimeout <= 0 {
+		r.keyf("link.handshake_timeout", "must be greater than 0, got %v", l.HandshakeTimeout)
+	}
+	if l.ReconnectMin <= 0 {
+		r.keyf("link.reconnect_min", "must be greater than 0, got %v", l.ReconnectMin)
+	} else if l.ReconnectMax < l.ReconnectMin && !r.reported["link.reconnect_min"] {
+		r.keyf("link.reconnect_max", "must be at least link.reconnect_min (%v), got %v", l.ReconnectMin, l.ReconnectMax)
+	}
+	if l.MaxFrameSize < MinFrameSize || l.MaxFrameSize > MaxFrameSize {
+		r.keyf("link.max_frame_size", "must be from %d (4KiB) to %d (64MiB) bytes, got %d", MinFrameSize, MaxFrameSize, l.MaxFrameSize)
+	}
+}
+
+// checkBuffer checks b at path. For a peer's buffer, parent is the
+// top-level buffer: fields equal to it were inherited and are checked (and
+// reported) there only.
+func (r *reporter) checkBuffer(path string, b Buffer, parent *Buffer) {
+	var p Buffer
+	peer := parent != nil
+	if peer {
+		p = *parent
+	}
+	if b.MaxBytes <= 0 && !(peer && b.MaxBytes == p.MaxBytes) {
+		r.keyf(path+".max_bytes", "must be greater than 0, got %d", b.MaxBytes)
+	}
+	if b.MaxMessages <= 0 && !(peer && b.MaxMessages == p.MaxMessages) {
+		r.keyf(path+".max_messages", "must be greater than 0, got %d", b.MaxMessages)
+	}
+	if b.MaxAge < 0 && !(peer && b.MaxAge == p.MaxAge) {
+		r.keyf(path+".max_age", "must not be negative (0 means no age limit), got %v", b.MaxAge)
+	}
+	if !(peer && b.Overflow == p.Overflow) {
+		r.checkEnum(path+".overflow", b.Overflow, OverflowReject, OverflowDropOldest)
+	}
+}
