@@ -1,0 +1,475 @@
+// Package buffer holds the bounded outbound queue that stands in front of
+// every remote node: messages wait there while the link is down, stay there
+// until the peer acknowledges them, and are handed again to the link after a
+// reconnect. A full queue answers at once with ErrBusy (or drops its oldest
+// message, by policy); the sender is never suspended.
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Lanes. Each lane has its own sequence numbers and its own stream on a link.
+const (
+	LaneNormal = 0
+	LaneHigh   = 1
+	NumLanes   = 2
+)
+
+// Policy says what Enqueue does when the queue is full.
+type Policy int
+
+const (
+	// Reject fails the new message with ErrBusy (the default).
+	Reject Policy = iota
+	// DropOldest discards the oldest queued message of the same lane that
+	// has not been sent yet, counted as DropOverflow, and accepts the new one.
+	DropOldest
+)
+
+// ParsePolicy maps a config word to a Policy.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "", "reject":
+		return Reject, nil
+	case "drop-oldest":
+		return DropOldest, nil
+	}
+	return Reject, fmt.Errorf("overflow policy %q: want reject or drop-oldest", s)
+}
+
+// ErrBusy is returned by Enqueue when the queue is full under the Reject
+// policy (like Erlang's send_nosuspend returning false).
+var ErrBusy = errors.New("buffer: destination busy (outbound buffer full)")
+
+// ErrBadAck is returned by Ack for a sequence number never queued.
+var ErrBadAck = errors.New("buffer: ack of a sequence number never sent")
+
+// ErrExpired is returned by Enqueue for a message whose TTL has already run out.
+var ErrExpired = errors.New("buffer: message expired before it was queued")
+
+// Limits bound a queue. The zero value means: 64 MiB, 1,000,000 messages,
+// no age limit, Reject.
+type Limits struct {
+	MaxBytes    int64         // payload bytes held (sent or not, until acked); default 64 MiB
+	MaxMessages int           // messages held; default 1,000,000
+	MaxAge      time.Duration // a message older than this is discarded unsent; 0 = none
+	Overflow    Policy        // default Reject
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 64 << 20
+	}
+	if l.MaxMessages <= 0 {
+		l.MaxMessages = 1_000_000
+	}
+	return l
+}
+
+// Message is one queued message. The queue owns it after Enqueue.
+type Message struct {
+	Seq      uint64    // set by Enqueue for reliable messages (per lane, from 1); 0 for at-most-once
+	Lane     uint8     // LaneNormal or LaneHigh
+	Flags    uint64    // wire.Data flags
+	To       uint64    // destination mailbox
+	From     uint64    // source mailbox
+	Group    string    // group it was sent to, if any
+	Payload  []byte    // owned by the queue
+	Enqueued time.Time // set by Enqueue
+	Deadline time.Time // zero = no TTL
+
+	dead bool // guarded by Queue.mu: dropped unsent, a tombstone
+}
+
+// AtMostOnce reports whether the message is never retransmitted.
+func (m *Message) AtMostOnce() bool { return m.Flags&1 != 0 }
+
+// Drop reasons, the keys of Stats.Dropped.
+const (
+	DropOverflow = "overflow"  // drop-oldest made room
+	DropExpired  = "ttl"       // TTL ran out before sending
+	DropMaxAge   = "max_age"   // older than Limits.MaxAge
+	DropReset    = "discarded" // Discard was called (peer gone for good)
+)
+
+// Stats are a queue's figures, cheap to read.
+type Stats struct {
+	Messages    int               // held (unsent + sent but unacked)
+	Bytes       int64             // payload bytes held
+	Unsent      int               // not yet handed to a link
+	OldestAge   time.Duration     // age of the oldest held message
+	Enqueued    uint64            // accepted by Enqueue
+	Rejected    uint64            // ErrBusy answers
+	Sent        uint64            // handed to a link (first time)
+	Redelivered uint64            // handed to a link again after a reconnect
+	Acked       uint64            // removed by an ack
+	Dropped     map[string]uint64 // discarded, by reason
+}
+
+type lane struct {
+	msgs    []*Message // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
+	sent    int        // index of the next message to hand out
+	dead    int        // tombstones in msgs (dropped before they were sent)
+	nextSeq uint64     // next reliable Seq to assign
+	resent  uint64     // after Rewind: messages with Seq <= resent are redeliveries
+}
+
+// Queue is a bounded per-destination queue with per-lane sequence numbers.
+// It is safe for concurrent use: any goroutine may Enqueue; the link writer
+// of each lane calls Next; the link reader calls Ack.
+type Queue struct {
+	limits Limits
+	now    func() time.Time
+	notify [NumLanes]chan struct{} // capacity 1 each: wakes the lane's link writer
+
+	mu    sync.Mutex // guards everything below
+	lanes [NumLanes]lane
+	count int
+	bytes int64
+	st    Stats
+	gen   uint64 // generation: bumped by Rewind; Next for an older one returns nothing
+}
+
+// New returns an empty queue. now may be nil (time.Now).
+func New(limits Limits, now func() time.Time) *Queue {
+	if now == nil {
+		now = time.Now
+	}
+	q := &Queue{limits: limits.withDefaults(), now: now}
+	for i := range q.lanes {
+		q.lanes[i].nextSeq = 1
+		q.notify[i] = make(chan struct{}, 1)
+	}
+	q.st.Dropped = map[string]uint64{}
+	return q
+}
+
+// Limits returns the queue's limits with defaults applied.
+func (q *Queue) Limits() Limits { return q.limits }
+
+// Notify returns a channel that receives a value whenever new messages of
+// the lane may be ready for Next. It has capacity 1: several wake-ups may
+// merge into one.
+func (q *Queue) Notify(lane int) <-chan struct{} { return q.notify[lane] }
+
+func (q *Queue) wake(lane int) {
+	select {
+	case q.notify[lane] <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue adds m. It never blocks: a full queue answers ErrBusy at once
+// (Reject) or makes room by dropping the oldest unsent message of m's lane
+// (DropOldest). It assigns m.Seq for reliable messages.
+func (q *Queue) Enqueue(m *Message) error {
+	if int(m.Lane) >= NumLanes {
+		return fmt.Errorf("buffer: lane %d out of range", m.Lane)
+	}
+	now := q.now()
+	if !m.Deadline.IsZero() && !now.Before(m.Deadline) {
+		q.mu.Lock()
+		q.st.Dropped[DropExpired]++
+		q.mu.Unlock()
+		return ErrExpired
+	}
+	size := int64(len(m.Payload))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.count+1 > q.limits.MaxMessages || q.bytes+size > q.limits.MaxBytes {
+		q.expireHeadLocked(now)
+		full := q.count+1 > q.limits.MaxMessages || q.bytes+size > q.limits.MaxBytes
+		if full && q.limits.Overflow == DropOldest {
+			full = !q.dropOldestLocked(m.Lane, size)
+		}
+		for i := range q.lanes {
+			q.compactLocked(&q.lanes[i])
+		}
+		if full {
+			q.st.Rejected++
+			return ErrBusy
+		}
+	}
+	l := &q.lanes[m.Lane]
+	m.Enqueued = now
+	if !m.AtMostOnce() {
+		m.Seq = l.nextSeq
+		l.nextSeq++
+	} else {
+		m.Seq = 0
+	}
+	l.msgs = append(l.msgs, m)
+	q.count++
+	q.bytes += size
+	q.st.Enqueued++
+	q.wake(0)
+	return nil
+}
+
+// handedOut reports whether m, held at or after l.sent, was handed to a link
+// before the latest Rewind (and so still awaits its ack).
+func (l *lane) handedOut(m *Message) bool { return m.Seq != 0 && m.Seq <= l.resent }
+
+// dropOldestLocked makes room for a new message of size bytes in lane ln by
+// discarding the oldest messages of the lane that were never handed to a
+// link. It drops nothing and reports false when dropping all of them would
+// still not make room.
+func (q *Queue) dropOldestLocked(ln uint8, size int64) bool {
+	if size > q.limits.MaxBytes {
+		return false
+	}
+	l := &q.lanes[ln]
+	needN, needB := q.count+1-q.limits.MaxMessages, q.bytes+size-q.limits.MaxBytes
+	last := -1
+	for i := l.sent; i < len(l.msgs) && (needN > 0 || needB > 0); i++ {
+		if m := l.msgs[i]; !m.dead && !l.handedOut(m) {
+			needN--
+			needB -= int64(len(m.Payload))
+			last = i
+		}
+	}
+	if needN > 0 || needB > 0 {
+		return false
+	}
+	for i := l.sent; i <= last; i++ {
+		if m := l.msgs[i]; !m.dead && !l.handedOut(m) {
+			q.killLocked(l, i, DropOverflow)
+		}
+	}
+	return true
+}
+
+// killLocked turns msgs[i] (at or after l.sent) into a tombstone, counted
+// under reason. Tombstones are skipped by Next, trimmed by Ack, and compacted
+// away (compactLocked) when they outnumber the live messages, so they never
+// hold memory unbounded.
+func (q *Queue) killLocked(l *lane, i int, reason string) {
+	m := l.msgs[i]
+	m.dead = true
+	q.count--
+	q.bytes -= int64(len(m.Payload))
+	if !l.handedOut(m) {
+		// A link writer that got m before a Rewind may still be reading
+		// its payload: only a never-sent message lets it go at once.
+		m.Payload = nil
+	}
+	l.dead++
+	if reason != "" {
+		q.st.Dropped[reason]++
+	}
+}
+
+// compactLocked removes the lane's tombstones once they outnumber the live
+// messages. Indexes into l.msgs are not stable across it.
+func (q *Queue) compactLocked(l *lane) {
+	if l.dead <= 64 || l.dead <= len(l.msgs)/2 {
+		return
+	}
+	j, sent := 0, l.sent
+	for k, m := range l.msgs {
+		if m.dead {
+			if k < l.sent {
+				sent--
+			}
+			continue
+		}
+		l.msgs[j] = m
+		j++
+	}
+	clear(l.msgs[j:])
+	l.msgs = l.msgs[:j]
+	l.sent = sent
+	l.dead = 0
+}
+
+// expireHeadLocked drops never-sent messages at the front of each lane whose
+// max age ran out (they are in enqueue order, so it stops at the first young
+// one). Messages handed out before a Rewind are kept, as Next keeps them.
+func (q *Queue) expireHeadLocked(now time.Time) {
+	if q.limits.MaxAge <= 0 {
+		return
+	}
+	for li := range q.lanes {
+		l := &q.lanes[li]
+		for i := l.sent; i < len(l.msgs); i++ {
+			m := l.msgs[i]
+			if m.dead || l.handedOut(m) {
+				continue
+			}
+			if now.Sub(m.Enqueued) < q.limits.MaxAge {
+				break
+			}
+			q.killLocked(l, i, DropMaxAge)
+		}
+	}
+}
+
+// Next appends to dst up to max messages of the lane that were not handed
+// out since the last Rewind, and marks them handed out. Expired messages are
+// discarded on the way (TTL always; max age only if never sent before).
+// At-most-once messages leave the queue here. gen must be the value the
+// latest Rewind returned: a writer of a replaced link gets nothing, so it
+// cannot take messages meant for the new link.
+func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if gen != q.gen {
+		return dst
+	}
+	l := &q.lanes[ln]
+	for len(dst) < max && l.sent < len(l.msgs) {
+		m := l.msgs[l.sent]
+		if m.dead {
+			l.sent++
+			continue
+		}
+		again := l.handedOut(m)
+		if !m.Deadline.IsZero() && !now.Before(m.Deadline) {
+			q.killLocked(l, l.sent, DropExpired)
+			continue
+		}
+		if !again && q.limits.MaxAge > 0 && now.Sub(m.Enqueued) >= q.limits.MaxAge {
+			q.killLocked(l, l.sent, DropMaxAge)
+			continue
+		}
+		dst = append(dst, m)
+		if again {
+			q.st.Redelivered++
+		} else {
+			q.st.Sent++
+		}
+		if m.AtMostOnce() {
+			// never retransmitted: it leaves the queue now.
+			q.count--
+			q.bytes -= int64(len(m.Payload))
+			m.dead = true
+			l.dead++
+		}
+		l.sent++
+	}
+	q.trimLocked(l)
+	q.compactLocked(l)
+	return dst
+}
+
+// trimLocked drops tombstones at the front of the lane.
+func (q *Queue) trimLocked(l *lane) {
+	n := 0
+	for n < l.sent && l.msgs[n].dead {
+		n++
+	}
+	if n > 0 {
+		clear(l.msgs[:n])
+		l.msgs = l.msgs[n:]
+		l.sent -= n
+		l.dead -= n
+	}
+}
+
+// Ack removes every message of the lane with Seq <= seq. It returns an error
+// for an ack of a sequence number never queued.
+func (q *Queue) Ack(ln int, seq uint64) error {
+	if ln < 0 || ln >= NumLanes {
+		return fmt.Errorf("buffer: ack for lane %d out of range", ln)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	l := &q.lanes[ln]
+	if seq >= l.nextSeq {
+		return fmt.Errorf("%w: seq %d on lane %d, but only up to %d was ever queued", ErrBadAck, seq, ln, l.nextSeq-1)
+	}
+	// An at-most-once message (Seq 0) still held was never handed out: an
+	// ack does not cover it, nor anything queued after it.
+	n := 0
+	for n < len(l.msgs) && (l.msgs[n].dead || (l.msgs[n].Seq != 0 && l.msgs[n].Seq <= seq)) {
+		m := l.msgs[n]
+		if m.dead {
+			l.dead--
+		} else {
+			q.bytes -= int64(len(m.Payload))
+			q.count--
+			q.st.Acked++
+		}
+		n++
+	}
+	clear(l.msgs[:n])
+	l.msgs = l.msgs[n:]
+	l.sent = max(0, l.sent-n)
+	return nil
+}
+
+// Rewind makes every held message of every lane eligible for Next again:
+// called when a new link to the destination comes up, so whatever the old
+// link did not get acknowledged is sent again (the receiver drops duplicates).
+// It returns the new generation, to pass to Next.
+func (q *Queue) Rewind() uint64 {
+	q.mu.Lock()
+	q.gen++
+	gen := q.gen
+	for i := range q.lanes {
+		l := &q.lanes[i]
+		for k := l.sent - 1; k >= 0; k-- {
+			if !l.msgs[k].dead && l.msgs[k].Seq > l.resent {
+				l.resent = l.msgs[k].Seq
+				break
+			}
+		}
+		l.sent = 0
+	}
+	q.mu.Unlock()
+	for i := range q.lanes {
+		q.wake(i)
+	}
+	return gen
+}
+
+// Discard drops every held message (the destination is gone for good).
+func (q *Queue) Discard() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.count
+	for i := range q.lanes {
+		l := &q.lanes[i]
+		clear(l.msgs)
+		l.msgs = l.msgs[:0]
+		l.sent, l.dead = 0, 0
+	}
+	q.st.Dropped[DropReset] += uint64(n)
+	q.count, q.bytes = 0, 0
+	return n
+}
+
+// Stats returns a copy of the queue's figures.
+func (q *Queue) Stats() Stats {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.st
+	s.Dropped = make(map[string]uint64, len(q.st.Dropped))
+	for k, v := range q.st.Dropped {
+		s.Dropped[k] = v
+	}
+	s.Messages, s.Bytes = q.count, q.bytes
+	for i := range q.lanes {
+		l := &q.lanes[i]
+		for k := l.sent; k < len(l.msgs); k++ {
+			if !l.msgs[k].dead {
+				s.Unsent++
+			}
+		}
+		for _, m := range l.msgs {
+			if !m.dead {
+				if age := now.Sub(m.Enqueued); age > s.OldestAge {
+					s.OldestAge = age
+				}
+				break
+			}
+		}
+	}
+	return s
+}

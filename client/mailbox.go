@@ -1,0 +1,167 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/wandist/wandist/wire"
+)
+
+// Addr is a mailbox's address: cluster/node/id.
+type Addr struct {
+	Cluster string
+	Node    string
+	Mailbox uint64
+}
+
+func (a Addr) String() string {
+	return a.Cluster + "/" + a.Node + "/" + strconv.FormatUint(a.Mailbox, 10)
+}
+
+// IsZero reports whether a is the zero address.
+func (a Addr) IsZero() bool { return a == Addr{} }
+
+// ParseAddr parses "cluster/node/id".
+func ParseAddr(s string) (Addr, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return Addr{}, fmt.Errorf("address %q: want cluster/node/id", s)
+	}
+	id, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil || id == 0 {
+		return Addr{}, fmt.Errorf("address %q: id must be a positive integer", s)
+	}
+	return Addr{Cluster: parts[0], Node: parts[1], Mailbox: id}, nil
+}
+
+// Message is one received message.
+type Message struct {
+	From    Addr   // sender's mailbox (Mailbox 0: an anonymous sender on that node)
+	Group   string // the group it was sent to, "" for a direct send
+	Payload []byte // owned by the receiver
+}
+
+// Mailbox is an address that receives messages. Safe for concurrent use.
+type Mailbox struct {
+	c    *Client
+	addr Addr
+	max  int
+
+	mu      sync.Mutex // guards the inbox
+	inbox   []*Message
+	head    int
+	bytes   int
+	closed  bool
+	dropped uint64
+	wake    chan struct{} // capacity 1
+}
+
+// Addr returns the mailbox's address.
+func (m *Mailbox) Addr() Addr { return m.addr }
+
+// Dropped returns how many deliveries were dropped because the inbox was full.
+func (m *Mailbox) Dropped() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropped
+}
+
+func (m *Mailbox) push(d *wire.Deliver) {
+	msg := &Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
+		Payload: append([]byte(nil), d.Payload...)}
+	m.mu.Lock()
+	if m.closed || m.bytes+len(msg.Payload) > m.max {
+		m.dropped++
+		m.mu.Unlock()
+		return
+	}
+	m.inbox = append(m.inbox, msg)
+	m.bytes += len(msg.Payload)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Mailbox) closeInbox() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Receive returns the next message, waiting until one arrives, ctx ends, or
+// the client closes (ErrClosed, or the reason the connection ended).
+func (m *Mailbox) Receive(ctx context.Context) (*Message, error) {
+	for {
+		m.mu.Lock()
+		if m.head < len(m.inbox) {
+			msg := m.inbox[m.head]
+			m.inbox[m.head] = nil
+			m.head++
+			m.bytes -= len(msg.Payload)
+			if m.head == len(m.inbox) {
+				m.inbox, m.head = m.inbox[:0], 0
+			} else if m.head > 1024 && m.head*2 > len(m.inbox) {
+				n := copy(m.inbox, m.inbox[m.head:])
+				clear(m.inbox[n:])
+				m.inbox, m.head = m.inbox[:n], 0
+			}
+			m.mu.Unlock()
+			return msg, nil
+		}
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			if err := m.c.Err(); err != nil {
+				return nil, err
+			}
+			return nil, ErrClosed
+		}
+		select {
+		case <-m.wake:
+		case <-ctx.Done():
+			return nil, ctxError(ctx.Err())
+		}
+	}
+}
+
+// Join adds the mailbox to group (once more: joins are counted, like pg).
+func (m *Mailbox) Join(ctx context.Context, group string) error {
+	req := m.c.reqSeq.Add(1)
+	return m.c.call(ctx, req, &wire.Join{Req: req, Mailbox: m.addr.Mailbox, Group: group})
+}
+
+// Leave undoes one Join.
+func (m *Mailbox) Leave(ctx context.Context, group string) error {
+	req := m.c.reqSeq.Add(1)
+	return m.c.call(ctx, req, &wire.Leave{Req: req, Mailbox: m.addr.Mailbox, Group: group})
+}
+
+// Close removes the mailbox: it leaves all its groups.
+func (m *Mailbox) Close(ctx context.Context) error {
+	req := m.c.reqSeq.Add(1)
+	err := m.c.call(ctx, req, &wire.CloseMailbox{Req: req, Mailbox: m.addr.Mailbox})
+	m.c.mmu.Lock()
+	delete(m.c.mailboxes, m.addr.Mailbox)
+	m.c.mmu.Unlock()
+	m.closeInbox()
+	return err
+}
+
+// Send sends payload to the address to, from this mailbox.
+func (m *Mailbox) Send(ctx context.Context, to Addr, payload []byte, opts ...SendOption) error {
+	return m.c.send(ctx, m.addr.Mailbox, Target{Addr: to}, payload, opts)
+}
+
+// SendGroup sends payload to one member of group, from this mailbox.
+func (m *Mailbox) SendGroup(ctx context.Context, group string, payload []byte, opts ...SendOption) error {
+	return m.c.send(ctx, m.addr.Mailbox, Target{Group: group}, payload, opts)
+}

@@ -1,0 +1,158 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wandist/wandist/wire"
+)
+
+// Target is where a message goes: an address, or a group (then Addr is ignored).
+type Target struct {
+	Addr  Addr
+	Group string
+}
+
+// Mode is a message's delivery guarantee.
+type Mode int
+
+const (
+	// Reliable (the default): delivered once, in order per lane, across
+	// reconnects, while both daemons live.
+	Reliable Mode = iota
+	// AtMostOnce is never retransmitted: cheaper, may be lost on a link break.
+	AtMostOnce
+	// Durable is written to the daemon's spool before the send is confirmed.
+	Durable
+)
+
+// ParseMode maps "reliable", "at-most-once" and "durable" to a Mode.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "", "reliable":
+		return Reliable, nil
+	case "at-most-once":
+		return AtMostOnce, nil
+	case "durable":
+		return Durable, nil
+	}
+	return Reliable, fmt.Errorf("mode %q: want reliable, at-most-once or durable", s)
+}
+
+type sendOpts struct {
+	high bool
+	ttl  time.Duration
+	mode Mode
+	key  string
+}
+
+// SendOption sets an option of one send.
+type SendOption func(*sendOpts)
+
+// WithHighPriority sends on the high-priority lane.
+func WithHighPriority() SendOption { return func(o *sendOpts) { o.high = true } }
+
+// WithTTL discards the message if it is not delivered within d.
+func WithTTL(d time.Duration) SendOption { return func(o *sendOpts) { o.ttl = d } }
+
+// WithMode sets the delivery mode.
+func WithMode(m Mode) SendOption { return func(o *sendOpts) { o.mode = m } }
+
+// WithKey sets a routing key for a group send.
+func WithKey(k string) SendOption { return func(o *sendOpts) { o.key = k } }
+
+func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (*wire.Send, error) {
+	var o sendOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	if t.Group == "" && t.Addr.IsZero() {
+		return nil, errNoTarget
+	}
+	if c.maxMsg > 0 && len(payload) > c.maxMsg {
+		return nil, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), c.maxMsg)}
+	}
+	s := &wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload}
+	if o.high {
+		s.Flags |= wire.FlagHigh
+	}
+	switch o.mode {
+	case AtMostOnce:
+		s.Flags |= wire.FlagAtMostOnce
+	case Durable:
+		s.Flags |= wire.FlagDurable
+	}
+	if o.ttl > 0 {
+		s.TTL = uint64((o.ttl + time.Millisecond - 1) / time.Millisecond)
+	}
+	return s, nil
+}
+
+func (c *Client) send(ctx context.Context, from uint64, t Target, payload []byte, opts []SendOption) error {
+	req := c.reqSeq.Add(1)
+	s, err := c.buildSend(req, from, t, payload, opts)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, req, s)
+}
+
+// Send sends payload to an address, anonymously, and waits until the local
+// daemon accepted it (into the destination's buffer) or refused it.
+func (c *Client) Send(ctx context.Context, to Addr, payload []byte, opts ...SendOption) error {
+	return c.send(ctx, 0, Target{Addr: to}, payload, opts)
+}
+
+// SendGroup sends payload to one member of group, anonymously.
+func (c *Client) SendGroup(ctx context.Context, group string, payload []byte, opts ...SendOption) error {
+	return c.send(ctx, 0, Target{Group: group}, payload, opts)
+}
+
+// SendAsync queues a send without waiting for the daemon's answer; writes
+// are coalesced. Failures are collected: Flush returns the first one. It
+// returns an error at once only if the message is invalid or the client is
+// closed. The payload is copied.
+func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
+	req := c.reqSeq.Add(1)
+	s, err := c.buildSend(req, 0, t, payload, opts)
+	if err != nil {
+		return err
+	}
+	c.pmu.Lock()
+	c.pending[req] = nil
+	c.asyncN++
+	c.pmu.Unlock()
+	if err := c.enqueue(s); err != nil {
+		c.answer(req, err)
+		return err
+	}
+	return nil
+}
+
+// Flush waits until every SendAsync so far was answered, and returns the
+// first failure among them (then forgets it).
+func (c *Client) Flush(ctx context.Context) error {
+	c.pmu.Lock()
+	if c.asyncN == 0 {
+		err := c.asyncErr
+		c.asyncErr = nil
+		c.pmu.Unlock()
+		return err
+	}
+	if c.asyncCh == nil {
+		c.asyncCh = make(chan struct{})
+	}
+	ch := c.asyncCh
+	c.pmu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctxError(ctx.Err())
+	}
+	c.pmu.Lock()
+	err := c.asyncErr
+	c.asyncErr = nil
+	c.pmu.Unlock()
+	return err
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/daemon"
+)
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
+	fs := newFlags("status", "[--admin ADDR] [--json]", stderr)
+	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/v1/status", nil)
+	if err != nil {
+		return fmt.Errorf("--admin %q: %w", *admin, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", *admin, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin listener at %s answered %s", *admin, resp.Status)
+	}
+	var st daemon.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return fmt.Errorf("bad status from %s: %w", *admin, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(stdout, "node %s/%s  incarnation %s  groups %d\n\n", st.Cluster, st.Node, st.Incarnation, st.Groups)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tLAST ERROR")
+	for _, l := range st.Links {
+		rtt := "-"
+		if l.State == daemon.StateUp {
+			rtt = fmt.Sprintf("%.2fms", l.RTTMillis)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%s\n", l.Cluster, l.Node, l.Transport, l.State,
+			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds, l.LastError)
+	}
+	return tw.Flush()
+}
+
+func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
+	fs := newFlags("sub", "--socket PATH --group G [--count N]", stderr)
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	group := fs.String("group", "", "`group` to join")
+	count := fs.Int("count", 0, "exit after `N` messages (0: run until interrupted)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *group == "" {
+		return usageErr(fs, "--group is required")
+	}
+	if *count < 0 {
+		return usageErr(fs, "--count must be >= 0, got %d", *count)
+	}
+	c, err := client.Connect(ctx, client.Options{Socket: *socket, Name: "wandistd sub"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	mb, err := c.NewMailbox(ctx)
+	if err != nil {
+		return err
+	}
+	if err := mb.Join(ctx, *group); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "subscribed to %q as %s\n", *group, mb.Addr())
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	defer w.Flush()
+	for n := 0; *count == 0 || n < *count; n++ {
+		m, err := mb.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		w.Write(m.Payload)
+		w.WriteByte('\n')
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.Reader) error {
+	fs := newFlags("pub", "--socket PATH --group G [--priority high|normal] [--ttl D] [--mode M] [PAYLOAD]", stderr)
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	group := fs.String("group", "", "`group` to send to")
+	prio := fs.String("priority", "normal", "lane: `high` or normal")
+	ttl := fs.Duration("ttl", 0, "time to live of each message (0: none)")
+	mode := fs.String("mode", "reliable", "delivery `mode`: reliable, at-most-once or durable")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *group == "" {
+		return usageErr(fs, "--group is required")
+	}
+	if fs.NArg() > 1 {
+		return usageErr(fs, "at most one PAYLOAD argument (got %d); quote it, or pipe lines on stdin", fs.NArg())
+	}
+	var opts []client.SendOption
+	switch *prio {
+	case "high":
+		opts = append(opts, client.WithHighPriority())
+	case "normal", "":
+	default:
+		return usageErr(fs, "--priority %q: want high or normal", *prio)
+	}
+	if *ttl < 0 {
+		return usageErr(fs, "--ttl must not be negative")
+	}
+	if *ttl > 0 {
+		opts = append(opts, client.WithTTL(*ttl))
+	}
+	m, err := client.ParseMode(*mode)
+	if err != nil {
+		return usageErr(fs, "--mode: %v", err)
+	}
+	opts = append(opts, client.WithMode(m))
+	c, err := client.Connect(ctx, client.Options{Socket: *socket, Name: "wandistd pub"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	target := client.Target{Group: *group}
+	if fs.NArg() == 1 {
+		return c.SendGroup(ctx, *group, []byte(fs.Arg(0)), opts...)
+	}
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
+	n := 0
+	for sc.Scan() {
+		n++
+		if err := c.SendAsync(target, sc.Bytes(), opts...); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if n%4096 == 0 {
+			// Bound what is in flight, and stop at the first refusal.
+			if err := c.Flush(ctx); err != nil {
+				return fmt.Errorf("a send among lines %d-%d was refused: %w", n-4095, n, err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("stdin after line %d: %w", n, err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		return fmt.Errorf("a send among the last lines (up to %d) was refused: %w", n, err)
+	}
+	fmt.Fprintf(stderr, "%d messages accepted by the local daemon\n", n)
+	return nil
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminServer serves /metrics, /v1/status and /healthz over HTTP.
+type adminServer struct {
+	ln  net.Listener
+	srv *http.Server
+	wg  sync.WaitGroup
+}
+
+func startAdmin(d *Daemon, addr string) (*adminServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(d.Status())
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	s := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s.wg.Go(func() { _ = s.srv.Serve(ln) })
+	return s, nil
+}
+
+func (s *adminServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+	s.wg.Wait()
+}
+
+// Status is what /v1/status answers and `wandistd status` shows.
+type Status struct {
+	Cluster     string       `json:"cluster"`
+	Node        string       `json:"node"`
+	Incarnation string       `json:"incarnation"`
+	PublicKey   string       `json:"public_key"`
+	Links       []LinkStatus `json:"links"`
+	Groups      int          `json:"groups"`
+}
+
+// LinkStatus is one peer's link and buffer.
+type LinkStatus struct {
+	Cluster        string            `json:"cluster"`
+	Node           string            `json:"node"`
+	Transport      string            `json:"transport"`
+	State          string            `json:"state"`
+	Since          time.Time         `json:"since"`
+	RTTMillis      float64           `json:"rtt_ms"`
+	Remote         string            `json:"remote,omitempty"`
+	LastError      string            `json:"last_error,omitempty"`
+	QueuedMessages int               `json:"queued_messages"`
+	QueuedBytes    int64             `json:"queued_bytes"`
+	OldestSeconds  float64           `json:"oldest_seconds"`
+	Sent           uint64            `json:"sent"`
+	Redelivered    uint64            `json:"redelivered"`
+	Rejected       uint64            `json:"rejected_busy"`
+	Discarded      map[string]uint64 `json:"discarded,omitempty"`
+}
+
+// Status returns the node's links and buffers, sorted by peer.
+func (d *Daemon) Status() Status {
+	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
+		Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
+	for _, p := range d.peerList() {
+		id := p.id
+		ps := p.status()
+		qs := p.queue.Stats()
+		st.Links = append(st.Links, LinkStatus{
+			Cluster: id.Cluster, Node: id.Node, Transport: ps.transport, State: ps.state, Since: ps.since,
+			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
+			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
+			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
+		})
+	}
+	sort.Slice(st.Links, func(i, j int) bool {
+		a, b := st.Links[i], st.Links[j]
+		if a.Cluster != b.Cluster {
+			return a.Cluster < b.Cluster
+		}
+		return a.Node < b.Node
+	})
+	return st
+}

@@ -1,0 +1,357 @@
+// Package daemon is the core of wandistd: it owns the node's identity, its
+// links to peers in other clusters, the per-destination buffers, the group
+// registry, the local socket that services use, and the admin listener.
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/transport"
+)
+
+// ALPN is the protocol name negotiated on every link; it versions the link protocol.
+const ALPN = "wandist/1"
+
+// ErrClosed is returned by operations on a closed daemon.
+var ErrClosed = errors.New("daemon: closed")
+
+// Options are what a Daemon needs besides its config. The zero value works.
+type Options struct {
+	// Logger receives the daemon's logs; default slog.Default().
+	Logger *slog.Logger
+	// Key, if set, is used instead of loading Config.Identity.
+	Key ed25519.PrivateKey
+	// Transports overrides the transports by name ("quic", "tcp"), e.g. with
+	// transport.NewMem in tests. Default: QUIC and TCP/yamux.
+	Transports map[string]transport.Transport
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	holdDials chan struct{} // tests: dial loops wait until it is closed
+}
+
+// Daemon is one running wandistd node.
+type Daemon struct {
+	cfg         *configs.Config // never mutated after New
+	log         *slog.Logger
+	now         func() time.Time
+	id          auth.Identity
+	incarnation uint64
+	pins        *auth.PinSet
+	transports  map[string]transport.Transport
+	groups      *groups.Registry
+	metrics     *metrics
+	local       *localServer
+	admin       *adminServer
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // every goroutine the daemon started
+
+	peersMu sync.RWMutex
+	peers   map[auth.PeerID]*peer // guarded by peersMu
+
+	linksMu sync.Mutex         // guards upLinks
+	upLinks map[*link]struct{} // links that receive membership deltas
+
+	listenMu  sync.Mutex
+	listeners map[string]transport.Listener // by transport name; guarded by listenMu
+
+	mailboxSeq atomic.Uint64
+	mailboxes  sync.Map // uint64 -> *mailbox
+
+	holdDials chan struct{} // from Options
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a daemon from cfg (validated and copied here) without starting it.
+func New(cfg *configs.Config, opts Options) (*Daemon, error) {
+	if cfg == nil {
+		return nil, errors.New("daemon: nil config")
+	}
+	c := *cfg
+	c.Peers = append([]configs.Peer(nil), cfg.Peers...)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:     &c,
+		log:     opts.Logger,
+		now:     opts.Now,
+		pins:    auth.NewPinSet(),
+		peers:   map[auth.PeerID]*peer{},
+		upLinks: map[*link]struct{}{},
+
+		holdDials: opts.holdDials,
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.log = d.log.With("node", c.Cluster+"/"+c.Node)
+	key := opts.Key
+	if key == nil {
+		var err error
+		if key, err = auth.LoadKeyFile(c.Identity); err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+	}
+	d.id = auth.Identity{ID: auth.PeerID{Cluster: c.Cluster, Node: c.Node}, Key: key}
+	// The incarnation is the start time in nanoseconds: it differs at every
+	// start and grows from one run to the next, so a peer can tell that
+	// membership of an older run is stale.
+	d.incarnation = uint64(time.Now().UnixNano())
+	// Mailbox ids carry 24 bits of the incarnation so that an id from an
+	// earlier run of this node never names a mailbox of this run.
+	d.mailboxSeq.Store((d.incarnation & 0xffffff) << 40)
+	d.metrics = newMetrics(d)
+	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
+
+	topts := transport.Options{
+		HandshakeTimeout: c.Link.HandshakeTimeout,
+		KeepAlivePeriod:  c.Link.KeepaliveInterval,
+		IdleTimeout:      c.Link.KeepaliveTimeout,
+		Logger:           d.log,
+		OnHandshakeError: d.onHandshakeError,
+	}
+	d.transports = opts.Transports
+	if d.transports == nil {
+		d.transports = map[string]transport.Transport{
+			"quic": transport.NewQUIC(topts),
+			"tcp":  transport.NewTCP(topts),
+		}
+	}
+	for _, pc := range c.Peers {
+		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
+		d.pins.Set(id, pc.PublicKeys)
+		tr := d.transports[pc.Transport]
+		if tr == nil {
+			return nil, fmt.Errorf("peer %s: transport %q not available", id, pc.Transport)
+		}
+		if _, err := buffer.ParsePolicy(pc.Buffer.Overflow); err != nil {
+			return nil, fmt.Errorf("peer %s: %w", id, err)
+		}
+		d.peers[id] = newPeer(d, id, pc, tr, d.newQueue(pc))
+	}
+	return d, nil
+}
+
+// Config returns the daemon's config (do not modify it).
+func (d *Daemon) Config() *configs.Config { return d.cfg }
+
+// Incarnation returns this run's incarnation number.
+func (d *Daemon) Incarnation() uint64 { return d.incarnation }
+
+// PublicKey returns the node's public key.
+func (d *Daemon) PublicKey() ed25519.PublicKey { return d.id.Public() }
+
+// Groups returns the group registry.
+func (d *Daemon) Groups() *groups.Registry { return d.groups }
+
+// Start opens the listeners, the local socket and the admin listener, and
+// starts dialling peers. It returns once everything listens.
+func (d *Daemon) Start(ctx context.Context) error {
+	d.ctx, d.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	fail := func(err error) error {
+		d.Close()
+		return err
+	}
+	if a := d.cfg.Listen.QUIC; a != "" {
+		if err := d.listen("quic", a); err != nil {
+			return fail(err)
+		}
+	}
+	if a := d.cfg.Listen.TCP; a != "" {
+		if err := d.listen("tcp", a); err != nil {
+			return fail(err)
+		}
+	}
+	if d.cfg.Local.Socket != "" {
+		ls, err := startLocal(d, d.cfg.Local.Socket)
+		if err != nil {
+			return fail(err)
+		}
+		d.local = ls
+	}
+	if d.cfg.Admin.Listen != "" {
+		as, err := startAdmin(d, d.cfg.Admin.Listen)
+		if err != nil {
+			return fail(err)
+		}
+		d.admin = as
+	}
+	for _, p := range d.peerList() {
+		if p.cfg.Mode != "accept" {
+			d.wg.Go(func() { p.dialLoop(d.ctx) })
+		}
+	}
+	d.wg.Go(d.janitor)
+	d.log.Info("started", "incarnation", fmt.Sprintf("%016x", d.incarnation),
+		"quic", d.ListenAddr("quic"), "tcp", d.ListenAddr("tcp"), "socket", d.cfg.Local.Socket,
+		"public_key", auth.FormatPublicKey(d.id.Public()))
+	return nil
+}
+
+func (d *Daemon) listen(name, addr string) error {
+	tr := d.transports[name]
+	if tr == nil {
+		return fmt.Errorf("listen %s: transport not available", name)
+	}
+	tc, err := auth.ServerTLSConfig(d.id, d.pins, []string{ALPN}, d.onReject)
+	if err != nil {
+		return err
+	}
+	ln, err := tr.Listen(addr, tc)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	d.listenMu.Lock()
+	if d.listeners == nil {
+		d.listeners = map[string]transport.Listener{}
+	}
+	d.listeners[name] = ln
+	d.listenMu.Unlock()
+	d.wg.Go(func() { d.acceptLoop(ln) })
+	return nil
+}
+
+// ListenAddr returns the bound address of the transport's listener, or "".
+func (d *Daemon) ListenAddr(name string) string {
+	d.listenMu.Lock()
+	defer d.listenMu.Unlock()
+	if ln := d.listeners[name]; ln != nil {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// AdminAddr returns the bound admin address, or "".
+func (d *Daemon) AdminAddr() string {
+	if d.admin == nil {
+		return ""
+	}
+	return d.admin.ln.Addr().String()
+}
+
+func (d *Daemon) acceptLoop(ln transport.Listener) {
+	for {
+		conn, err := ln.Accept(d.ctx)
+		if err != nil {
+			if d.ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
+				d.log.Warn("accept failed", "err", err)
+			}
+			return
+		}
+		d.wg.Go(func() { d.handleInbound(conn) })
+	}
+}
+
+func (d *Daemon) onReject(e *auth.RejectError) {
+	d.metrics.handshakeRejects.WithLabelValues(string(e.Reason)).Inc()
+	d.log.Warn("peer rejected", "reason", string(e.Reason), "claimed", e.Claimed.String(), "key", e.Key, "detail", e.Detail)
+}
+
+func (d *Daemon) onHandshakeError(remote net.Addr, err error) {
+	var re *auth.RejectError
+	if errors.As(err, &re) {
+		return // counted by onReject
+	}
+	d.metrics.handshakeRejects.WithLabelValues("tls").Inc()
+	d.log.Warn("handshake failed", "remote", fmt.Sprint(remote), "err", err)
+}
+
+func (d *Daemon) clientTLS(p *peer) (*tls.Config, error) {
+	return auth.ClientTLSConfig(d.id, d.pins, p.id, []string{ALPN}, d.onReject)
+}
+
+// janitor expires the members of peers unreachable past the grace.
+func (d *Daemon) janitor() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+			for _, id := range d.groups.Expire(d.now(), d.cfg.Groups.UnreachableGrace) {
+				d.log.Info("peer members removed after unreachable grace", "peer", id.String())
+			}
+		}
+	}
+}
+
+// Close stops the daemon: links get GoAway, listeners and the socket close,
+// and it waits for every goroutine it started. Idempotent.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		if d.cancel == nil {
+			return
+		}
+		d.listenMu.Lock()
+		for _, ln := range d.listeners {
+			ln.Close()
+		}
+		d.listenMu.Unlock()
+		if d.local != nil {
+			d.local.close()
+		}
+		// Tell every peer this node is leaving, in parallel, then stop.
+		var wg sync.WaitGroup
+		for _, p := range d.peerList() {
+			wg.Go(p.closeLink)
+		}
+		wg.Wait()
+		d.cancel(ErrClosed)
+		if d.admin != nil {
+			d.admin.close()
+		}
+		d.wg.Wait()
+	})
+	return d.closeErr
+}
+
+// peer returns a peer by name, or nil.
+func (d *Daemon) peer(cluster, node string) *peer {
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	return d.peers[auth.PeerID{Cluster: cluster, Node: node}]
+}
+
+// peerList returns the peers, in no order.
+func (d *Daemon) peerList() []*peer {
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	out := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// newQueue makes the outbound buffer for a peer from its (validated) config.
+func (d *Daemon) newQueue(pc configs.Peer) *buffer.Queue {
+	pol, _ := buffer.ParsePolicy(pc.Buffer.Overflow)
+	return buffer.New(buffer.Limits{
+		MaxBytes:    pc.Buffer.MaxBytes,
+		MaxMessages: pc.Buffer.MaxMessages,
+		MaxAge:      pc.Buffer.MaxAge,
+		Overflow:    pol,
+	}, d.now)
+}

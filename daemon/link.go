@@ -1,0 +1,436 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/transport"
+	"github.com/wandist/wandist/wire"
+)
+
+// Errors that end a link, reported as its cause.
+var (
+	ErrKeepaliveTimeout = errors.New("link: keepalive timeout (no frame received)")
+	ErrControlOverflow  = errors.New("link: control queue over its bound")
+	ErrProtocol         = errors.New("link: protocol violation")
+	ErrGoAway           = errors.New("link: peer sent GoAway")
+)
+
+// maxControlBytes bounds a link's pending control frames (membership deltas,
+// pongs, acks). Past it the link is reset: the next link's snapshot repairs
+// whatever was not sent.
+const maxControlBytes = 16 << 20
+
+// maxBatch is how many messages a data writer takes from the queue per write.
+const maxBatch = 1024
+
+// link is one up connection to a peer. Its goroutines: the control reader,
+// the control writer, one data writer per lane, the stream acceptor, one
+// reader per data stream the peer opened, and the keepalive ticker. run
+// starts them, waits for the first error, cancels the rest and waits.
+type link struct {
+	p         *peer
+	conn      transport.Conn
+	ctl       transport.Stream
+	ctlR      *wire.Reader
+	dialer    bool
+	remoteInc uint64
+	maxFrame  int // largest frame the peer accepts
+	since     time.Time
+	gen       uint64 // queue generation for this link's data writers
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	lastRecv atomic.Int64 // unix nanos of the last frame received
+	rtt      atomic.Int64 // nanoseconds, last measured
+
+	cmu     sync.Mutex    // guards cbuf and ackOut
+	cbuf    []byte        // control frames waiting for the control writer
+	ackOut  [buffer.NumLanes]uint64
+	ackSent [buffer.NumLanes]uint64 // owned by the control writer
+	cwake   chan struct{}           // capacity 1
+
+	goaway atomic.Bool // a GoAway was queued
+}
+
+func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader, dialer bool, remoteInc, maxFrame uint64) *link {
+	l := &link{
+		p: p, conn: conn, ctl: ctl, ctlR: r, dialer: dialer, remoteInc: remoteInc,
+		maxFrame: int(min(maxFrame, uint64(p.d.cfg.Link.MaxFrameSize))),
+		since:    p.d.now(),
+		cwake:    make(chan struct{}, 1),
+	}
+	if l.maxFrame <= 0 {
+		l.maxFrame = p.d.cfg.Link.MaxFrameSize
+	}
+	l.ctx, l.cancel = context.WithCancelCause(p.d.ctx)
+	l.lastRecv.Store(time.Now().UnixNano())
+	return l
+}
+
+// start launches the link's goroutines under the daemon's wait group.
+func (l *link) start() {
+	d := l.p.d
+	d.wg.Go(l.run)
+}
+
+func (l *link) run() {
+	d := l.p.d
+	l.gen = l.p.queue.Rewind()
+	// Register for membership deltas and queue the snapshot in one step
+	// under the registry's lock, so no delta is missed or sent twice.
+	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
+		ms := make([]wire.Member, len(entries))
+		for i, e := range entries {
+			ms[i] = wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count)}
+		}
+		l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms})
+		d.linksMu.Lock()
+		d.upLinks[l] = struct{}{}
+		d.linksMu.Unlock()
+	})
+	l.wg.Go(l.controlWriter)
+	l.wg.Go(l.keepalive)
+	l.wg.Go(l.acceptStreams)
+	for lane := range buffer.NumLanes {
+		l.wg.Go(func() { l.dataWriter(lane) })
+	}
+	l.controlReader() // in this goroutine
+	l.fail(io.EOF)
+	l.conn.Close()
+	l.wg.Wait()
+	d.linksMu.Lock()
+	delete(d.upLinks, l)
+	d.linksMu.Unlock()
+	l.p.linkDown(l, context.Cause(l.ctx))
+}
+
+// fail ends the link; the first cause wins.
+func (l *link) fail(err error) {
+	l.cancel(err)
+	l.conn.Close()
+}
+
+// goAwayWait bounds how long a GoAway waits for the control writer.
+const goAwayWait = 250 * time.Millisecond
+
+// goAway queues a GoAway telling the peer why the link ends, and ends the
+// link once the control writer has written it (or after goAwayWait). It does
+// not block. The returned channel is closed when the link's context is done.
+func (l *link) goAway(code uint8, reason string, cause error) <-chan struct{} {
+	if l.goaway.Swap(true) {
+		return l.ctx.Done()
+	}
+	l.cmu.Lock()
+	l.cbuf = wire.AppendFrame(l.cbuf, &wire.GoAway{Code: code, Reason: reason})
+	l.cmu.Unlock()
+	l.wakeControl()
+	l.p.d.wg.Go(func() {
+		// Wait for the peer to close on receipt of the GoAway: closing
+		// first could discard the frame (QUIC drops unsent stream data).
+		t := time.NewTimer(goAwayWait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-l.ctx.Done():
+		}
+		l.fail(cause)
+	})
+	return l.ctx.Done()
+}
+
+// sendControl queues a control frame for the control writer; it never blocks.
+func (l *link) sendControl(m wire.Message) {
+	l.cmu.Lock()
+	l.cbuf = wire.AppendFrame(l.cbuf, m)
+	over := len(l.cbuf) > maxControlBytes
+	l.cmu.Unlock()
+	if over {
+		l.fail(ErrControlOverflow)
+		return
+	}
+	l.wakeControl()
+}
+
+func (l *link) wakeControl() {
+	select {
+	case l.cwake <- struct{}{}:
+	default:
+	}
+}
+
+// ackLater records that everything up to seq on lane was received; the
+// control writer sends one cumulative Ack per lane per flush.
+func (l *link) ackLater(lane int, seq uint64) {
+	l.cmu.Lock()
+	if seq > l.ackOut[lane] {
+		l.ackOut[lane] = seq
+	}
+	l.cmu.Unlock()
+	l.wakeControl()
+}
+
+func (l *link) controlWriter() {
+	var out []byte
+	for {
+		select {
+		case <-l.cwake:
+		case <-l.ctx.Done():
+			return
+		}
+		l.cmu.Lock()
+		out, l.cbuf = l.cbuf, out[:0]
+		for lane := range buffer.NumLanes {
+			if l.ackOut[lane] > l.ackSent[lane] {
+				l.ackSent[lane] = l.ackOut[lane]
+				out = wire.AppendFrame(out, &wire.Ack{Lane: uint8(lane), Incarnation: l.remoteInc, Seq: l.ackOut[lane]})
+			}
+		}
+		l.cmu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := l.ctl.Write(out); err != nil {
+			l.fail(fmt.Errorf("control write: %w", err))
+			return
+		}
+		if cap(out) > 1<<20 {
+			out = nil // don't keep a burst's buffer forever
+		}
+	}
+}
+
+func (l *link) keepalive() {
+	lc := l.p.d.cfg.Link
+	t := time.NewTicker(lc.KeepaliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, l.lastRecv.Load())) > lc.KeepaliveTimeout {
+				l.fail(fmt.Errorf("%w for %v", ErrKeepaliveTimeout, lc.KeepaliveTimeout))
+				return
+			}
+			l.sendControl(&wire.Ping{Echo: uint64(time.Since(pingBase))})
+		}
+	}
+}
+
+// pingBase is the monotonic origin of Ping.Echo values.
+var pingBase = time.Now()
+
+func (l *link) rttValue() time.Duration { return time.Duration(l.rtt.Load()) }
+
+func (l *link) controlReader() {
+	d := l.p.d
+	peerID := groupsID(l.p.id)
+	for {
+		t, body, err := l.ctlR.ReadFrame()
+		if err != nil {
+			var fe *wire.FrameError
+			if errors.As(err, &fe) && l.ctx.Err() == nil {
+				l.protocolError(err)
+				return
+			}
+			l.fail(fmt.Errorf("control read: %w", err))
+			return
+		}
+		l.lastRecv.Store(time.Now().UnixNano())
+		m, err := wire.Decode(t, body)
+		if err != nil {
+			l.protocolError(err)
+			return
+		}
+		switch m := m.(type) {
+		case *wire.Ping:
+			l.sendControl(&wire.Pong{Echo: m.Echo})
+		case *wire.Pong:
+			if m.Echo != 0 {
+				rtt := time.Since(pingBase) - time.Duration(m.Echo)
+				if rtt >= 0 {
+					l.rtt.Store(int64(rtt))
+					d.groups.SetRTT(peerID, rtt)
+					d.metrics.rtt.WithLabelValues(l.p.id.Cluster, l.p.id.Node).Set(rtt.Seconds())
+				}
+			}
+		case *wire.MembersSnapshot:
+			if m.Incarnation != l.remoteInc {
+				l.protocolError(fmt.Errorf("membership snapshot of incarnation %x on a link with %x", m.Incarnation, l.remoteInc))
+				return
+			}
+			es := make([]groups.Entry, len(m.Members))
+			for i, e := range m.Members {
+				es[i] = groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31))}
+			}
+			if err := d.groups.ApplySnapshot(peerID, m.Incarnation, m.Version, es); err != nil {
+				d.log.Warn("membership snapshot ignored", "peer", l.p.nodeName(), "err", err)
+			}
+		case *wire.MembersDelta:
+			err := d.groups.ApplyDelta(peerID, m.Incarnation, groups.Delta{Version: m.Version, Op: groups.Op(m.Op), Group: m.Group, Mailbox: m.Mailbox})
+			if errors.Is(err, groups.ErrVersionGap) {
+				// Reset the link: the next one starts with a snapshot.
+				l.protocolError(err)
+				return
+			} else if err != nil {
+				d.log.Warn("membership delta ignored", "peer", l.p.nodeName(), "err", err)
+			}
+		case *wire.Ack:
+			if m.Incarnation != d.incarnation {
+				continue // an ack for an earlier run of this node
+			}
+			if int(m.Lane) >= buffer.NumLanes {
+				l.protocolError(fmt.Errorf("ack for lane %d", m.Lane))
+				return
+			}
+			if err := l.p.queue.Ack(int(m.Lane), m.Seq); err != nil {
+				d.metrics.protocolErrors.WithLabelValues("bad_ack").Inc()
+				d.log.Warn("bad ack from peer", "peer", l.p.nodeName(), "err", err)
+			}
+		case *wire.GoAway:
+			d.log.Info("peer closes link", "peer", l.p.nodeName(), "code", m.Code, "reason", m.Reason)
+			l.fail(fmt.Errorf("%w (code %d): %s", ErrGoAway, m.Code, m.Reason))
+			return
+		default:
+			l.protocolError(fmt.Errorf("unexpected %v on the control stream", t))
+			return
+		}
+	}
+}
+
+func (l *link) protocolError(err error) {
+	d := l.p.d
+	d.metrics.protocolErrors.WithLabelValues("frame").Inc()
+	d.log.Warn("protocol error on link", "peer", l.p.nodeName(), "err", err)
+	l.goAway(wire.GoAwayProtocol, err.Error(), fmt.Errorf("%w: %v", ErrProtocol, err))
+}
+
+// acceptStreams accepts the peer's data streams and runs a reader for each.
+func (l *link) acceptStreams() {
+	for {
+		s, err := l.conn.AcceptStream(l.ctx)
+		if err != nil {
+			l.fail(fmt.Errorf("accept stream: %w", err))
+			return
+		}
+		l.wg.Go(func() { l.dataReader(s) })
+	}
+}
+
+func (l *link) dataReader(s transport.Stream) {
+	d := l.p.d
+	defer s.Close()
+	stop := context.AfterFunc(l.ctx, func() { s.Close() })
+	defer stop()
+	r := wire.NewReader(s, d.cfg.Link.MaxFrameSize)
+	t, body, err := r.ReadFrame()
+	if err != nil {
+		return
+	}
+	var init wire.StreamInit
+	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData || int(init.Lane) >= buffer.NumLanes {
+		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
+		return
+	}
+	lane := int(init.Lane)
+	var m wire.Data
+	for {
+		t, body, err := r.ReadFrame()
+		if err != nil {
+			if l.ctx.Err() == nil && !errors.Is(err, io.EOF) {
+				var fe *wire.FrameError
+				if errors.As(err, &fe) {
+					l.protocolError(err)
+					return
+				}
+				l.fail(fmt.Errorf("data read: %w", err))
+			}
+			return
+		}
+		l.lastRecv.Store(time.Now().UnixNano())
+		if t != wire.TypeData {
+			l.protocolError(fmt.Errorf("unexpected %v on a data stream", t))
+			return
+		}
+		if err := m.DecodeBody(body); err != nil {
+			l.protocolError(err)
+			return
+		}
+		d.metrics.received.Inc()
+		dup := !l.p.acceptDelivery(l.remoteInc, lane, m.Seq, func() {
+			d.deliverRemote(l.p.id, &m)
+		})
+		if dup {
+			d.metrics.duplicates.Inc()
+		}
+		if m.Seq != 0 {
+			l.ackLater(lane, m.Seq)
+		}
+	}
+}
+
+// dataWriter sends the lane's queued messages on the link's own data stream,
+// a batch per write.
+func (l *link) dataWriter(lane int) {
+	q := l.p.queue
+	s, err := l.conn.OpenStream(l.ctx)
+	if err != nil {
+		l.fail(fmt.Errorf("open data stream: %w", err))
+		return
+	}
+	defer s.Close()
+	stop := context.AfterFunc(l.ctx, func() { s.Close() })
+	defer stop()
+	buf := wire.AppendFrame(make([]byte, 0, 64<<10), &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
+	if _, err := s.Write(buf); err != nil {
+		l.fail(fmt.Errorf("data write: %w", err))
+		return
+	}
+	batch := make([]*buffer.Message, 0, maxBatch)
+	for {
+		batch = q.Next(l.gen, lane, maxBatch, batch[:0])
+		if len(batch) == 0 {
+			select {
+			case <-q.Notify(lane):
+				continue
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		now := l.p.d.now()
+		buf = buf[:0]
+		for i, m := range batch {
+			var ttl uint64
+			if !m.Deadline.IsZero() {
+				rem := m.Deadline.Sub(now)
+				if rem <= 0 {
+					rem = time.Millisecond // expired in flight: the receiver discards it
+				}
+				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
+			}
+			buf = wire.AppendFrame(buf, &wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload})
+			batch[i] = nil
+		}
+		if _, err := s.Write(buf); err != nil {
+			l.fail(fmt.Errorf("data write: %w", err))
+			return
+		}
+		l.p.d.metrics.sent.Add(float64(len(batch)))
+		if cap(buf) > 4<<20 {
+			buf = make([]byte, 0, 64<<10)
+		}
+	}
+}
+
+func groupsID(id auth.PeerID) groups.NodeID { return groups.NodeID{Cluster: id.Cluster, Node: id.Node} }

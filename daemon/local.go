@@ -1,0 +1,408 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/wire"
+)
+
+// maxClientBuffer bounds the deliveries waiting to be written to one local
+// client. Past it, deliveries to that client's mailboxes are dropped and
+// counted (reason "inbox_full"); other clients are not affected. Results of
+// requests are never dropped: they are bounded by the requests read.
+const maxClientBuffer = 64 << 20
+
+// maxGroupName bounds a group name.
+const maxGroupName = 255
+
+// localServer serves services on the Unix socket.
+type localServer struct {
+	d  *Daemon
+	ln net.Listener
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	clients map[*localClient]struct{} // guarded by mu
+	closed  bool                      // guarded by mu
+}
+
+// mailbox is a local address that messages are delivered to.
+type mailbox struct {
+	id        uint64
+	c         *localClient
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+}
+
+// localClient is one connection on the socket. Its reader runs in the
+// connection's goroutine; one writer goroutine owns the writes.
+type localClient struct {
+	d    *Daemon
+	conn net.Conn
+	name string
+
+	mailboxes map[uint64]*mailbox // owned by the reader goroutine
+
+	omu    sync.Mutex // guards obuf, closed
+	obuf   []byte
+	closed bool
+	owake  chan struct{} // capacity 1
+	done   chan struct{} // closed when the client ends
+}
+
+func startLocal(d *Daemon, path string) (*localServer, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("local socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("local socket %s: another daemon is listening on it", path)
+		}
+		_ = os.Remove(path) // stale socket of a daemon that died
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("local socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("local socket %s: chmod: %w", path, err)
+	}
+	s := &localServer{d: d, ln: ln, clients: map[*localClient]struct{}{}}
+	s.wg.Go(s.acceptLoop)
+	return s, nil
+}
+
+func (s *localServer) acceptLoop() {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, owake: make(chan struct{}, 1), done: make(chan struct{})}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			conn.Close()
+			return
+		}
+		s.clients[c] = struct{}{}
+		s.mu.Unlock()
+		s.d.metrics.localClients.Inc()
+		s.wg.Go(func() {
+			c.serve()
+			s.mu.Lock()
+			delete(s.clients, c)
+			s.mu.Unlock()
+			s.d.metrics.localClients.Dec()
+		})
+	}
+}
+
+// close stops accepting, disconnects every client and waits.
+func (s *localServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.clients {
+		c.conn.Close()
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+func (c *localClient) serve() {
+	d := c.d
+	defer c.conn.Close()
+	_ = c.conn.SetDeadline(time.Now().Add(d.cfg.Link.HandshakeTimeout))
+	r := wire.NewReader(c.conn, d.cfg.Link.MaxFrameSize)
+	t, body, err := r.ReadFrame()
+	if err != nil {
+		d.log.Debug("local client: no hello", "err", err)
+		return
+	}
+	hello := func(status uint8, msg string) {
+		sh := &wire.ServerHello{Version: wire.LocalVersion, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation,
+			MaxMessage: uint64(d.maxMessage()), Status: status, Message: msg}
+		_, _ = c.conn.Write(wire.AppendFrame(nil, sh))
+	}
+	var h wire.ClientHello
+	if t != wire.TypeClientHello || h.DecodeBody(body) != nil {
+		hello(wire.StatusBadRequest, fmt.Sprintf("expected ClientHello, got %v", t))
+		return
+	}
+	if h.Version != wire.LocalVersion {
+		hello(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
+		return
+	}
+	if tok := d.cfg.Local.Token; tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.Token)) != 1 {
+		d.metrics.localRejects.Inc()
+		d.log.Warn("local client rejected: bad token", "client", h.Name)
+		hello(wire.StatusUnauthorized, "bad or missing token")
+		return
+	}
+	c.name = h.Name
+	hello(wire.StatusOK, "")
+	_ = c.conn.SetDeadline(time.Time{})
+
+	var wg sync.WaitGroup
+	wg.Go(c.writer)
+	defer func() {
+		c.omu.Lock()
+		c.closed = true
+		c.omu.Unlock()
+		close(c.done)
+		c.conn.Close()
+		wg.Wait()
+		for id := range c.mailboxes {
+			c.d.removeMailbox(id)
+		}
+	}()
+	for {
+		t, body, err := r.ReadFrame()
+		if err != nil {
+			var fe *wire.FrameError
+			if errors.As(err, &fe) {
+				d.log.Warn("local client sent a bad frame", "client", c.name, "err", err)
+			}
+			return
+		}
+		if err := c.handle(t, body); err != nil {
+			d.log.Warn("local client protocol error", "client", c.name, "err", err)
+			return
+		}
+	}
+}
+
+// writer owns the connection's writes: it drains obuf and writes it at once.
+func (c *localClient) writer() {
+	var out []byte
+	for {
+		select {
+		case <-c.owake:
+		case <-c.done:
+			return
+		}
+		c.omu.Lock()
+		out, c.obuf = c.obuf, out[:0]
+		c.omu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := c.conn.Write(out); err != nil {
+			c.conn.Close()
+			return
+		}
+		if cap(out) > 4<<20 {
+			out = nil
+		}
+	}
+}
+
+func (c *localClient) reply(m wire.Message) {
+	c.omu.Lock()
+	if !c.closed {
+		c.obuf = wire.AppendFrame(c.obuf, m)
+	}
+	c.omu.Unlock()
+	select {
+	case c.owake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *localClient) result(req uint64, status uint8, msg string) {
+	c.reply(&wire.Result{Req: req, Status: status, Message: msg})
+}
+
+// deliver queues a Deliver for the client; false if its buffer is full.
+func (c *localClient) deliver(m *wire.Deliver) bool {
+	c.omu.Lock()
+	if c.closed || len(c.obuf) > maxClientBuffer {
+		c.omu.Unlock()
+		return false
+	}
+	c.obuf = wire.AppendFrame(c.obuf, m)
+	c.omu.Unlock()
+	select {
+	case c.owake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (c *localClient) handle(t wire.Type, body []byte) error {
+	d := c.d
+	m, err := wire.Decode(t, body)
+	if err != nil {
+		return err
+	}
+	switch m := m.(type) {
+	case *wire.Open:
+		id := d.mailboxSeq.Add(1)
+		mb := &mailbox{id: id, c: c}
+		c.mailboxes[id] = mb
+		d.mailboxes.Store(id, mb)
+		c.reply(&wire.Opened{Req: m.Req, Mailbox: id})
+	case *wire.CloseMailbox:
+		if c.mailboxes[m.Mailbox] == nil {
+			c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("mailbox %d is not yours", m.Mailbox))
+			return nil
+		}
+		delete(c.mailboxes, m.Mailbox)
+		d.removeMailbox(m.Mailbox)
+		c.result(m.Req, wire.StatusOK, "")
+	case *wire.Join:
+		if st, msg := c.checkGroupOp(m.Mailbox, m.Group); st != wire.StatusOK {
+			c.result(m.Req, st, msg)
+			return nil
+		}
+		d.groups.Join(m.Group, m.Mailbox)
+		c.result(m.Req, wire.StatusOK, "")
+	case *wire.Leave:
+		if st, msg := c.checkGroupOp(m.Mailbox, m.Group); st != wire.StatusOK {
+			c.result(m.Req, st, msg)
+			return nil
+		}
+		if !d.groups.Leave(m.Group, m.Mailbox) {
+			c.result(m.Req, wire.StatusBadRequest, fmt.Sprintf("mailbox %d is not in group %q", m.Mailbox, m.Group))
+			return nil
+		}
+		c.result(m.Req, wire.StatusOK, "")
+	case *wire.Send:
+		if m.From != 0 && c.mailboxes[m.From] == nil {
+			c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
+			return nil
+		}
+		st, msg := d.send(m)
+		c.result(m.Req, st, msg)
+	case *wire.Sync:
+		c.result(m.Req, wire.StatusOK, "")
+	default:
+		return fmt.Errorf("unexpected %v from a client", t)
+	}
+	return nil
+}
+
+func (c *localClient) checkGroupOp(mb uint64, group string) (uint8, string) {
+	if c.mailboxes[mb] == nil {
+		return wire.StatusNoMailbox, fmt.Sprintf("mailbox %d is not yours", mb)
+	}
+	if err := validGroup(group); err != nil {
+		return wire.StatusBadRequest, err.Error()
+	}
+	return wire.StatusOK, ""
+}
+
+func validGroup(g string) error {
+	if g == "" || len(g) > maxGroupName {
+		return fmt.Errorf("group name must be 1 to %d bytes, got %d", maxGroupName, len(g))
+	}
+	for i := 0; i < len(g); i++ {
+		if g[i] < 0x20 || g[i] == 0x7f {
+			return fmt.Errorf("group name %q has a control character at byte %d", g, i)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) removeMailbox(id uint64) {
+	d.mailboxes.Delete(id)
+	d.groups.RemoveMailbox(id)
+}
+
+// maxMessage is the largest payload accepted: a frame minus room for headers.
+func (d *Daemon) maxMessage() int { return d.cfg.Link.MaxFrameSize - 64<<10 }
+
+// send routes one message from a local client.
+func (d *Daemon) send(m *wire.Send) (uint8, string) {
+	if len(m.Payload) > d.maxMessage() {
+		return wire.StatusTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
+	}
+	if m.Flags&wire.FlagDurable != 0 {
+		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured"
+	}
+	cluster, node, to := m.Cluster, m.Node, m.Mailbox
+	if m.Group != "" {
+		if err := validGroup(m.Group); err != nil {
+			return wire.StatusBadRequest, err.Error()
+		}
+		mem, ok := d.groups.Closest(m.Group)
+		if !ok {
+			return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
+		}
+		cluster, node, to = mem.Cluster, mem.Node, mem.Mailbox
+	}
+	var deadline time.Time
+	if m.TTL > 0 {
+		deadline = d.now().Add(time.Duration(m.TTL) * time.Millisecond)
+	}
+	if cluster == d.cfg.Cluster && node == d.cfg.Node {
+		ok, found := d.deliverLocal(d.cfg.Cluster, d.cfg.Node, m.From, to, m.Group, m.Payload)
+		switch {
+		case !found:
+			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
+		case !ok:
+			return wire.StatusBusy, fmt.Sprintf("inbox of mailbox %d is full", to)
+		}
+		return wire.StatusOK, ""
+	}
+	p := d.peer(cluster, node)
+	if p == nil {
+		return wire.StatusUnreachable, fmt.Sprintf("%s/%s is not a peer of %s/%s", cluster, node, d.cfg.Cluster, d.cfg.Node)
+	}
+	lane := uint8(buffer.LaneNormal)
+	if m.Flags&wire.FlagHigh != 0 {
+		lane = buffer.LaneHigh
+	}
+	bm := &buffer.Message{
+		Lane: lane, Flags: m.Flags &^ wire.FlagHigh, To: to, From: m.From, Group: m.Group,
+		Payload: append([]byte(nil), m.Payload...), Deadline: deadline,
+	}
+	switch err := p.queue.Enqueue(bm); {
+	case errors.Is(err, buffer.ErrBusy):
+		d.metrics.busy.Inc()
+		return wire.StatusBusy, fmt.Sprintf("buffer for %s/%s is full", cluster, node)
+	case errors.Is(err, buffer.ErrExpired):
+		return wire.StatusBadRequest, "ttl ran out before the message was queued"
+	case err != nil:
+		return wire.StatusBadRequest, err.Error()
+	}
+	return wire.StatusOK, ""
+}
+
+// deliverLocal hands a message to a local mailbox: found is false if there
+// is no such mailbox, ok false if its client's buffer is full (counted).
+func (d *Daemon) deliverLocal(fromCluster, fromNode string, from, to uint64, group string, payload []byte) (ok, found bool) {
+	v, _ := d.mailboxes.Load(to)
+	mb, _ := v.(*mailbox)
+	if mb == nil {
+		d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
+		return false, false
+	}
+	if !mb.c.deliver(&wire.Deliver{Mailbox: to, FromCluster: fromCluster, FromNode: fromNode, From: from, Group: group, Payload: payload}) {
+		mb.dropped.Add(1)
+		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
+		return false, true
+	}
+	mb.delivered.Add(1)
+	d.metrics.delivered.Inc()
+	return true, true
+}
+
+// deliverRemote hands a message received on a link to its mailbox.
+// A message is acknowledged to the sender whatever happens here: a missing
+// mailbox or a full inbox is counted, not retried.
+func (d *Daemon) deliverRemote(from auth.PeerID, m *wire.Data) {
+	d.deliverLocal(from.Cluster, from.Node, m.From, m.To, m.Group, m.Payload)
+}

@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/wire"
+)
+
+// metrics are the daemon's Prometheus metrics, on its own registry.
+type metrics struct {
+	reg              *prometheus.Registry
+	linkUp           *prometheus.GaugeVec
+	reconnects       *prometheus.CounterVec
+	rtt              *prometheus.GaugeVec
+	handshakeRejects *prometheus.CounterVec
+	protocolErrors   *prometheus.CounterVec
+	sent             prometheus.Counter
+	received         prometheus.Counter
+	duplicates       prometheus.Counter
+	delivered        prometheus.Counter
+	dropped          *prometheus.CounterVec
+	busy             prometheus.Counter
+	localClients     prometheus.Gauge
+	localRejects     prometheus.Counter
+}
+
+func newMetrics(d *Daemon) *metrics {
+	peerLabels := []string{"cluster", "node"}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		linkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wandist_link_up",
+			Help: "1 while the link to the peer is up, else 0."}, peerLabels),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_link_reconnects_total",
+			Help: "Times a link to the peer came up again after the first time."}, peerLabels),
+		rtt: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wandist_link_rtt_seconds",
+			Help: "Last measured round-trip time of the link's keepalive."}, peerLabels),
+		handshakeRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_handshake_rejections_total",
+			Help: "Link handshakes rejected, by reason."}, []string{"reason"}),
+		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_protocol_errors_total",
+			Help: "Protocol violations seen on links, by kind."}, []string{"kind"}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_sent_total",
+			Help: "Messages written to links (including redeliveries)."}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_received_total",
+			Help: "Messages read from links (including duplicates)."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_duplicates_dropped_total",
+			Help: "Redelivered messages dropped because they had already been delivered."}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_delivered_total",
+			Help: "Messages handed to local mailboxes."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_messages_dropped_total",
+			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
+			Help: "Sends answered busy because the destination buffer was full."}),
+		localClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_local_clients",
+			Help: "Clients connected on the local socket."}),
+		localRejects: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
+			Help: "Local clients rejected for a bad token."}),
+	}
+	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
+		m.duplicates, m.delivered, m.dropped, m.busy, m.localClients, m.localRejects,
+		&queueCollector{d: d},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// queueCollector reports every peer's buffer figures at scrape time.
+type queueCollector struct{ d *Daemon }
+
+var (
+	descQueued = prometheus.NewDesc("wandist_buffer_messages", "Messages held for the peer (unsent or unacked).", []string{"cluster", "node"}, nil)
+	descBytes  = prometheus.NewDesc("wandist_buffer_bytes", "Payload bytes held for the peer.", []string{"cluster", "node"}, nil)
+	descOldest = prometheus.NewDesc("wandist_buffer_oldest_seconds", "Age of the oldest message held for the peer.", []string{"cluster", "node"}, nil)
+	descDrops  = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason.", []string{"cluster", "node", "reason"}, nil)
+	descRedel  = prometheus.NewDesc("wandist_buffer_redelivered_total", "Messages sent again after a reconnect.", []string{"cluster", "node"}, nil)
+	descGroups = prometheus.NewDesc("wandist_groups", "Groups known to this node.", nil, nil)
+)
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueued, descBytes, descOldest, descDrops, descRedel, descGroups} {
+		ch <- d
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.d.peerList() {
+		id := p.id
+		s := p.queue.Stats()
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Messages), id.Cluster, id.Node)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(s.Bytes), id.Cluster, id.Node)
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, s.OldestAge.Seconds(), id.Cluster, id.Node)
+		ch <- prometheus.MustNewConstMetric(descRedel, prometheus.CounterValue, float64(s.Redelivered), id.Cluster, id.Node)
+		for reason, n := range s.Dropped {
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(len(c.d.groups.Groups())))
+}
+
+// publishDelta sends a local membership change to every up link. It runs
+// under the registry's lock (see groups.New), which orders it with the
+// snapshot each new link starts with.
+func (d *Daemon) publishDelta(delta groups.Delta) {
+	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: uint8(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox}
+	d.linksMu.Lock()
+	defer d.linksMu.Unlock()
+	for l := range d.upLinks {
+		l.sendControl(m)
+	}
+}

@@ -1,0 +1,413 @@
+// Package groups keeps process-group membership across clusters, like
+// Erlang's pg: a node owns the membership of its own mailboxes, publishes it
+// to every linked peer (a snapshot when a link comes up, deltas after), and
+// holds the views its peers published. A send to a group picks a member by
+// closeness: same node, then same cluster, then the remote node with the
+// lowest round-trip time.
+package groups
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+)
+
+// NodeID names a node.
+type NodeID struct{ Cluster, Node string }
+
+func (n NodeID) String() string { return n.Cluster + "/" + n.Node }
+
+// Member is one mailbox in a group.
+type Member struct {
+	Cluster   string
+	Node      string
+	Mailbox   uint64
+	Count     int  // how many times it joined
+	Reachable bool // false while its node's link is down (within the grace)
+}
+
+// Op is a membership change.
+type Op uint8
+
+// Membership operations (the same values as wire.OpJoin and wire.OpLeave).
+const (
+	OpJoin  Op = 1
+	OpLeave Op = 2
+)
+
+// Delta is one change of the local membership, published to peers.
+type Delta struct {
+	Version uint64
+	Op      Op
+	Group   string
+	Mailbox uint64
+}
+
+// Entry is one (group, mailbox, count) in a snapshot.
+type Entry struct {
+	Group   string
+	Mailbox uint64
+	Count   int
+}
+
+// ErrVersionGap is returned by ApplyDelta when a delta does not follow the
+// last one applied: the caller must get a fresh snapshot.
+var ErrVersionGap = errors.New("groups: membership delta out of order")
+
+// ErrStale is returned for a snapshot or delta of an older incarnation.
+var ErrStale = errors.New("groups: membership from an older incarnation")
+
+type view struct {
+	incarnation uint64
+	version     uint64
+	members     map[string]map[uint64]int // group -> mailbox -> count
+	reachable   bool
+	downSince   time.Time
+	rtt         time.Duration
+}
+
+// Registry is one node's membership table. Safe for concurrent use.
+type Registry struct {
+	self NodeID
+
+	mu       sync.RWMutex
+	local    map[string]map[uint64]int // guarded by mu
+	version  uint64                    // guarded by mu: local membership version
+	views    map[NodeID]*view          // guarded by mu
+	onChange func(Delta)               // called with mu held, in version order
+	changed  chan struct{}             // guarded by mu: closed and replaced at every change
+}
+
+// Changed returns a channel closed at the next change of any membership,
+// local or remote (for waiting without polling).
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.changed
+}
+
+func (r *Registry) signalLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// New returns an empty registry for node self. onChange, if non-nil, is
+// called for every local change, in order, while the registry is locked: it
+// must not block or call back into the registry.
+func New(self NodeID, onChange func(Delta)) *Registry {
+	return &Registry{
+		self:     self,
+		local:    map[string]map[uint64]int{},
+		views:    map[NodeID]*view{},
+		onChange: onChange,
+		changed:  make(chan struct{}),
+	}
+}
+
+// Join adds mailbox to group once more.
+func (r *Registry) Join(group string, mailbox uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.local[group]
+	if m == nil {
+		m = map[uint64]int{}
+		r.local[group] = m
+	}
+	m[mailbox]++
+	r.publishLocked(OpJoin, group, mailbox)
+}
+
+// Leave undoes one Join; it reports false if the mailbox was not a member.
+func (r *Registry) Leave(group string, mailbox uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leaveLocked(group, mailbox)
+}
+
+func (r *Registry) leaveLocked(group string, mailbox uint64) bool {
+	m := r.local[group]
+	if m[mailbox] == 0 {
+		return false
+	}
+	m[mailbox]--
+	if m[mailbox] == 0 {
+		delete(m, mailbox)
+		if len(m) == 0 {
+			delete(r.local, group)
+		}
+	}
+	r.publishLocked(OpLeave, group, mailbox)
+	return true
+}
+
+// RemoveMailbox leaves every group the mailbox joined, every time it joined.
+func (r *Registry) RemoveMailbox(mailbox uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for g := range r.local {
+		for r.local[g] != nil && r.local[g][mailbox] > 0 {
+			r.leaveLocked(g, mailbox)
+		}
+	}
+}
+
+func (r *Registry) publishLocked(op Op, group string, mailbox uint64) {
+	r.signalLocked()
+	r.version++
+	if r.onChange != nil {
+		r.onChange(Delta{Version: r.version, Op: op, Group: group, Mailbox: mailbox})
+	}
+}
+
+// Snapshot returns the local membership and its version. Called under the
+// same lock as onChange, so a snapshot followed by the deltas published after
+// it is exact; snap, if non-nil, runs while the registry is still locked
+// (use it to queue the snapshot ahead of later deltas).
+func (r *Registry) Snapshot(snap func(version uint64, entries []Entry)) (uint64, []Entry) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Entry
+	for g, m := range r.local {
+		for mb, c := range m {
+			out = append(out, Entry{Group: g, Mailbox: mb, Count: c})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Mailbox < out[j].Mailbox
+	})
+	if snap != nil {
+		snap(r.version, out)
+	}
+	return r.version, out
+}
+
+// ApplySnapshot replaces what is known of peer's membership.
+func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entries []Entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.views[peer]; v != nil && incarnation < v.incarnation {
+		return fmt.Errorf("%w: snapshot of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
+	}
+	v := &view{incarnation: incarnation, version: version, members: map[string]map[uint64]int{}, reachable: true}
+	if old := r.views[peer]; old != nil {
+		v.rtt = old.rtt
+	}
+	for _, e := range entries {
+		if e.Count <= 0 {
+			continue
+		}
+		m := v.members[e.Group]
+		if m == nil {
+			m = map[uint64]int{}
+			v.members[e.Group] = m
+		}
+		m[e.Mailbox] += e.Count
+	}
+	r.views[peer] = v
+	r.signalLocked()
+	return nil
+}
+
+// ApplyDelta applies one membership change published by peer.
+func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.views[peer]
+	if v == nil || incarnation > v.incarnation {
+		return fmt.Errorf("%w: delta %d of %s before its snapshot", ErrVersionGap, d.Version, peer)
+	}
+	if incarnation < v.incarnation {
+		return fmt.Errorf("%w: delta of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
+	}
+	if d.Version <= v.version {
+		return nil // already reflected in the snapshot
+	}
+	if d.Version != v.version+1 {
+		return fmt.Errorf("%w: %s sent version %d after %d", ErrVersionGap, peer, d.Version, v.version)
+	}
+	v.version = d.Version
+	r.signalLocked()
+	m := v.members[d.Group]
+	switch d.Op {
+	case OpJoin:
+		if m == nil {
+			m = map[uint64]int{}
+			v.members[d.Group] = m
+		}
+		m[d.Mailbox]++
+	case OpLeave:
+		if m[d.Mailbox] > 0 {
+			m[d.Mailbox]--
+			if m[d.Mailbox] == 0 {
+				delete(m, d.Mailbox)
+			}
+			if len(m) == 0 {
+				delete(v.members, d.Group)
+			}
+		}
+	default:
+		return fmt.Errorf("groups: delta from %s has unknown op %d", peer, d.Op)
+	}
+	return nil
+}
+
+// PeerDown marks peer's members unreachable from now on.
+func (r *Registry) PeerDown(peer NodeID, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.views[peer]; v != nil && v.reachable {
+		v.reachable = false
+		v.downSince = now
+		r.signalLocked()
+	}
+}
+
+// SetRTT records the round-trip time to peer, used by Closest.
+func (r *Registry) SetRTT(peer NodeID, rtt time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.views[peer]; v != nil {
+		v.rtt = rtt
+	}
+}
+
+// ForgetPeer removes everything known of peer's membership.
+func (r *Registry) ForgetPeer(peer NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.views[peer] != nil {
+		delete(r.views, peer)
+		r.signalLocked()
+	}
+}
+
+// Expire removes the views of peers unreachable for at least grace and
+// returns who was removed.
+func (r *Registry) Expire(now time.Time, grace time.Duration) []NodeID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var gone []NodeID
+	for id, v := range r.views {
+		if !v.reachable && now.Sub(v.downSince) >= grace {
+			delete(r.views, id)
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 {
+		r.signalLocked()
+	}
+	return gone
+}
+
+// Members returns every member of group, local ones first, then by node.
+func (r *Registry) Members(group string) []Member {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Member
+	for mb, c := range r.local[group] {
+		out = append(out, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mb, Count: c, Reachable: true})
+	}
+	for id, v := range r.views {
+		for mb, c := range v.members[group] {
+			out = append(out, Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		la, lb := a.Cluster == r.self.Cluster && a.Node == r.self.Node, b.Cluster == r.self.Cluster && b.Node == r.self.Node
+		if la != lb {
+			return la
+		}
+		if a.Cluster != b.Cluster {
+			return a.Cluster < b.Cluster
+		}
+		if a.Node != b.Node {
+			return a.Node < b.Node
+		}
+		return a.Mailbox < b.Mailbox
+	})
+	return out
+}
+
+// LocalMembers returns the mailboxes of this node in group.
+func (r *Registry) LocalMembers(group string) []Member {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Member
+	for mb, c := range r.local[group] {
+		out = append(out, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mb, Count: c, Reachable: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Mailbox < out[j].Mailbox })
+	return out
+}
+
+// Groups returns the names of every known group with its member count.
+func (r *Registry) Groups() map[string]int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[string]int{}
+	for g, m := range r.local {
+		out[g] += len(m)
+	}
+	for _, v := range r.views {
+		for g, m := range v.members {
+			out[g] += len(m)
+		}
+	}
+	return out
+}
+
+// Closest picks the member of group a send should go to: one on this node if
+// any, else a reachable one in this cluster, else the reachable remote node
+// with the lowest RTT, else (all unreachable, still within the grace) the
+// unreachable one with the lowest RTT, whose buffer holds the message until
+// its link returns. Among equals it picks at random. ok is false when the
+// group has no member.
+func (r *Registry) Closest(group string) (m Member, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if loc := r.local[group]; len(loc) > 0 {
+		k := rand.IntN(len(loc))
+		for mb, c := range loc {
+			if k == 0 {
+				return Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mb, Count: c, Reachable: true}, true
+			}
+			k--
+		}
+	}
+	// rank: 0 same cluster reachable, 1 other cluster reachable, 2 unreachable.
+	bestRank, bestRTT := 3, time.Duration(0)
+	var best []Member
+	for id, v := range r.views {
+		ms := v.members[group]
+		if len(ms) == 0 {
+			continue
+		}
+		rank := 1
+		if !v.reachable {
+			rank = 2
+		} else if id.Cluster == r.self.Cluster {
+			rank = 0
+		}
+		if rank > bestRank || (rank == bestRank && v.rtt > bestRTT) {
+			continue
+		}
+		if rank < bestRank || v.rtt < bestRTT {
+			best = best[:0]
+		}
+		bestRank, bestRTT = rank, v.rtt
+		for mb, c := range ms {
+			best = append(best, Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable})
+		}
+	}
+	if len(best) == 0 {
+		return Member{}, false
+	}
+	return best[rand.IntN(len(best))], true
+}

@@ -1,0 +1,149 @@
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// muxWriteChunk bounds the bytes handed to yamux per Write call, so that a
+// single frame never has to cross a slow link within the write timeout.
+const muxWriteChunk = 64 << 10
+
+// muxStream is a Stream of a muxConn.
+type muxStream struct {
+	c      *muxConn
+	s      *yamux.Stream
+	closed atomic.Bool
+}
+
+func (s *muxStream) Read(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	n, err := s.s.Read(b)
+	if err != nil {
+		err = s.mapErr(err)
+	}
+	return n, err
+}
+
+func (s *muxStream) Write(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	total := 0
+	for total < len(b) {
+		end := min(len(b), total+muxWriteChunk)
+		n, err := s.s.Write(b[total:end])
+		total += n
+		if err != nil {
+			return total, s.mapErr(err)
+		}
+	}
+	return total, nil
+}
+
+// mapErr converts yamux stream errors to this package's conventions.
+func (s *muxStream) mapErr(err error) error {
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case errors.Is(err, yamux.ErrTimeout):
+		return deadlineError{}
+	case errors.Is(err, yamux.ErrConnectionReset) && !s.c.sess.IsClosed():
+		return fmt.Errorf("%w: %w", ErrStreamReset, err)
+	}
+	// yamux reports a dead session as io.EOF on reads; s.c.mapErr turns
+	// that into the Conn's Err.
+	return s.c.mapErr(err)
+}
+
+// Close sends end-of-stream after the data written so far and stops local
+// reads. yamux cannot refuse the peer's further data; it is discarded, and
+// the stream is reset if the peer does not close its side within
+// muxStreamCloseTimeout.
+func (s *muxStream) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	err := s.s.Close()
+	s.s.SetReadDeadline(time.Unix(1, 0)) // wake blocked readers; they see closed
+	if err != nil && !s.c.sess.IsClosed() {
+		return s.c.mapErr(err)
+	}
+	return nil
+}
+
+func (s *muxStream) SetDeadline(t time.Time) error { return s.s.SetDeadline(t) }
+
+// trackedConn is the TLS connection as yamux sees it. It remembers when data
+// was last read and the first I/O error, and bounds Close.
+type trackedConn struct {
+	tc    *tls.Conn
+	raw   net.Conn // under tc
+	start time.Time
+	grace time.Duration // longest wait for sending close_notify
+
+	lastRead atomic.Int64 // time.Since(start) of the last successful read
+	abrupt   atomic.Bool  // Close skips close_notify
+	errOnce  sync.Once
+	err      atomic.Pointer[error]
+}
+
+func newTrackedConn(tc *tls.Conn, raw net.Conn, grace time.Duration) *trackedConn {
+	return &trackedConn{tc: tc, raw: raw, start: time.Now(), grace: grace}
+}
+
+func (t *trackedConn) Read(b []byte) (int, error) {
+	n, err := t.tc.Read(b)
+	if n > 0 {
+		t.lastRead.Store(int64(time.Since(t.start)))
+	}
+	if err != nil {
+		t.record(err)
+	}
+	return n, err
+}
+
+func (t *trackedConn) Write(b []byte) (int, error) {
+	n, err := t.tc.Write(b)
+	if err != nil {
+		t.record(err)
+	}
+	return n, err
+}
+
+func (t *trackedConn) record(err error) {
+	t.errOnce.Do(func() { t.err.Store(&err) })
+}
+
+// firstErr returns the first read or write error, if any.
+func (t *trackedConn) firstErr() error {
+	if p := t.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (t *trackedConn) sinceLastRead() time.Duration {
+	return time.Since(t.start) - time.Duration(t.lastRead.Load())
+}
+
+// Close sends a TLS close_notify unless abrupt, but never waits longer than
+// grace for a peer that does not read.
+func (t *trackedConn) Close() error {
+	if t.abrupt.Load() {
+		t.raw.Close()
+	}
+	timer := time.AfterFunc(t.grace, func() { t.raw.Close() })
+	err := t.tc.Close()
+	timer.Stop()
+	return err
+}

@@ -1,0 +1,249 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+)
+
+const (
+	quicMaxStreamWindow = 16 << 20
+	quicMaxConnWindow   = 32 << 20
+	// quicAckData is written on the unidirectional stream the acceptor opens
+	// to confirm a connection (see the package doc).
+	quicAckData = ackByte
+)
+
+// quicTransport is QUIC over UDP (quic-go).
+type quicTransport struct{ o Options }
+
+// NewQUIC returns a Transport over QUIC. Each listener owns a UDP socket that
+// stays open, after the listener is closed, until the last connection it
+// accepted is gone; each dialed connection owns a UDP socket, which on Linux
+// reports ICMP errors during the handshake so that a dial to a closed port
+// fails at once. 0-RTT is off.
+// Handshakes are bounded by Options.HandshakeTimeout (quic-go's handshake
+// idle timeout is half of it; quic-go's total handshake limit is twice that).
+func NewQUIC(o Options) Transport { return &quicTransport{o: o.withDefaults()} }
+
+func (t *quicTransport) Name() string { return "quic" }
+
+func (t *quicTransport) config(server bool) *quic.Config {
+	c := &quic.Config{
+		HandshakeIdleTimeout:       t.o.HandshakeTimeout / 2,
+		MaxIdleTimeout:             t.o.IdleTimeout,
+		KeepAlivePeriod:            t.o.KeepAlivePeriod,
+		MaxIncomingStreams:         int64(t.o.MaxIncomingStreams),
+		MaxIncomingUniStreams:      -1, // none
+		MaxStreamReceiveWindow:     quicMaxStreamWindow,
+		MaxConnectionReceiveWindow: quicMaxConnWindow,
+		Allow0RTT:                  false,
+	}
+	if !server {
+		c.MaxIncomingUniStreams = 1 // the acceptor's confirmation
+	}
+	return c
+}
+
+func (t *quicTransport) Listen(addr string, tlsConf *tls.Config) (Listener, error) {
+	conf, err := prepareTLS(tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(reportingServerTLS(conf, t.o), t.config(true))
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &quicListener{
+		o:      t.o,
+		udp:    udp,
+		tr:     tr,
+		ln:     ln,
+		q:      newAcceptQueue(),
+		ctx:    ctx,
+		cancel: cancel,
+		refs:   1,
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+func (t *quicTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Config) (Conn, error) {
+	conf, err := prepareClientTLS(tlsConf, addr)
+	if err != nil {
+		return nil, err
+	}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, dialError(ctx, "quic", nil, err)
+	}
+	network := "udp4"
+	if raddr.IP.To4() == nil {
+		network = "udp6"
+	}
+	udp, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return nil, dialError(ctx, "quic", raddr, err)
+	}
+	// Report ICMP errors (port unreachable) while handshaking, so that a dial
+	// to a closed port fails at once instead of at the handshake timeout.
+	setRecvErr(udp, raddr, true)
+	tr := &quic.Transport{Conn: udp}
+	release := func() {
+		tr.Close()
+		udp.Close()
+	}
+	qc, err := tr.Dial(ctx, raddr, conf, t.config(false))
+	if err != nil {
+		release()
+		return nil, dialError(ctx, "quic", raddr, quicDialCause(err))
+	}
+	// Established connections ride out transient ICMP errors, as QUIC
+	// expects; only the idle timeout decides.
+	setRecvErr(udp, raddr, false)
+	c := newQUICConn(qc, release)
+	if err := awaitQUICAck(ctx, qc); err != nil {
+		c.abort(err)
+		return nil, dialError(ctx, "quic", raddr, err)
+	}
+	return c, nil
+}
+
+// quicDialCause marks TLS failures reported by quic-go as handshake errors.
+func quicDialCause(err error) error {
+	if te, ok := errors.AsType[*quic.TransportError](err); ok && te.ErrorCode.IsCryptoError() {
+		return handshakeError(err)
+	}
+	return err
+}
+
+// awaitQUICAck waits for the acceptor's confirmation stream.
+func awaitQUICAck(ctx context.Context, qc *quic.Conn) error {
+	s, err := qc.AcceptUniStream(ctx)
+	if err != nil {
+		if cause := context.Cause(qc.Context()); cause != nil {
+			err = cause
+		}
+		if ae, ok := errors.AsType[*quic.ApplicationError](err); ok && ae.Remote && ae.ErrorCode == quicCodeRefused {
+			return fmt.Errorf("%w: %w", ErrAcceptQueueFull, err)
+		}
+		return handshakeError(quicDialCause(err))
+	}
+	s.CancelRead(0)
+	return nil
+}
+
+// sendQUICAck confirms an accepted connection to its dialer.
+func sendQUICAck(qc *quic.Conn) error {
+	s, err := qc.OpenUniStream()
+	if err != nil {
+		return err
+	}
+	if _, err := s.Write([]byte{quicAckData}); err != nil {
+		if _, ok := errors.AsType[*quic.StreamError](err); ok {
+			return nil // the dialer got the byte and already stopped reading
+		}
+		return err
+	}
+	// Close fails if the dialer already stopped reading; the byte is out.
+	_ = s.Close()
+	return nil
+}
+
+// quicListener accepts QUIC connections into an acceptQueue, confirming each.
+type quicListener struct {
+	o   Options
+	udp *net.UDPConn
+	tr  *quic.Transport
+	ln  *quic.Listener
+	q   *acceptQueue
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu   sync.Mutex
+	refs int // the listener itself plus each live accepted connection
+}
+
+func (l *quicListener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		qc, err := l.ln.Accept(l.ctx)
+		if err != nil {
+			if l.ctx.Err() == nil {
+				l.q.stop(fmt.Errorf("transport: quic listener failed: %w", err))
+			}
+			return
+		}
+		l.retain()
+		c := newQUICConn(qc, l.release)
+		if !l.q.reserve() {
+			l.o.Logger.Warn("transport: accept queue full, connection refused",
+				"transport", "quic", "remote", qc.RemoteAddr())
+			c.abort(ErrAcceptQueueFull)
+			continue
+		}
+		if err := sendQUICAck(qc); err != nil {
+			l.q.unreserve()
+			err = handshakeError(fmt.Errorf("confirming connection: %w", err))
+			c.abort(err)
+			l.o.handshakeFailed(qc.RemoteAddr(), err)
+			continue
+		}
+		l.q.put(c)
+	}
+}
+
+func (l *quicListener) retain() {
+	l.mu.Lock()
+	l.refs++
+	l.mu.Unlock()
+}
+
+// release drops a reference; the last one closes the UDP socket.
+func (l *quicListener) release() {
+	l.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	l.mu.Unlock()
+	if last {
+		l.tr.Close()
+		l.udp.Close()
+	}
+}
+
+func (l *quicListener) Accept(ctx context.Context) (Conn, error) { return l.q.get(ctx) }
+func (l *quicListener) Addr() net.Addr                           { return l.udp.LocalAddr() }
+func (l *quicListener) DroppedConns() uint64                     { return l.q.dropped.Load() }
+
+func (l *quicListener) Close() error {
+	l.once.Do(func() {
+		l.q.stop(ErrClosed)
+		l.cancel()
+		l.ln.Close()
+		l.wg.Wait()
+		l.q.drain()
+		l.release()
+	})
+	return nil
+}

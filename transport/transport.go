@@ -1,0 +1,190 @@
+// Package transport abstracts the connection of a wandist link so that the
+// daemon runs the same code over every transport.
+//
+// A Transport dials and listens; both sides end up with a Conn: an
+// authenticated (mutual TLS 1.3), multiplexed connection to one peer that
+// carries any number of bidirectional Streams. Three transports exist:
+//
+//   - NewQUIC: QUIC (quic-go) over UDP.
+//   - NewTCP: TCP + TLS 1.3 + yamux, with TCP_NODELAY and TCP keepalive.
+//   - NewMem: in-memory (buffered pipe + TLS 1.3 + yamux), for tests.
+//
+// TLS configurations are always supplied by the caller (certificates, ALPN,
+// TLS 1.3 only, peer pinning callbacks); this package never builds an identity
+// of its own. It only enforces TLS 1.3 as a floor and insists on ALPN
+// (NextProtos must be set, and a protocol must be negotiated).
+//
+// # Connection establishment
+//
+// Dial returns only after the listener side has completed its handshake,
+// verified the client (for example its pin check) and reserved a place for
+// the connection in its accept queue: the acceptor then sends a one-byte
+// confirmation (TCP, mem) or opens a one-byte unidirectional stream (QUIC)
+// that Dial waits for. A client rejected by the listener therefore sees Dial
+// fail instead of getting a connection that dies right away.
+//
+// Listeners complete handshakes in the background, bounded by
+// Options.HandshakeTimeout (TCP and mem also cap concurrent handshakes at
+// 256), and hand ready connections to Accept through a bounded queue of 32
+// connections. Policy when that queue is full (the application does not call
+// Accept fast enough): new connections are refused rather than queued or
+// waited for; the dialer's Dial fails with an error matching
+// ErrAcceptQueueFull, and the listener counts the refusal (see DroppedConns)
+// and logs it. Failed inbound handshakes are reported to
+// Options.OnHandshakeError and never disturb other connections. For QUIC,
+// datagrams that are not QUIC at all are dropped silently by quic-go and are
+// not reported.
+//
+// # Streams
+//
+// Streams are opened by either side. With QUIC a freshly opened stream is only
+// known locally until its first byte is written, and with yamux the peer may see
+// it before any data: callers must write a first frame right after OpenStream
+// and must not rely on the peer's AcceptStream returning before that.
+// Stream.Close closes both directions: pending writes are flushed and followed
+// by end-of-stream, local reads stop (returning ErrClosed), and the peer's
+// further writes fail (QUIC) or are discarded (yamux).
+//
+// When the Conn dies, pending and further stream operations fail with an error
+// matching the Conn's Err (ErrClosed, ErrPeerClosed, ErrIdleTimeout, ...), never
+// with a bare io.EOF. Data written just before either side closes the whole
+// Conn is not guaranteed to be delivered: close streams and let the peer
+// acknowledge at the application level first.
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Stream is one bidirectional, ordered byte stream of a Conn.
+type Stream interface {
+	io.Reader
+	io.Writer
+	// Close closes both directions. It is idempotent.
+	Close() error
+	// SetDeadline sets the read and write deadlines; an expired deadline makes
+	// Read and Write fail with an error matching os.ErrDeadlineExceeded.
+	SetDeadline(t time.Time) error
+}
+
+// Conn is an authenticated, multiplexed connection to one peer.
+type Conn interface {
+	// OpenStream opens a new stream. See the package doc about writing a
+	// first frame immediately.
+	OpenStream(ctx context.Context) (Stream, error)
+	// AcceptStream waits for the next stream opened by the peer.
+	AcceptStream(ctx context.Context) (Stream, error)
+	// ConnectionState describes the completed TLS handshake, including the
+	// peer's certificates.
+	ConnectionState() tls.ConnectionState
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+	// Transport names the transport: "quic", "tcp" or "mem".
+	Transport() string
+	// Done is closed once the connection is dead (peer closed, idle timeout,
+	// local Close).
+	Done() <-chan struct{}
+	// Err tells why the connection died; nil while it is alive.
+	Err() error
+	// Close closes the connection and all its streams. It is idempotent and
+	// waits for the goroutines the connection started.
+	Close() error
+}
+
+// Listener accepts authenticated connections.
+type Listener interface {
+	// Accept returns the next connection whose handshake completed.
+	Accept(ctx context.Context) (Conn, error)
+	Addr() net.Addr
+	// Close stops listening. It is idempotent and waits for the listener's
+	// goroutines; pending and later Accept calls return ErrClosed.
+	// Connections already returned by Accept stay open.
+	Close() error
+}
+
+// Transport creates connections of one kind.
+type Transport interface {
+	Name() string
+	Listen(addr string, tlsConf *tls.Config) (Listener, error)
+	// Dial connects to addr. It includes the TLS handshake and the listener's
+	// confirmation; ctx bounds all of it. A dial that runs out of time fails
+	// with a net.Error whose Timeout() is true and that matches
+	// context.DeadlineExceeded.
+	Dial(ctx context.Context, addr string, tlsConf *tls.Config) (Conn, error)
+}
+
+// DroppedConns is implemented by the listeners of this package. It counts the
+// connections that completed their handshake but were refused because the
+// accept queue was full.
+type DroppedConns interface {
+	DroppedConns() uint64
+}
+
+// Options tune a Transport. Zero fields take their defaults.
+type Options struct {
+	// HandshakeTimeout bounds an inbound handshake: a client that does not
+	// finish TLS within it is dropped (default 5s).
+	HandshakeTimeout time.Duration
+	// KeepAlivePeriod is how often an idle connection is probed: QUIC
+	// keepalive, yamux ping, TCP keepalive (default 1s).
+	KeepAlivePeriod time.Duration
+	// IdleTimeout is how long a connection may go without hearing from the
+	// peer before it is declared dead: QUIC MaxIdleTimeout; for yamux both the
+	// receive silence limit and ConnectionWriteTimeout (default 5s).
+	IdleTimeout time.Duration
+	// MaxIncomingStreams limits the streams the peer may have open towards us
+	// (QUIC) or waiting to be accepted (yamux) (default 16).
+	MaxIncomingStreams int
+	// Logger receives debug output (default: discard).
+	Logger *slog.Logger
+	// OnHandshakeError, if set, is called for every failed inbound handshake
+	// (for counting or logging). The error matches ErrHandshake. It is called
+	// from listener goroutines and must not block.
+	OnHandshakeError func(remote net.Addr, err error)
+}
+
+const (
+	defaultHandshakeTimeout   = 5 * time.Second
+	defaultKeepAlivePeriod    = 1 * time.Second
+	defaultIdleTimeout        = 5 * time.Second
+	defaultMaxIncomingStreams = 16
+
+	// acceptQueueLen is how many handshaken connections a listener holds for
+	// Accept before it drops new ones.
+	acceptQueueLen = 32
+	// maxHandshakes bounds the concurrent inbound handshakes of a TCP or mem
+	// listener; connections beyond it are closed at once and reported.
+	maxHandshakes = 256
+)
+
+func (o Options) withDefaults() Options {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if o.KeepAlivePeriod <= 0 {
+		o.KeepAlivePeriod = defaultKeepAlivePeriod
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	if o.MaxIncomingStreams <= 0 {
+		o.MaxIncomingStreams = defaultMaxIncomingStreams
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// handshakeFailed reports a failed inbound handshake.
+func (o Options) handshakeFailed(remote net.Addr, err error) {
+	o.Logger.Debug("transport: inbound handshake failed", "remote", remote, "err", err)
+	if o.OnHandshakeError != nil {
+		o.OnHandshakeError(remote, err)
+	}
+}
