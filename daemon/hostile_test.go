@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"

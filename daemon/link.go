@@ -54,8 +54,8 @@ type link struct {
 	lastRecv atomic.Int64 // unix nanos of the last frame received
 	rtt      atomic.Int64 // nanoseconds, last measured
 
-	cmu     sync.Mutex    // guards cbuf and ackOut
-	cbuf    []byte        // control frames waiting for the control writer
+	cmu     sync.Mutex // guards cbuf and ackOut
+	cbuf    []byte     // control frames waiting for the control writer
 	ackOut  [buffer.NumLanes]uint64
 	ackSent [buffer.NumLanes]uint64 // owned by the control writer
 	cwake   chan struct{}           // capacity 1

@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
 	"errors"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"

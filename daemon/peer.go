@@ -452,8 +452,8 @@ func (p *peer) acceptDelivery(inc uint64, lane int, seq uint64, deliver func()) 
 // snapshot of the peer for status.
 type peerStatus struct {
 	state, lastErr, transport, remote string
-	since                                 time.Time
-	rtt                                   time.Duration
+	since                             time.Time
+	rtt                               time.Duration
 }
 
 func (p *peer) status() peerStatus {
