@@ -118,8 +118,14 @@ func (l *link) run() {
 // fail ends the link; the first cause wins.
 func (l *link) fail(err error) {
 	l.cancel(err)
+	unblock(l.ctl)
 	l.conn.Close()
 }
+
+// unblock makes a stream's pending and later Reads and Writes fail at once.
+// A deadline, not Close: closing a QUIC stream does not release a Write
+// blocked on flow control.
+func unblock(s transport.Stream) { _ = s.SetDeadline(time.Unix(1, 0)) }
 
 // goAwayWait bounds how long a GoAway waits for the control writer.
 const goAwayWait = 250 * time.Millisecond
@@ -331,7 +337,7 @@ func (l *link) acceptStreams() {
 func (l *link) dataReader(s transport.Stream) {
 	d := l.p.d
 	defer s.Close()
-	stop := context.AfterFunc(l.ctx, func() { s.Close() })
+	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
 	defer stop()
 	r := wire.NewReader(s, d.cfg.Link.MaxFrameSize)
 	t, body, err := r.ReadFrame()
@@ -390,7 +396,7 @@ func (l *link) dataWriter(lane int) {
 		return
 	}
 	defer s.Close()
-	stop := context.AfterFunc(l.ctx, func() { s.Close() })
+	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
 	defer stop()
 	buf := wire.AppendFrame(make([]byte, 0, 64<<10), &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
 	if _, err := s.Write(buf); err != nil {

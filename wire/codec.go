@@ -153,3 +153,31 @@ func (d *decoder) finish() error {
 }
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
+// maxPositions bounds a list of per-lane positions.
+const maxPositions = 16
+
+func appendUvarints(b []byte, vs []uint64) []byte {
+	b = appendUvarint(b, uint64(len(vs)))
+	for _, v := range vs {
+		b = appendUvarint(b, v)
+	}
+	return b
+}
+
+// uvarints decodes a list of at most maxPositions varints.
+func (d *decoder) uvarints(field string) []uint64 {
+	n := d.length(field, 1)
+	if n > maxPositions {
+		d.fail(field, "%d entries, at most %d allowed", n, maxPositions)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = d.uvarint(field)
+	}
+	return out
+}

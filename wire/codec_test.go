@@ -109,7 +109,7 @@ func TestDecodeErrors(t *testing.T) {
 			"Sync.Req: non-minimal varint"},
 		{"missing field", TypeStreamInit, []byte{1},
 			"StreamInit.Lane: missing: body ends after 1 bytes"},
-		{"ready not empty", TypeReady, []byte{0},
+		{"ready trailing byte", TypeReady, []byte{0, 0},
 			"frame (type Ready): Ready: 1 trailing bytes after the last field"},
 		{"member count beyond body", TypeMembersSnapshot, []byte{1, 1, 0xff, 0xff, 0x03, 0, 0, 0},
 			"MembersSnapshot.Members: count 65535 beyond end of body (3 bytes left, 3 needed per element)"},

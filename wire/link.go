@@ -10,7 +10,8 @@ func (m *Hello) AppendBody(b []byte) []byte {
 	b = appendString(b, m.Cluster)
 	b = appendString(b, m.Node)
 	b = appendUvarint(b, m.Incarnation)
-	return appendUvarint(b, m.MaxFrame)
+	b = appendUvarint(b, m.MaxFrame)
+	return appendUvarint(b, m.DurableID)
 }
 
 // DecodeBody decodes body into m.
@@ -20,6 +21,7 @@ func (m *Hello) DecodeBody(body []byte) error {
 	m.Node = d.str("Node")
 	m.Incarnation = d.uvarint("Incarnation")
 	m.MaxFrame = d.uvarint("MaxFrame")
+	m.DurableID = d.uvarint("DurableID")
 	return d.finish()
 }
 
@@ -33,7 +35,9 @@ func (m *Welcome) AppendBody(b []byte) []byte {
 	b = appendString(b, m.Node)
 	b = appendUvarint(b, m.Incarnation)
 	b = appendUvarint(b, m.MaxFrame)
-	return appendString(b, m.Reason)
+	b = appendString(b, m.Reason)
+	b = appendUvarint(b, m.DurableID)
+	return appendUvarints(b, m.Delivered)
 }
 
 // DecodeBody decodes body into m.
@@ -45,18 +49,21 @@ func (m *Welcome) DecodeBody(body []byte) error {
 	m.Incarnation = d.uvarint("Incarnation")
 	m.MaxFrame = d.uvarint("MaxFrame")
 	m.Reason = d.str("Reason")
+	m.DurableID = d.uvarint("DurableID")
+	m.Delivered = d.uvarints("Delivered")
 	return d.finish()
 }
 
 // Type returns TypeReady.
 func (*Ready) Type() Type { return TypeReady }
 
-// AppendBody appends nothing: Ready has an empty body.
-func (*Ready) AppendBody(b []byte) []byte { return b }
+// AppendBody appends Ready's body.
+func (m *Ready) AppendBody(b []byte) []byte { return appendUvarints(b, m.Delivered) }
 
 // DecodeBody checks that body is empty.
-func (*Ready) DecodeBody(body []byte) error {
+func (m *Ready) DecodeBody(body []byte) error {
 	d := newDecoder(TypeReady, body)
+	m.Delivered = d.uvarints("Delivered")
 	return d.finish()
 }
 

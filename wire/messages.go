@@ -15,6 +15,7 @@ type Hello struct {
 	Node        string // the dialer's node
 	Incarnation uint64 // changes each time the dialer's daemon starts
 	MaxFrame    uint64 // largest frame body the dialer accepts
+	DurableID   uint64 // id of the dialer's durable stream (its spool), 0 without a spool
 }
 
 // Welcome answers Hello, sent by the acceptor.
@@ -24,7 +25,9 @@ type Welcome struct {
 	Node        string
 	Incarnation uint64
 	MaxFrame    uint64
-	Reason      string // human-readable, for Status != WelcomeOK
+	Reason      string   // human-readable, for Status != WelcomeOK
+	DurableID   uint64   // id of the acceptor's durable stream, 0 without a spool
+	Delivered   []uint64 // per lane: the highest Seq the acceptor delivered from the dialer (lanes 0-1: of Hello.Incarnation; lane 2: of Hello.DurableID)
 }
 
 // Welcome statuses.
@@ -35,8 +38,10 @@ const (
 )
 
 // Ready is the dialer's confirmation that it uses the link: after Ready both
-// sides may send data. Empty body.
-type Ready struct{}
+// sides may send data.
+type Ready struct {
+	Delivered []uint64 // per lane: the highest Seq the dialer delivered from the acceptor (as in Welcome)
+}
 
 // Ping asks for a Pong carrying the same Echo (the sender's monotonic clock in ns).
 type Ping struct{ Echo uint64 }
@@ -54,8 +59,9 @@ type StreamInit struct {
 const (
 	StreamData uint8 = 1
 
-	LaneNormal uint8 = 0
-	LaneHigh   uint8 = 1
+	LaneNormal  uint8 = 0
+	LaneHigh    uint8 = 1
+	LaneDurable uint8 = 2 // durable messages: Seq per durable stream (spool), not per incarnation
 )
 
 // Member is one membership entry: a mailbox of the sending node in a group,

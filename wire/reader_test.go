@@ -87,7 +87,7 @@ func TestReaderPassesOtherErrors(t *testing.T) {
 }
 
 func TestReaderEmptyBody(t *testing.T) {
-	r := NewReader(bytes.NewReader(AppendFrame(nil, &Ready{})), 0)
+	r := NewReader(bytes.NewReader([]byte{Version, byte(TypeReady), 0, 0, 0, 0, 0, 0}), 0)
 	typ, body, err := r.ReadFrame()
 	if err != nil || typ != TypeReady || len(body) != 0 {
 		t.Fatalf("ReadFrame = %v, %q, %v", typ, body, err)

@@ -12,10 +12,11 @@ func sampleMessages() []Message {
 	payload := []byte("hello, \x00world\xff")
 	big := []byte(strings.Repeat("0123456789abcdef", 20))
 	return []Message{
-		&Hello{Cluster: "eu-west", Node: "node-1", Incarnation: 1718000000123456789, MaxFrame: DefaultMaxBody},
-		&Welcome{Status: WelcomeOK, Cluster: "us-east", Node: "n2", Incarnation: 42, MaxFrame: 1 << 20},
+		&Hello{Cluster: "eu-west", Node: "node-1", Incarnation: 1718000000123456789, MaxFrame: DefaultMaxBody, DurableID: 3},
+		&Welcome{Status: WelcomeOK, Cluster: "us-east", Node: "n2", Incarnation: 42, MaxFrame: 1 << 20, DurableID: 9, Delivered: []uint64{5, 0, 77}},
 		&Welcome{Status: WelcomeRefused, Cluster: "us-east", Node: "n2", Incarnation: 42, MaxFrame: 1 << 20, Reason: "identity mismatch: TLS says eu-west/node-9"},
 		&Ready{},
+		&Ready{Delivered: []uint64{1, 2, 3}},
 		&Ping{Echo: 123456789012345},
 		&Pong{Echo: math.MaxUint64},
 		&StreamInit{Kind: StreamData, Lane: LaneHigh},
