@@ -24,9 +24,21 @@ type Config struct {
 	Groups   Groups
 	// Buffer holds the defaults for every peer's outbound buffer.
 	Buffer Buffer
+	Spool  Spool
 	Log    Log
 	Peers  []Peer
 }
+
+// Spool configures the durable spool (YAML key spool). Without a Dir the
+// node has no spool and refuses durable sends.
+type Spool struct {
+	Dir        string // dir: where segment files go, relative to the config file; default "" = no spool
+	MaxBytes   int64  // max_bytes: bytes of segment files at most; default 1 GiB
+	SecretFile string // secret_file: file whose bytes are the encryption secret; default "" = derived from the node key
+}
+
+// DefaultSpoolMaxBytes is the default spool.max_bytes.
+const DefaultSpoolMaxBytes = 1 << 30
 
 // Listen holds the addresses this node accepts peer links on. Either, both
 // or none may be set: a node without listeners only dials.
@@ -155,6 +167,7 @@ func Default() *Config {
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
+		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }

@@ -49,6 +49,8 @@ func Parse(data []byte, path string) (*Config, error) {
 	r.decodeConfig(root, c, dir)
 	c.Identity = resolvePath(dir, c.Identity)
 	c.Local.Socket = resolvePath(dir, c.Local.Socket)
+	c.Spool.Dir = resolvePath(dir, c.Spool.Dir)
+	c.Spool.SecretFile = resolvePath(dir, c.Spool.SecretFile)
 	c.fill()
 	r.check(c)
 	if err := r.result(); err != nil {

@@ -35,6 +35,7 @@ func TestDefault(t *testing.T) {
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
+		Spool:  Spool{MaxBytes: 1 << 30},
 		Log:    Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(d, want) {
@@ -240,5 +241,20 @@ func TestErrorFormat(t *testing.T) {
 	list := ErrorList{{Key: "a", Msg: "x"}, {Key: "b", Msg: "y"}}
 	if got := list.Error(); got != "a: x\nb: y" {
 		t.Errorf("list = %q", got)
+	}
+}
+
+func TestSpoolSection(t *testing.T) {
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nspool:\n  dir: spool\n  max_bytes: 10MiB\n  secret_file: s.secret\n"), "/etc/wandist/e-1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Spool.Dir != "/etc/wandist/spool" || c.Spool.MaxBytes != 10<<20 || c.Spool.SecretFile != "/etc/wandist/s.secret" {
+		t.Fatalf("spool: %+v", c.Spool)
+	}
+	_, err = Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nspool:\n  dri: x\n"), "c.yaml")
+	var el ErrorList
+	if !errors.As(err, &el) || el[0].Line != 5 || el[0].Key != "spool.dri" {
+		t.Fatalf("unknown spool key: %v", err)
 	}
 }

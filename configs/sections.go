@@ -4,13 +4,14 @@ import "go.yaml.in/yaml/v3"
 
 // Known keys of every mapping in the file.
 var (
-	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "log", "peers"}
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token"}
 	adminKeys  = []string{"listen"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
+	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
 	logKeys    = []string{"level", "format"}
 	peerKeys   = []string{"cluster", "node", "address", "transport", "mode", "public_key", "public_keys", "public_key_file", "buffer"}
 )
@@ -61,6 +62,17 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 			})
 		case "buffer":
 			r.decodeBuffer(v, key, &c.Buffer)
+		case "spool":
+			r.fields(v, key, spoolKeys, func(name, key string, v *yaml.Node) {
+				switch name {
+				case "dir":
+					r.str(v, key, &c.Spool.Dir)
+				case "max_bytes":
+					r.size(v, key, &c.Spool.MaxBytes)
+				case "secret_file":
+					r.str(v, key, &c.Spool.SecretFile)
+				}
+			})
 		case "log":
 			r.fields(v, key, logKeys, func(name, key string, v *yaml.Node) {
 				switch name {

@@ -39,6 +39,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.ReconnectMax, d.Link.ReconnectMax)
 	setIfZero(&l.MaxFrameSize, d.Link.MaxFrameSize)
 	fillBuffer(&c.Buffer, d.Buffer)
+	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
 	for i := range c.Peers {
