@@ -14,9 +14,10 @@ import (
 
 // Lanes. Each lane has its own sequence numbers and its own stream on a link.
 const (
-	LaneNormal = 0
-	LaneHigh   = 1
-	NumLanes   = 2
+	LaneNormal  = 0
+	LaneHigh    = 1
+	LaneDurable = 2 // durable messages: Seqs are assigned by the caller (the spool), not by Enqueue
+	NumLanes    = 3
 )
 
 // Policy says what Enqueue does when the queue is full.
@@ -206,7 +207,7 @@ func (q *Queue) Enqueue(m *Message) error {
 	q.count++
 	q.bytes += size
 	q.st.Enqueued++
-	q.wake(0)
+	q.wake(int(m.Lane))
 	return nil
 }
 

@@ -35,6 +35,9 @@ func (c *fakeClock) add(d time.Duration) {
 
 const flagAtMostOnce = 1
 
+// seqLanes are the lanes whose Seqs Enqueue assigns.
+var seqLanes = []uint8{LaneNormal, LaneHigh}
+
 // rel returns a reliable message of lane ln with an n-byte payload; To tags it.
 func rel(ln uint8, tag uint64, n int) *Message {
 	return &Message{Lane: ln, To: tag, Payload: bytes.Repeat([]byte{byte(tag)}, n)}
@@ -238,6 +241,21 @@ func TestAtMostOnceLeavesAtNext(t *testing.T) {
 	checkInvariants(t, q)
 }
 
+// Handed-out at-most-once messages at the front of a lane leave no slot.
+func TestNextTrimsFront(t *testing.T) {
+	q := New(Limits{}, newClock().now)
+	mustEnqueue(t, q, amo(0, 1, 1), amo(0, 2, 1), amo(0, 3, 1))
+	q.Next(0, 0, 2, nil)
+	if n := len(q.lanes[0].msgs); n != 1 {
+		t.Fatalf("lane holds %d slots for 1 message", n)
+	}
+	q.Next(0, 0, 2, nil)
+	if n := len(q.lanes[0].msgs); n != 0 || q.lanes[0].sent != 0 {
+		t.Fatalf("lane holds %d slots (sent %d) when empty", n, q.lanes[0].sent)
+	}
+	checkInvariants(t, q)
+}
+
 func TestNextMaxAndGeneration(t *testing.T) {
 	q := New(Limits{}, newClock().now)
 	for i := range 5 {
@@ -303,7 +321,7 @@ func TestAck(t *testing.T) {
 		{0, 6, ErrBadAck, 3, 90 + 7, 3, []uint64{4, 5}},
 		{0, 1 << 40, ErrBadAck, 3, 90 + 7, 3, []uint64{4, 5}},
 		{1, 2, ErrBadAck, 3, 90 + 7, 3, []uint64{4, 5}},
-		{2, 1, errAny, 3, 90 + 7, 3, []uint64{4, 5}},
+		{NumLanes, 1, errAny, 3, 90 + 7, 3, []uint64{4, 5}},
 		{-1, 1, errAny, 3, 90 + 7, 3, []uint64{4, 5}},
 		{1, 1, nil, 2, 90, 4, []uint64{4, 5}}, // never handed out, but queued
 		{0, 5, nil, 0, 0, 6, nil},
@@ -501,7 +519,7 @@ func TestDropOldest(t *testing.T) {
 	// 1 is handed out and awaits its ack: 2 is the oldest unsent.
 	mustEnqueue(t, q, rel(0, 4, 1))
 	s := q.Stats()
-	if s.Dropped[DropOverflow] != 1 || s.Messages != 3 || s.Rejected != 0 {
+	if s.Dropped[DropOverflow] != 1 || s.Messages != 3 || s.Unsent != 2 || s.Rejected != 0 {
 		t.Fatalf("after drop: %+v", s)
 	}
 	if got := tags(q.Next(0, 0, 10, nil)); !slices.Equal(got, []uint64{3, 4}) {
@@ -904,7 +922,7 @@ func TestConcurrentEnqueueNextAck(t *testing.T) {
 	for p := range producers {
 		wg.Go(func() {
 			for i := range perProducer {
-				m := &Message{Lane: uint8(i % NumLanes), From: uint64(p), To: uint64(i), Payload: binary.LittleEndian.AppendUint64(nil, uint64(p)<<32|uint64(i))}
+				m := &Message{Lane: seqLanes[i%len(seqLanes)], From: uint64(p), To: uint64(i), Payload: binary.LittleEndian.AppendUint64(nil, uint64(p)<<32|uint64(i))}
 				for {
 					err := q.Enqueue(m)
 					if err == nil {
@@ -923,10 +941,11 @@ func TestConcurrentEnqueueNextAck(t *testing.T) {
 		err  error
 		seen int
 	}
-	results := make(chan result, NumLanes)
-	for ln := range NumLanes {
+	results := make(chan result, len(seqLanes))
+	for _, ln8 := range seqLanes {
+		ln := int(ln8)
 		go func() {
-			want := producers * perProducer / NumLanes
+			want := producers * perProducer / len(seqLanes)
 			last := make([]int, producers)
 			for i := range last {
 				last[i] = -1
@@ -953,7 +972,7 @@ func TestConcurrentEnqueueNextAck(t *testing.T) {
 					}
 					v := binary.LittleEndian.Uint64(m.Payload)
 					p, i := int(v>>32), int(uint32(v))
-					if int(m.Lane) != ln || i%NumLanes != ln || i <= last[p] {
+					if int(m.Lane) != ln || int(seqLanes[i%len(seqLanes)]) != ln || i <= last[p] {
 						results <- result{fmt.Errorf("lane %d: producer %d message %d after %d", ln, p, i, last[p]), n}
 						return
 					}
@@ -969,7 +988,7 @@ func TestConcurrentEnqueueNextAck(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for range NumLanes {
+	for range seqLanes {
 		if r := <-results; r.err != nil {
 			t.Fatal(r.err)
 		}
@@ -1044,7 +1063,7 @@ func runModel(t *testing.T, pol Policy, seed uint64) {
 	for range 400 {
 		switch op := rng.IntN(20); {
 		case op < 8: // Enqueue
-			ln := rng.IntN(NumLanes)
+			ln := int(seqLanes[rng.IntN(len(seqLanes))])
 			tag := uint64(len(msgs))
 			m := rel(uint8(ln), tag, rng.IntN(30))
 			if rng.IntN(5) == 0 {
@@ -1061,7 +1080,7 @@ func runModel(t *testing.T, pol Policy, seed uint64) {
 				msgs = append(msgs, &modelMsg{lane: ln, seq: m.Seq, amo: m.AtMostOnce()})
 			}
 		case op < 13:
-			next(gen, rng.IntN(NumLanes))
+			next(gen, int(seqLanes[rng.IntN(len(seqLanes))]))
 		case op < 14: // a writer of a replaced link
 			if gen > 0 {
 				if got := q.Next(gen-1, rng.IntN(NumLanes), 10, nil); len(got) != 0 {
@@ -1069,7 +1088,7 @@ func runModel(t *testing.T, pol Policy, seed uint64) {
 				}
 			}
 		case op < 18: // Ack a random prefix of what was handed out
-			ln := rng.IntN(NumLanes)
+			ln := int(seqLanes[rng.IntN(len(seqLanes))])
 			if maxHanded[ln] > ackedTo[ln] {
 				s := ackedTo[ln] + 1 + rng.Uint64N(maxHanded[ln]-ackedTo[ln])
 				if err := q.Ack(ln, s); err != nil {

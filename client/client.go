@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -32,22 +33,41 @@ type Options struct {
 	// Receive; past it, deliveries to that mailbox are dropped and counted
 	// (Mailbox.Dropped). Default 64 MiB.
 	InboxBytes int
+	// NoReconnect makes the client end (Done, Err) when the connection to
+	// the daemon is lost, instead of reconnecting.
+	NoReconnect bool
+	// ReconnectMax caps the wait between reconnect attempts (jittered,
+	// doubling from 20ms); default 2s.
+	ReconnectMax time.Duration
 }
 
 // Client is a connection to the local daemon. Safe for concurrent use.
+//
+// When the daemon goes away (it restarted, or was killed) the client
+// reconnects by itself, opens its mailboxes again and re-joins their groups.
+// During the gap every call fails at once with ErrUnavailable (nothing is
+// buffered inside the SDK), and calls that were waiting for an answer fail
+// with ErrUnavailable too: the daemon may or may not have accepted them.
+// After the reconnect a mailbox has a new address (Mailbox.Addr), as a
+// process gets a new pid; its group memberships are back.
 type Client struct {
-	conn       net.Conn
+	opts       Options
+	path       string
 	inboxBytes int
-	cluster    string
+	cluster    string // fixed: a daemon at the same socket must be the same node
 	node       string
-	maxMsg     int
 
-	reqSeq atomic.Uint64
+	maxMsg     atomic.Int64
+	reqSeq     atomic.Uint64
+	duplicates atomic.Uint64
+	reconnects atomic.Uint64
 
-	wmu    sync.Mutex    // guards wbuf, closed
+	wmu    sync.Mutex    // guards wbuf, conn, up, closed
 	wbuf   []byte        // frames waiting for the writer
+	conn   net.Conn      // the current connection
+	up     bool          // conn is ready for requests
+	closed bool          // Close was called (or the client ended)
 	wwake  chan struct{} // capacity 1
-	closed bool
 
 	pmu      sync.Mutex               // guards pending, asyncErr, asyncN
 	pending  map[uint64]chan error    // requests waiting for their answer
@@ -59,8 +79,14 @@ type Client struct {
 	mmu       sync.Mutex // guards mailboxes
 	mailboxes map[uint64]*Mailbox
 
-	done    chan struct{}
-	doneErr error // set before done is closed
+	// seen holds, per sending node and durable stream, the highest durable
+	// Seq delivered to this client: a durable message the daemon delivers
+	// again (after its restart) is dropped here. Owned by the reader.
+	seen map[durableKey]uint64
+
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the client has ended
+	doneErr error         // set before done is closed
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -80,45 +106,232 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if o.InboxBytes <= 0 {
 		o.InboxBytes = 64 << 20
 	}
-	var nd net.Dialer
-	conn, err := nd.DialContext(ctx, "unix", path)
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = 2 * time.Second
+	}
+	c := &Client{
+		opts: o, path: path, inboxBytes: o.InboxBytes,
+		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
+		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}), seen: map[durableKey]uint64{},
+	}
+	conn, r, sh, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, err
+	}
+	c.cluster, c.node = sh.Cluster, sh.Node
+	c.maxMsg.Store(int64(sh.MaxMessage))
+	c.conn, c.up = conn, true
+	c.wg.Go(c.writer)
+	c.wg.Go(func() { c.run(r) })
+	return c, nil
+}
+
+// dial connects and runs the hello exchange.
+func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.ServerHello, error) {
+	var nd net.Dialer
+	conn, err := nd.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	if _, err := conn.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: wire.LocalVersion, Name: o.Name, Token: o.Token})); err != nil {
+	if _, err := conn.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: wire.LocalVersion, Name: c.opts.Name, Token: c.opts.Token})); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: hello: %v", ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("%w: hello: %v", ErrUnavailable, err)
 	}
 	r := wire.NewReader(conn, 64<<20)
 	t, body, err := r.ReadFrame()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: hello: %v", ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("%w: hello: %v", ErrUnavailable, err)
 	}
 	var sh wire.ServerHello
 	if t != wire.TypeServerHello || sh.DecodeBody(body) != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: daemon answered %v instead of ServerHello", ErrUnavailable, t)
+		return nil, nil, nil, fmt.Errorf("%w: daemon answered %v instead of ServerHello", ErrUnavailable, t)
 	}
 	if sh.Status != wire.StatusOK {
 		conn.Close()
-		return nil, statusError(sh.Status, sh.Message)
+		return nil, nil, nil, statusError(sh.Status, sh.Message)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &Client{
-		conn: conn, inboxBytes: o.InboxBytes, cluster: sh.Cluster, node: sh.Node, maxMsg: int(sh.MaxMessage),
-		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
-		mailboxes: map[uint64]*Mailbox{}, done: make(chan struct{}),
-	}
-	c.wg.Go(c.writer)
-	c.wg.Go(func() { c.reader(r) })
-	return c, nil
+	return conn, r, &sh, nil
 }
+
+// run reads from the connection; when it breaks, run reconnects (unless
+// NoReconnect) and reads again, until Close.
+func (c *Client) run(r *wire.Reader) {
+	for {
+		err := c.reader(r)
+		c.wmu.Lock()
+		c.up = false
+		c.wbuf = c.wbuf[:0] // their requests fail below
+		conn := c.conn
+		closed := c.closed
+		c.wmu.Unlock()
+		conn.Close()
+		if closed {
+			c.finish(ErrClosed)
+			return
+		}
+		lost := fmt.Errorf("%w: connection lost: %v", ErrUnavailable, err)
+		c.failPending(lost)
+		if c.opts.NoReconnect {
+			c.finish(lost)
+			return
+		}
+		if r = c.reconnect(); r == nil {
+			c.finish(ErrClosed)
+			return
+		}
+	}
+}
+
+// reconnect redials with jittered backoff, then opens the mailboxes again and
+// re-joins their groups before requests flow. nil means Close was called.
+func (c *Client) reconnect() *wire.Reader {
+	wait := 20 * time.Millisecond
+	for {
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait))) + time.Millisecond)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, c.opts.ReconnectMax)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, r, sh, err := c.dial(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if sh.Cluster != c.cluster || sh.Node != c.node {
+			conn.Close() // another node took the socket: keep trying for ours
+			continue
+		}
+		c.maxMsg.Store(int64(sh.MaxMessage))
+		if err := c.restore(conn, r); err != nil {
+			conn.Close()
+			continue
+		}
+		c.wmu.Lock()
+		if c.closed {
+			c.wmu.Unlock()
+			conn.Close()
+			return nil
+		}
+		c.conn, c.up = conn, true
+		c.wmu.Unlock()
+		c.reconnects.Add(1)
+		return r
+	}
+}
+
+// restore opens every mailbox again on a new connection and re-joins its
+// groups, synchronously, before the reader starts.
+func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetDeadline(time.Time{})
+	c.mmu.Lock()
+	boxes := make([]*Mailbox, 0, len(c.mailboxes))
+	for _, mb := range c.mailboxes {
+		boxes = append(boxes, mb)
+	}
+	c.mmu.Unlock()
+	fresh := make(map[uint64]*Mailbox, len(boxes))
+	var held []*wire.Deliver
+	var req uint64
+	for _, mb := range boxes {
+		req++
+		if _, err := conn.Write(wire.AppendFrame(nil, &wire.Open{Req: req})); err != nil {
+			return err
+		}
+		var o wire.Opened
+		if err := readAnswer(r, wire.TypeOpened, &o, &held); err != nil {
+			return err
+		}
+		for g, n := range mb.joined() {
+			for range n {
+				req++
+				if _, err := conn.Write(wire.AppendFrame(nil, &wire.Join{Req: req, Mailbox: o.Mailbox, Group: g})); err != nil {
+					return err
+				}
+				var res wire.Result
+				if err := readAnswer(r, wire.TypeResult, &res, &held); err != nil {
+					return err
+				}
+			}
+		}
+		mb.setID(o.Mailbox)
+		fresh[o.Mailbox] = mb
+	}
+	c.mmu.Lock()
+	c.mailboxes = fresh
+	c.mmu.Unlock()
+	for _, d := range held {
+		c.dispatch(d)
+	}
+	return nil
+}
+
+// readAnswer reads frames until one of type t, decoding it into m. A
+// Deliver that arrives meanwhile (a mailbox already re-joined a group) is
+// kept in held, to be dispatched once the mailboxes are in place.
+func readAnswer(r *wire.Reader, t wire.Type, m wire.Message, held *[]*wire.Deliver) error {
+	for {
+		got, body, err := r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if got == wire.TypeDeliver {
+			d := new(wire.Deliver)
+			if d.DecodeBody(body) == nil {
+				d.Payload = append([]byte(nil), d.Payload...)
+				*held = append(*held, d)
+			}
+			continue
+		}
+		if got != t {
+			return fmt.Errorf("expected %v, got %v", t, got)
+		}
+		return m.DecodeBody(body)
+	}
+}
+
+// failPending fails every request waiting for an answer.
+func (c *Client) failPending(err error) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	for req, ch := range c.pending {
+		if ch != nil {
+			ch <- err
+		} else {
+			if c.asyncErr == nil {
+				c.asyncErr = err
+			}
+			c.asyncN--
+		}
+		delete(c.pending, req)
+	}
+	for req, ch := range c.opened {
+		close(ch)
+		delete(c.opened, req)
+	}
+	if c.asyncN <= 0 {
+		c.asyncN = 0
+		if c.asyncCh != nil {
+			close(c.asyncCh)
+			c.asyncCh = nil
+		}
+	}
+}
+
+// Reconnects returns how many times the client reconnected to the daemon.
+func (c *Client) Reconnects() uint64 { return c.reconnects.Load() }
 
 // Cluster returns the local daemon's cluster.
 func (c *Client) Cluster() string { return c.cluster }
@@ -127,42 +340,33 @@ func (c *Client) Cluster() string { return c.cluster }
 func (c *Client) Node() string { return c.node }
 
 // MaxMessage is the largest payload the daemon accepts.
-func (c *Client) MaxMessage() int { return c.maxMsg }
+func (c *Client) MaxMessage() int { return int(c.maxMsg.Load()) }
 
 // Close disconnects; the daemon removes this client's mailboxes from their
 // groups. Pending calls fail with ErrClosed. Idempotent.
 func (c *Client) Close() error {
-	c.shutdown(ErrClosed)
+	c.wmu.Lock()
+	already := c.closed
+	c.closed = true
+	conn := c.conn
+	c.wmu.Unlock()
+	if !already {
+		close(c.stop)
+		conn.Close()
+	}
 	c.wg.Wait()
 	return nil
 }
 
-func (c *Client) shutdown(err error) {
+// finish ends the client for good.
+func (c *Client) finish(err error) {
 	c.once.Do(func() {
-		c.doneErr = err
 		c.wmu.Lock()
 		c.closed = true
 		c.wmu.Unlock()
+		c.doneErr = err
 		close(c.done)
-		c.conn.Close()
-		c.pmu.Lock()
-		for req, ch := range c.pending {
-			ch <- err
-			delete(c.pending, req)
-		}
-		for req, ch := range c.opened {
-			close(ch)
-			delete(c.opened, req)
-		}
-		if c.asyncErr == nil && c.asyncN > 0 {
-			c.asyncErr = err
-		}
-		c.asyncN = 0
-		if c.asyncCh != nil {
-			close(c.asyncCh)
-			c.asyncCh = nil
-		}
-		c.pmu.Unlock()
+		c.failPending(err)
 		c.mmu.Lock()
 		for _, mb := range c.mailboxes {
 			mb.closeInbox()
@@ -184,12 +388,17 @@ func (c *Client) Err() error {
 	}
 }
 
-// enqueue hands a frame to the writer; it never blocks.
+// enqueue hands a frame to the writer; it never blocks. While the client is
+// reconnecting it fails at once with ErrUnavailable.
 func (c *Client) enqueue(m wire.Message) error {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
 		return ErrClosed
+	}
+	if !c.up {
+		c.wmu.Unlock()
+		return fmt.Errorf("%w: reconnecting to the daemon", ErrUnavailable)
 	}
 	c.wbuf = wire.AppendFrame(c.wbuf, m)
 	c.wmu.Unlock()
@@ -211,13 +420,14 @@ func (c *Client) writer() {
 		}
 		c.wmu.Lock()
 		out, c.wbuf = c.wbuf, out[:0]
+		conn := c.conn
 		c.wmu.Unlock()
 		if len(out) == 0 {
 			continue
 		}
-		if _, err := c.conn.Write(out); err != nil {
-			c.shutdown(fmt.Errorf("%w: write: %v", ErrUnavailable, err))
-			return
+		if _, err := conn.Write(out); err != nil {
+			conn.Close() // the reader sees it and reconnects
+			continue
 		}
 		if cap(out) > 4<<20 {
 			out = nil
@@ -225,25 +435,20 @@ func (c *Client) writer() {
 	}
 }
 
-func (c *Client) reader(r *wire.Reader) {
+// reader reads one connection until it fails, and returns why.
+func (c *Client) reader(r *wire.Reader) error {
 	var d wire.Deliver
 	for {
 		t, body, err := r.ReadFrame()
 		if err != nil {
-			c.shutdown(fmt.Errorf("%w: %v", ErrUnavailable, err))
-			return
+			return err
 		}
 		switch t {
 		case wire.TypeDeliver:
 			if d.DecodeBody(body) != nil {
 				continue
 			}
-			c.mmu.Lock()
-			mb := c.mailboxes[d.Mailbox]
-			c.mmu.Unlock()
-			if mb != nil {
-				mb.push(&d)
-			}
+			c.dispatch(&d)
 		case wire.TypeResult:
 			var res wire.Result
 			if res.DecodeBody(body) != nil {
@@ -263,6 +468,25 @@ func (c *Client) reader(r *wire.Reader) {
 				ch <- c.newMailbox(o.Mailbox)
 			}
 		}
+	}
+}
+
+// dispatch hands a delivery to its mailbox, dropping a durable message this
+// client already got. Called by the reader (or restore, before it runs).
+func (c *Client) dispatch(d *wire.Deliver) {
+	if d.Seq != 0 {
+		k := durableKey{d.FromCluster, d.FromNode, d.Stream}
+		if d.Seq <= c.seen[k] {
+			c.duplicates.Add(1)
+			return
+		}
+		c.seen[k] = d.Seq
+	}
+	c.mmu.Lock()
+	mb := c.mailboxes[d.Mailbox]
+	c.mmu.Unlock()
+	if mb != nil {
+		mb.push(d)
 	}
 }
 
@@ -336,11 +560,20 @@ func (c *Client) NewMailbox(ctx context.Context) (*Mailbox, error) {
 }
 
 func (c *Client) newMailbox(id uint64) *Mailbox {
-	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), max: c.inboxBytes}
+	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), max: c.inboxBytes, groups: map[string]int{}}
 	c.mmu.Lock()
 	c.mailboxes[id] = mb
 	c.mmu.Unlock()
 	return mb
 }
+
+// durableKey names one durable stream: its node and its id.
+type durableKey struct {
+	cluster, node string
+	stream        uint64
+}
+
+// Duplicates returns how many redelivered durable messages this client dropped.
+func (c *Client) Duplicates() uint64 { return c.duplicates.Load() }
 
 var errNoTarget = errors.New("client: send needs a target address or group")

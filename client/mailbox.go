@@ -50,7 +50,8 @@ type Mailbox struct {
 	addr Addr
 	max  int
 
-	mu      sync.Mutex // guards the inbox
+	mu      sync.Mutex     // guards the inbox, addr and groups
+	groups  map[string]int // joins per group, re-done after a reconnect
 	inbox   []*Message
 	head    int
 	bytes   int
@@ -59,8 +60,41 @@ type Mailbox struct {
 	wake    chan struct{} // capacity 1
 }
 
-// Addr returns the mailbox's address.
-func (m *Mailbox) Addr() Addr { return m.addr }
+// Addr returns the mailbox's address. It changes when the client
+// reconnects to a restarted daemon.
+func (m *Mailbox) Addr() Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+func (m *Mailbox) id() uint64 { return m.Addr().Mailbox }
+
+func (m *Mailbox) setID(id uint64) {
+	m.mu.Lock()
+	m.addr.Mailbox = id
+	m.mu.Unlock()
+}
+
+// joined returns a copy of the mailbox's join counts.
+func (m *Mailbox) joined() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.groups))
+	for g, n := range m.groups {
+		out[g] = n
+	}
+	return out
+}
+
+func (m *Mailbox) countJoin(group string, d int) {
+	m.mu.Lock()
+	m.groups[group] += d
+	if m.groups[group] <= 0 {
+		delete(m.groups, group)
+	}
+	m.mu.Unlock()
+}
 
 // Dropped returns how many deliveries were dropped because the inbox was full.
 func (m *Mailbox) Dropped() uint64 {
@@ -136,21 +170,30 @@ func (m *Mailbox) Receive(ctx context.Context) (*Message, error) {
 // Join adds the mailbox to group (once more: joins are counted, like pg).
 func (m *Mailbox) Join(ctx context.Context, group string) error {
 	req := m.c.reqSeq.Add(1)
-	return m.c.call(ctx, req, &wire.Join{Req: req, Mailbox: m.addr.Mailbox, Group: group})
+	err := m.c.call(ctx, req, &wire.Join{Req: req, Mailbox: m.id(), Group: group})
+	if err == nil {
+		m.countJoin(group, 1)
+	}
+	return err
 }
 
 // Leave undoes one Join.
 func (m *Mailbox) Leave(ctx context.Context, group string) error {
 	req := m.c.reqSeq.Add(1)
-	return m.c.call(ctx, req, &wire.Leave{Req: req, Mailbox: m.addr.Mailbox, Group: group})
+	err := m.c.call(ctx, req, &wire.Leave{Req: req, Mailbox: m.id(), Group: group})
+	if err == nil {
+		m.countJoin(group, -1)
+	}
+	return err
 }
 
 // Close removes the mailbox: it leaves all its groups.
 func (m *Mailbox) Close(ctx context.Context) error {
 	req := m.c.reqSeq.Add(1)
-	err := m.c.call(ctx, req, &wire.CloseMailbox{Req: req, Mailbox: m.addr.Mailbox})
+	id := m.id()
+	err := m.c.call(ctx, req, &wire.CloseMailbox{Req: req, Mailbox: id})
 	m.c.mmu.Lock()
-	delete(m.c.mailboxes, m.addr.Mailbox)
+	delete(m.c.mailboxes, id)
 	m.c.mmu.Unlock()
 	m.closeInbox()
 	return err
@@ -158,10 +201,10 @@ func (m *Mailbox) Close(ctx context.Context) error {
 
 // Send sends payload to the address to, from this mailbox.
 func (m *Mailbox) Send(ctx context.Context, to Addr, payload []byte, opts ...SendOption) error {
-	return m.c.send(ctx, m.addr.Mailbox, Target{Addr: to}, payload, opts)
+	return m.c.send(ctx, m.id(), Target{Addr: to}, payload, opts)
 }
 
 // SendGroup sends payload to one member of group, from this mailbox.
 func (m *Mailbox) SendGroup(ctx context.Context, group string, payload []byte, opts ...SendOption) error {
-	return m.c.send(ctx, m.addr.Mailbox, Target{Group: group}, payload, opts)
+	return m.c.send(ctx, m.id(), Target{Group: group}, payload, opts)
 }

@@ -70,8 +70,8 @@ func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []Se
 	if t.Group == "" && t.Addr.IsZero() {
 		return nil, errNoTarget
 	}
-	if c.maxMsg > 0 && len(payload) > c.maxMsg {
-		return nil, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), c.maxMsg)}
+	if max := c.MaxMessage(); max > 0 && len(payload) > max {
+		return nil, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
 	}
 	s := &wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload}
 	if o.high {

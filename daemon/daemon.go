@@ -19,6 +19,7 @@ import (
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/transport"
 )
 
@@ -74,6 +75,9 @@ type Daemon struct {
 	mailboxes  sync.Map // uint64 -> *mailbox
 
 	holdDials chan struct{} // from Options
+
+	spool     *spool.Spool // nil without spool.dir
+	durableID uint64       // the spool's durable stream id, 0 without a spool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,6 +153,9 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("peer %s: %w", id, err)
 		}
 		d.peers[id] = newPeer(d, id, pc, tr, d.newQueue(pc))
+	}
+	if err := d.openSpool(key); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -302,6 +309,9 @@ func (d *Daemon) janitor() {
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		if d.cancel == nil {
+			if d.spool != nil {
+				d.closeErr = d.spool.Close()
+			}
 			return
 		}
 		d.listenMu.Lock()
@@ -323,6 +333,11 @@ func (d *Daemon) Close() error {
 			d.admin.close()
 		}
 		d.wg.Wait()
+		if d.spool != nil {
+			if err := d.spool.Close(); err != nil {
+				d.closeErr = fmt.Errorf("spool: %w", err)
+			}
+		}
 	})
 	return d.closeErr
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/transport"
 	"github.com/wandist/wandist/wire"
 )
@@ -43,9 +44,11 @@ type link struct {
 	ctlR      *wire.Reader
 	dialer    bool
 	remoteInc uint64
-	maxFrame  int // largest frame the peer accepts
-	since     time.Time
-	gen       uint64 // queue generation for this link's data writers
+	// remoteDurable is the peer's durable stream id (0: it has no spool).
+	remoteDurable uint64
+	maxFrame      int // largest frame the peer accepts
+	since         time.Time
+	gen           uint64 // queue generation for this link's data writers
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -199,7 +202,11 @@ func (l *link) controlWriter() {
 		for lane := range buffer.NumLanes {
 			if l.ackOut[lane] > l.ackSent[lane] {
 				l.ackSent[lane] = l.ackOut[lane]
-				out = wire.AppendFrame(out, &wire.Ack{Lane: uint8(lane), Incarnation: l.remoteInc, Seq: l.ackOut[lane]})
+				stream := l.remoteInc
+				if lane == buffer.LaneDurable {
+					stream = l.remoteDurable
+				}
+				out = wire.AppendFrame(out, &wire.Ack{Lane: uint8(lane), Incarnation: stream, Seq: l.ackOut[lane]})
 			}
 		}
 		l.cmu.Unlock()
@@ -293,16 +300,24 @@ func (l *link) controlReader() {
 				d.log.Warn("membership delta ignored", "peer", l.p.nodeName(), "err", err)
 			}
 		case *wire.Ack:
-			if m.Incarnation != d.incarnation {
-				continue // an ack for an earlier run of this node
-			}
 			if int(m.Lane) >= buffer.NumLanes {
 				l.protocolError(fmt.Errorf("ack for lane %d", m.Lane))
 				return
 			}
+			want := d.incarnation
+			if m.Lane == buffer.LaneDurable {
+				want = d.durableID
+			}
+			if m.Incarnation != want {
+				continue // an ack for an earlier run (or spool) of this node
+			}
 			if err := l.p.queue.Ack(int(m.Lane), m.Seq); err != nil {
 				d.metrics.protocolErrors.WithLabelValues("bad_ack").Inc()
 				d.log.Warn("bad ack from peer", "peer", l.p.nodeName(), "err", err)
+				continue
+			}
+			if m.Lane == buffer.LaneDurable && d.spool != nil {
+				d.spool.Ack(l.p.nodeName(), m.Seq)
 			}
 		case *wire.GoAway:
 			d.log.Info("peer closes link", "peer", l.p.nodeName(), "code", m.Code, "reason", m.Reason)
@@ -374,15 +389,32 @@ func (l *link) dataReader(s transport.Stream) {
 			return
 		}
 		d.metrics.received.Inc()
-		dup := !l.p.acceptDelivery(l.remoteInc, lane, m.Seq, func() {
-			d.deliverRemote(l.p.id, &m)
+		stream := l.remoteInc
+		if lane == buffer.LaneDurable {
+			stream = l.remoteDurable
+		}
+		dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
+			d.deliverRemote(l.p.id, stream, &m)
 		})
 		if dup {
 			d.metrics.duplicates.Inc()
+			l.p.duplicates.Add(1)
 		}
-		if m.Seq != 0 {
-			l.ackLater(lane, m.Seq)
+		if m.Seq == 0 {
+			continue
 		}
+		if lane == buffer.LaneDurable && d.spool != nil {
+			// The position must be on disk before the ack lets the sender
+			// forget the message.
+			seq := m.Seq
+			d.spool.SetReceived(spool.RecvKey{Peer: l.p.nodeName(), Stream: stream}, seq, func(err error) {
+				if err == nil {
+					l.ackLater(lane, seq)
+				}
+			})
+			continue
+		}
+		l.ackLater(lane, m.Seq)
 	}
 }
 
@@ -421,7 +453,10 @@ func (l *link) dataWriter(lane int) {
 			if !m.Deadline.IsZero() {
 				rem := m.Deadline.Sub(now)
 				if rem <= 0 {
-					rem = time.Millisecond // expired in flight: the receiver discards it
+					// Expired between Next and here: never crosses the WAN.
+					q.CountDrop(buffer.DropExpired)
+					batch[i] = nil
+					continue
 				}
 				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
 			}

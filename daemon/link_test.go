@@ -309,3 +309,49 @@ func TestSendErrors(t *testing.T) {
 		t.Fatalf("oversized send: %v, want ErrTooLarge", err)
 	}
 }
+
+// The SDK reconnects to a restarted daemon by itself, re-opens its mailbox
+// and re-joins its groups; sends during the gap fail at once.
+func TestClientReconnectsAfterDaemonRestart(t *testing.T) {
+	east, west := pair(t, "mem")
+	c, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, ReconnectMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mb, err := c.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Join(ctxT(t, 5*time.Second), "g"); err != nil {
+		t.Fatal(err)
+	}
+	old := mb.Addr()
+	west.d.Close()
+	if err := mb.Join(ctxT(t, 5*time.Second), "other"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("call during the gap: %v, want ErrUnavailable", err)
+	}
+	west.start()
+	// East learns the re-joined member of the restarted node.
+	ctx := ctxT(t, 10*time.Second)
+	for {
+		ch := east.d.Groups().Changed()
+		ms := east.d.Groups().Members("g")
+		if len(ms) == 1 && ms[0].Reachable && ms[0].Mailbox != old.Mailbox {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("east never saw the re-joined member: %+v", ms)
+		}
+	}
+	ec := connect(t, east)
+	if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	receiveSeq(t, mb, 1, 5*time.Second)
+	if c.Reconnects() != 1 || mb.Addr() == old {
+		t.Fatalf("reconnects %d, address %v (was %v)", c.Reconnects(), mb.Addr(), old)
+	}
+}

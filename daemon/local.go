@@ -284,8 +284,11 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 			c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
 			return nil
 		}
-		st, msg := d.send(m)
-		c.result(m.Req, st, msg)
+		req := m.Req
+		st, msg := d.send(m, func(st uint8, msg string) { c.result(req, st, msg) })
+		if st != statusPending {
+			c.result(m.Req, st, msg)
+		}
 	case *wire.Sync:
 		c.result(m.Req, wire.StatusOK, "")
 	default:
@@ -324,13 +327,15 @@ func (d *Daemon) removeMailbox(id uint64) {
 // maxMessage is the largest payload accepted: a frame minus room for headers.
 func (d *Daemon) maxMessage() int { return d.cfg.Link.MaxFrameSize - 64<<10 }
 
-// send routes one message from a local client.
-func (d *Daemon) send(m *wire.Send) (uint8, string) {
+// send routes one message from a local client. A durable send answers
+// later, through reply, once the message is on disk: then send returns
+// statusPending.
+func (d *Daemon) send(m *wire.Send, reply func(uint8, string)) (uint8, string) {
 	if len(m.Payload) > d.maxMessage() {
 		return wire.StatusTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
 	}
-	if m.Flags&wire.FlagDurable != 0 {
-		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured"
+	if m.Flags&wire.FlagDurable != 0 && d.spool == nil {
+		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"
 	}
 	cluster, node, to := m.Cluster, m.Node, m.Mailbox
 	if m.Group != "" {
@@ -348,7 +353,7 @@ func (d *Daemon) send(m *wire.Send) (uint8, string) {
 		deadline = d.now().Add(time.Duration(m.TTL) * time.Millisecond)
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
-		ok, found := d.deliverLocal(d.cfg.Cluster, d.cfg.Node, m.From, to, m.Group, m.Payload)
+		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload})
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
@@ -369,6 +374,10 @@ func (d *Daemon) send(m *wire.Send) (uint8, string) {
 		Lane: lane, Flags: m.Flags &^ wire.FlagHigh, To: to, From: m.From, Group: m.Group,
 		Payload: append([]byte(nil), m.Payload...), Deadline: deadline,
 	}
+	if m.Flags&wire.FlagDurable != 0 {
+		bm.Lane, bm.Flags = buffer.LaneDurable, wire.FlagDurable
+		return d.sendDurable(p, bm, reply)
+	}
 	switch err := p.queue.Enqueue(bm); {
 	case errors.Is(err, buffer.ErrBusy):
 		d.metrics.busy.Inc()
@@ -383,14 +392,25 @@ func (d *Daemon) send(m *wire.Send) (uint8, string) {
 
 // deliverLocal hands a message to a local mailbox: found is false if there
 // is no such mailbox, ok false if its client's buffer is full (counted).
-func (d *Daemon) deliverLocal(fromCluster, fromNode string, from, to uint64, group string, payload []byte) (ok, found bool) {
-	v, _ := d.mailboxes.Load(to)
+// A message for a mailbox that is gone but sent to a group goes to another
+// local member of that group (the mailbox may have died with an earlier run
+// of this node, or its client reconnected).
+func (d *Daemon) deliverLocal(m *wire.Deliver) (ok, found bool) {
+	v, _ := d.mailboxes.Load(m.Mailbox)
 	mb, _ := v.(*mailbox)
+	if mb == nil && m.Group != "" {
+		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
+			v, _ = d.mailboxes.Load(mem.Mailbox)
+			mb, _ = v.(*mailbox)
+			m.Mailbox = mem.Mailbox
+			d.metrics.rerouted.Inc()
+		}
+	}
 	if mb == nil {
 		d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
 		return false, false
 	}
-	if !mb.c.deliver(&wire.Deliver{Mailbox: to, FromCluster: fromCluster, FromNode: fromNode, From: from, Group: group, Payload: payload}) {
+	if !mb.c.deliver(m) {
 		mb.dropped.Add(1)
 		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
 		return false, true
@@ -403,6 +423,10 @@ func (d *Daemon) deliverLocal(fromCluster, fromNode string, from, to uint64, gro
 // deliverRemote hands a message received on a link to its mailbox.
 // A message is acknowledged to the sender whatever happens here: a missing
 // mailbox or a full inbox is counted, not retried.
-func (d *Daemon) deliverRemote(from auth.PeerID, m *wire.Data) {
-	d.deliverLocal(from.Cluster, from.Node, m.From, m.To, m.Group, m.Payload)
+func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data) {
+	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload}
+	if m.Flags&wire.FlagDurable != 0 {
+		dm.Stream, dm.Seq = stream, m.Seq
+	}
+	d.deliverLocal(dm)
 }

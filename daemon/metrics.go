@@ -22,6 +22,8 @@ type metrics struct {
 	delivered        prometheus.Counter
 	dropped          *prometheus.CounterVec
 	busy             prometheus.Counter
+	rerouted         prometheus.Counter
+	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
 	localRejects     prometheus.Counter
 }
@@ -52,13 +54,17 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
 			Help: "Sends answered busy because the destination buffer was full."}),
+		rerouted: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_rerouted_total",
+			Help: "Group messages whose mailbox was gone, delivered to another local member of the group."}),
+		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_spool_errors_total",
+			Help: "Durable sends that failed because the spool could not store them."}),
 		localClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_local_clients",
 			Help: "Clients connected on the local socket."}),
 		localRejects: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
 			Help: "Local clients rejected for a bad token."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
-		m.duplicates, m.delivered, m.dropped, m.busy, m.localClients, m.localRejects,
+		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -54,14 +54,20 @@ type peer struct {
 	ups       uint64 // times a link came up
 
 	simultaneous atomic.Uint64 // dials answered WelcomeSimultaneous
+	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
 
-	recvMu    sync.Mutex // guards the receive position, per lane
-	recvInc   uint64     // incarnation of the peer the positions belong to
-	delivered [buffer.NumLanes]uint64
+	durMu   sync.Mutex // orders durable Seq assignment with spool appends
+	durNext uint64     // guarded by durMu: next durable Seq
+
+	recvMu      sync.Mutex        // guards the receive positions below
+	recvInc     uint64            // incarnation of the peer the reliable positions belong to
+	delivered   [2]uint64         // lanes normal and high: highest Seq delivered from recvInc
+	recvDurable map[uint64]uint64 // durable lane: highest Seq delivered, per durable stream id of the peer
 }
 
 func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport, q *buffer.Queue) *peer {
-	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now()}
+	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now(),
+		recvDurable: map[uint64]uint64{}}
 }
 
 func (p *peer) nodeName() string { return p.id.Cluster + "/" + p.id.Node }
@@ -225,7 +231,7 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 	}
 	deadline, _ := hctx.Deadline()
 	_ = ctl.SetDeadline(deadline)
-	hello := &wire.Hello{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation, MaxFrame: uint64(d.cfg.Link.MaxFrameSize)}
+	hello := &wire.Hello{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation, MaxFrame: uint64(d.cfg.Link.MaxFrameSize), DurableID: d.durableID}
 	if _, err := ctl.Write(wire.AppendFrame(nil, hello)); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
@@ -253,6 +259,7 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 		return nil, fmt.Errorf("handshake: peer's Welcome names %s/%s, its certificate %s", w.Cluster, w.Node, p.id)
 	}
 	l := newLink(p, conn, ctl, r, true, w.Incarnation, w.MaxFrame)
+	l.remoteDurable = w.DurableID
 	p.mu.Lock()
 	if p.abortDial {
 		p.mu.Unlock()
@@ -260,8 +267,10 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 	}
 	p.installLocked(l)
 	p.mu.Unlock()
+	p.resume(w.Delivered)
 	_ = ctl.SetDeadline(time.Time{})
-	if _, err := ctl.Write(wire.AppendFrame(nil, &wire.Ready{})); err != nil {
+	ready := &wire.Ready{Delivered: p.deliveredFor(w.Incarnation, w.DurableID)}
+	if _, err := ctl.Write(wire.AppendFrame(nil, ready)); err != nil {
 		l.fail(fmt.Errorf("send ready: %w", err))
 	}
 	ok = true
@@ -352,17 +361,21 @@ func (d *Daemon) handleInbound(conn transport.Conn) {
 			p.mu.Unlock()
 		}
 	}()
-	w := &wire.Welcome{Status: wire.WelcomeOK, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation, MaxFrame: uint64(d.cfg.Link.MaxFrameSize)}
+	w := &wire.Welcome{Status: wire.WelcomeOK, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation,
+		MaxFrame: uint64(d.cfg.Link.MaxFrameSize), DurableID: d.durableID, Delivered: p.deliveredFor(h.Incarnation, h.DurableID)}
 	if _, err := ctl.Write(wire.AppendFrame(nil, w)); err != nil {
 		return
 	}
-	t, _, err = r.ReadFrame()
-	if err != nil || t != wire.TypeReady {
+	t, body, err = r.ReadFrame()
+	var ready wire.Ready
+	if err != nil || t != wire.TypeReady || ready.DecodeBody(body) != nil {
 		d.log.Debug("inbound link abandoned before ready", "peer", p.nodeName(), "type", t, "err", err)
 		return
 	}
 	_ = ctl.SetDeadline(time.Time{})
+	p.resume(ready.Delivered)
 	l := newLink(p, conn, ctl, r, false, h.Incarnation, h.MaxFrame)
+	l.remoteDurable = h.DurableID
 	p.mu.Lock()
 	p.pendingIn--
 	installed = true
@@ -429,24 +442,70 @@ func (p *peer) closeLink() {
 }
 
 // acceptDelivery checks a received sequence number against the delivered
-// position of the lane and advances it; false means a duplicate. deliver
-// runs under the lock so that two links racing during a replacement cannot
-// reorder deliveries.
-func (p *peer) acceptDelivery(inc uint64, lane int, seq uint64, deliver func()) bool {
+// position of the lane and advances it; false means a duplicate. stream is
+// the sender's incarnation (normal and high lanes) or its durable stream id
+// (durable lane). deliver runs under the lock so that two links racing
+// during a replacement cannot reorder deliveries.
+func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func()) bool {
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
-	if inc != p.recvInc {
-		p.recvInc = inc
-		p.delivered = [buffer.NumLanes]uint64{}
+	if seq == 0 { // at-most-once
+		deliver()
+		return true
 	}
-	if seq != 0 {
-		if seq <= p.delivered[lane] {
+	if lane == buffer.LaneDurable {
+		if seq <= p.recvDurable[stream] {
 			return false
 		}
-		p.delivered[lane] = seq
+		p.recvDurable[stream] = seq
+		deliver()
+		return true
 	}
+	if stream != p.recvInc {
+		p.recvInc = stream
+		p.delivered = [2]uint64{}
+	}
+	if seq <= p.delivered[lane] {
+		return false
+	}
+	p.delivered[lane] = seq
 	deliver()
 	return true
+}
+
+// deliveredFor returns, per lane, the highest Seq delivered from the peer's
+// incarnation inc and durable stream dur: what the peer may stop resending.
+func (p *peer) deliveredFor(inc, dur uint64) []uint64 {
+	p.recvMu.Lock()
+	defer p.recvMu.Unlock()
+	out := make([]uint64, buffer.NumLanes)
+	if inc == p.recvInc {
+		copy(out, p.delivered[:])
+	}
+	if dur != 0 {
+		out[buffer.LaneDurable] = p.recvDurable[dur]
+	}
+	return out
+}
+
+// resume applies the peer's delivered positions (from Welcome or Ready) to
+// the outbound buffer before the link resends: what the peer already has is
+// acked, not sent again. A position beyond what this node ever sent means the
+// peer's state does not belong to this node's streams: logged and counted.
+func (p *peer) resume(delivered []uint64) {
+	for lane, pos := range delivered {
+		if lane >= buffer.NumLanes || pos == 0 {
+			continue
+		}
+		if err := p.queue.Ack(lane, pos); err != nil {
+			p.d.metrics.protocolErrors.WithLabelValues("bad_resume").Inc()
+			p.d.log.Warn("peer's resume position is beyond what was sent", "peer", p.nodeName(), "lane", lane, "err", err)
+			continue
+		}
+		if lane == buffer.LaneDurable && p.d.spool != nil {
+			p.d.spool.Ack(p.nodeName(), pos)
+		}
+	}
 }
 
 // snapshot of the peer for status.

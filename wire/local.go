@@ -104,4 +104,6 @@ type Deliver struct {
 	From        uint64
 	Group       string
 	Payload     []byte
+	Stream      uint64 // durable messages: the sender's durable stream id (else 0)
+	Seq         uint64 // durable messages: Seq in that stream, so a client can drop a redelivery (else 0)
 }

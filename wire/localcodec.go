@@ -209,7 +209,9 @@ func (m *Deliver) AppendBody(b []byte) []byte {
 	b = appendString(b, m.FromNode)
 	b = appendUvarint(b, m.From)
 	b = appendString(b, m.Group)
-	return appendBytes(b, m.Payload)
+	b = appendBytes(b, m.Payload)
+	b = appendUvarint(b, m.Stream)
+	return appendUvarint(b, m.Seq)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -222,5 +224,7 @@ func (m *Deliver) DecodeBody(body []byte) error {
 	m.From = d.uvarint("From")
 	m.Group = d.strReuse("Group", m.Group)
 	m.Payload = d.bytes("Payload")
+	m.Stream = d.uvarint("Stream")
+	m.Seq = d.uvarint("Seq")
 	return d.finish()
 }

@@ -44,5 +44,6 @@ func sampleMessages() []Message {
 		&Sync{Req: 7},
 		&Result{Req: 5, Status: StatusBusy, Message: "destination buffer full"},
 		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload},
+		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload, Stream: 99, Seq: 1234},
 	}
 }
