@@ -181,9 +181,14 @@ func (s *Spool) run() {
 	for {
 		s.mu.Lock()
 		batch := s.queue
-		s.queue = s.spare[:0]
-		s.queued = 0
 		closed := s.closed
+		if len(batch) > 0 {
+			// Swap in the spare array, and forget it as spare: the queue and
+			// the spare must never share an array, or an op enqueued during
+			// the flush would overwrite the batch being written.
+			s.queue, s.spare = s.spare[:0], nil
+			s.queued = 0
+		}
 		s.mu.Unlock()
 		if len(batch) > 0 {
 			s.w.flush(batch)
