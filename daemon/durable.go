@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -119,4 +120,37 @@ func (d *Daemon) sendDurable(p *peer, m *buffer.Message, reply func(uint8, strin
 		reply(wire.StatusOK, "")
 	})
 	return statusPending, ""
+}
+
+// durableWait bounds how long a durable message waits for its mailbox (or a
+// local member of its group) to appear.
+const durableWait = 10 * time.Second
+
+// waitDeliverable waits until m has somewhere to go on this node, for at most
+// durableWait; it reports whether it has.
+func (d *Daemon) waitDeliverable(ctx context.Context, m *wire.Data) bool {
+	var timer *time.Timer
+	for {
+		ch := d.groups.Changed()
+		if _, ok := d.mailboxes.Load(m.To); ok {
+			return true
+		}
+		if m.Group == "" {
+			return false
+		}
+		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(durableWait)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }

@@ -392,6 +392,13 @@ func (l *link) dataReader(s transport.Stream) {
 		stream := l.remoteInc
 		if lane == buffer.LaneDurable {
 			stream = l.remoteDurable
+			// A durable message is not given up for want of a mailbox at
+			// once: after a restart of this node, its clients need a moment
+			// to reconnect and re-join their groups. The durable stream
+			// waits (other lanes go on); past the grace it is dropped.
+			if !d.waitDeliverable(l.ctx, &m) && l.ctx.Err() != nil {
+				return
+			}
 		}
 		dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
 			d.deliverRemote(l.p.id, stream, &m)
