@@ -71,6 +71,7 @@ type LinkStatus struct {
 	OldestSeconds  float64           `json:"oldest_seconds"`
 	Sent           uint64            `json:"sent"`
 	Redelivered    uint64            `json:"redelivered"`
+	Duplicates     uint64            `json:"duplicates_dropped"`
 	Rejected       uint64            `json:"rejected_busy"`
 	Discarded      map[string]uint64 `json:"discarded,omitempty"`
 }
@@ -88,6 +89,7 @@ func (d *Daemon) Status() Status {
 			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
 			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
+			Duplicates: p.duplicates.Load(),
 		})
 	}
 	sort.Slice(st.Links, func(i, j int) bool {

@@ -31,14 +31,14 @@ var memSeq atomic.Int64
 
 // node is one daemon under test.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  *configs.Config
 	key  ed25519.PrivateKey
 	d    *Daemon
 	opts Options
 }
 
-func newKey(t *testing.T) ed25519.PrivateKey {
+func newKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -47,7 +47,7 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("WANDIST_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -56,7 +56,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // newNode makes (but does not start) a daemon for cluster/name over the
 // named transport, listening on a fresh address.
-func newNode(t *testing.T, tr, cluster, name string) *node {
+func newNode(t testing.TB, tr, cluster, name string) *node {
 	t.Helper()
 	cfg := configs.Default()
 	cfg.Cluster, cfg.Node = cluster, name
@@ -122,7 +122,7 @@ func (n *node) start() {
 }
 
 // pair starts east (accepting) and west (dialling east) over tr.
-func pair(t *testing.T, tr string) (east, west *node) {
+func pair(t testing.TB, tr string) (east, west *node) {
 	t.Helper()
 	east = newNode(t, tr, "east", "east-1")
 	west = newNode(t, tr, "west", "west-1")
@@ -135,7 +135,7 @@ func pair(t *testing.T, tr string) (east, west *node) {
 	return east, west
 }
 
-func waitLink(t *testing.T, d *Daemon, cluster, node string) {
+func waitLink(t testing.TB, d *Daemon, cluster, node string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -144,7 +144,7 @@ func waitLink(t *testing.T, d *Daemon, cluster, node string) {
 	}
 }
 
-func connect(t *testing.T, n *node) *client.Client {
+func connect(t testing.TB, n *node) *client.Client {
 	t.Helper()
 	c, err := client.Connect(context.Background(), client.Options{Socket: n.cfg.Local.Socket, Name: t.Name()})
 	if err != nil {
@@ -154,14 +154,14 @@ func connect(t *testing.T, n *node) *client.Client {
 	return c
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // subscribe opens a mailbox on n, joins group, and waits until waitOn sees it.
-func subscribe(t *testing.T, n *node, group string, waitOn ...*node) *client.Mailbox {
+func subscribe(t testing.TB, n *node, group string, waitOn ...*node) *client.Mailbox {
 	t.Helper()
 	c := connect(t, n)
 	mb, err := c.NewMailbox(ctxT(t, 5*time.Second))
@@ -180,7 +180,7 @@ func subscribe(t *testing.T, n *node, group string, waitOn ...*node) *client.Mai
 }
 
 // receiveSeq reads n messages "0".."n-1" and checks exactly-once, in order.
-func receiveSeq(t *testing.T, mb *client.Mailbox, n int, timeout time.Duration) {
+func receiveSeq(t testing.TB, mb *client.Mailbox, n int, timeout time.Duration) {
 	t.Helper()
 	ctx := ctxT(t, timeout)
 	for i := 0; i < n; i++ {

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"errors"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/impair"
+)
+
+// With one destination unreachable (its path blackholed), its buffer fills
+// to the configured bound and no further: sends to it answer ErrBusy at once,
+// memory stays within the bound plus a small constant, and traffic to
+// another destination is not affected.
+func TestFullBufferAnswersBusyAndIsolates(t *testing.T) {
+	east := newNode(t, "quic", "east", "east-1")
+	west := newNode(t, "quic", "west", "west-1")
+	south := newNode(t, "quic", "south", "south-1")
+	const bound = 4 << 20
+	west.cfg.Peers = []configs.Peer{peerOf(east, "quic", "", "accept")}
+	south.cfg.Peers = []configs.Peer{peerOf(east, "quic", "", "accept")}
+	west.start()
+	south.start()
+	relay, err := impair.NewUDPRelay("127.0.0.1:0", west.addr("quic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	wp := peerOf(west, "quic", relay.Addr(), "connect")
+	wp.Buffer.MaxBytes = bound
+	east.cfg.Peers = []configs.Peer{wp, peerOf(south, "quic", south.addr("quic"), "connect")}
+	east.start()
+	waitLink(t, east.d, "west", "west-1")
+	waitLink(t, east.d, "south", "south-1")
+	subscribe(t, west, "w", east)
+	smb := subscribe(t, south, "s", east)
+
+	relay.SetBlackhole(true) // west's consumer side is gone, no FIN
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	payload := make([]byte, 1024)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	accepted, busy := 0, 0
+	ctx := ctxT(t, 60*time.Second) // one context: a context per send would grow the heap itself
+	for i := 0; i < 3*bound/len(payload); i++ {
+		err := pub.SendGroup(ctx, "w", payload)
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, client.ErrBusy):
+			busy++
+		default:
+			t.Fatalf("send %d: %v (want nil or ErrBusy, never a timeout)", i, err)
+		}
+	}
+	if busy == 0 || accepted == 0 {
+		t.Fatalf("accepted %d, busy %d: the bound was not reached or nothing fit", accepted, busy)
+	}
+	st := east.d.Status()
+	var ws LinkStatus
+	for _, l := range st.Links {
+		if l.Cluster == "west" {
+			ws = l
+		}
+	}
+	if ws.QueuedBytes > bound || ws.Rejected != uint64(busy) {
+		t.Fatalf("west buffer: %d bytes queued (bound %d), %d rejected (client saw %d)", ws.QueuedBytes, bound, ws.Rejected, busy)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > bound+8<<20 {
+		t.Fatalf("heap grew by %d bytes for a %d-byte bound", grew, bound)
+	}
+	// South is unaffected.
+	for i := 0; i < 100; i++ {
+		if err := pub.SendGroup(ctxT(t, 5*time.Second), "s", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receiveSeq(t, smb, 100, 10*time.Second)
+	t.Logf("west: %d accepted, %d busy; %d bytes held (bound %d)", accepted, busy, ws.QueuedBytes, bound)
+}
+
+// A client that stops reading its socket does not delay delivery to other
+// mailboxes on its node; what cannot be held for it is dropped and counted.
+func TestStuckConsumerIsolated(t *testing.T) {
+	east, west := pair(t, "mem")
+	// The stuck client: opens a mailbox, joins, then never reads.
+	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	smb, err := stuck.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := smb.Join(ctxT(t, 5*time.Second), "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	good := subscribe(t, west, "good", east)
+	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "stuck", 1); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	payload := make([]byte, 4096)
+	for i := 0; i < 1000; i++ { // 4 MiB for a 1 MiB inbox
+		if err := pub.SendAsync(client.Target{Group: "stuck"}, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := pub.SendAsync(client.Target{Group: "good"}, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	receiveSeq(t, good, 100, 10*time.Second)
+	// Nobody read the stuck mailbox: its inbox held 1 MiB, the rest was
+	// dropped and counted.
+	if d := smb.Dropped(); d == 0 {
+		t.Fatal("no drop counted for the stuck mailbox's full inbox")
+	}
+}
