@@ -108,6 +108,7 @@ type Stats struct {
 	Sent        uint64            // handed to a link (first time)
 	Redelivered uint64            // handed to a link again after a reconnect
 	Acked       uint64            // removed by an ack
+	Dequeued    uint64            // left the queue delivered: acked, or sent at most once
 	Dropped     map[string]uint64 // discarded, by reason
 }
 
@@ -346,6 +347,7 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 		}
 		if m.AtMostOnce() {
 			// never retransmitted: it leaves the queue now.
+			q.st.Dequeued++
 			q.count--
 			q.bytes -= int64(len(m.Payload))
 			m.dead = true
@@ -395,6 +397,7 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 			q.bytes -= int64(len(m.Payload))
 			q.count--
 			q.st.Acked++
+			q.st.Dequeued++
 		}
 		n++
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wandist/wandist/auth"
 )
 
 // adminServer serves /metrics, /v1/status and /healthz over HTTP.
@@ -54,6 +57,17 @@ type Status struct {
 	PublicKey   string       `json:"public_key"`
 	Links       []LinkStatus `json:"links"`
 	Groups      int          `json:"groups"`
+	Spool       *SpoolStatus `json:"spool,omitempty"`
+}
+
+// SpoolStatus describes the durable spool.
+type SpoolStatus struct {
+	Bytes          int64   `json:"bytes"`
+	Segments       int     `json:"segments"`
+	Appends        uint64  `json:"appends"`
+	Fsyncs         uint64  `json:"fsyncs"`
+	LastFsyncMilli float64 `json:"last_fsync_ms"`
+	Error          string  `json:"error,omitempty"`
 }
 
 // LinkStatus is one peer's link and buffer.
@@ -72,6 +86,9 @@ type LinkStatus struct {
 	Sent           uint64            `json:"sent"`
 	Redelivered    uint64            `json:"redelivered"`
 	Duplicates     uint64            `json:"duplicates_dropped"`
+	EnqueueRate    float64           `json:"enqueue_per_second"`
+	DequeueRate    float64           `json:"dequeue_per_second"`
+	DrainSeconds   float64           `json:"drain_seconds"` // -1: not draining
 	Rejected       uint64            `json:"rejected_busy"`
 	Discarded      map[string]uint64 `json:"discarded,omitempty"`
 }
@@ -79,7 +96,12 @@ type LinkStatus struct {
 // Status returns the node's links and buffers, sorted by peer.
 func (d *Daemon) Status() Status {
 	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
-		Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
+		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
+	if d.spool != nil {
+		ss := d.spool.Stats()
+		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,
+			LastFsyncMilli: float64(ss.LastFsync.Microseconds()) / 1000, Error: ss.Err}
+	}
 	for _, p := range d.peerList() {
 		id := p.id
 		ps := p.status()
@@ -91,13 +113,30 @@ func (d *Daemon) Status() Status {
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
 			Duplicates: p.duplicates.Load(),
 		})
+		ls := &st.Links[len(st.Links)-1]
+		enq, deq, drain := p.rates.get(qs.Messages)
+		ls.EnqueueRate, ls.DequeueRate, ls.DrainSeconds = round2(enq), round2(deq), round2(drain)
+		if math.IsInf(drain, 1) {
+			ls.DrainSeconds = -1
+		}
 	}
+	// Worst first: the most queued, then by name.
 	sort.Slice(st.Links, func(i, j int) bool {
 		a, b := st.Links[i], st.Links[j]
+		if a.QueuedMessages != b.QueuedMessages {
+			return a.QueuedMessages > b.QueuedMessages
+		}
 		if a.Cluster != b.Cluster {
 			return a.Cluster < b.Cluster
 		}
 		return a.Node < b.Node
 	})
 	return st
+}
+
+func round2(f float64) float64 {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return f
+	}
+	return math.Round(f*100) / 100
 }

@@ -288,7 +288,8 @@ func (d *Daemon) clientTLS(p *peer) (*tls.Config, error) {
 	return auth.ClientTLSConfig(d.id, d.pins, p.id, []string{ALPN}, d.onReject)
 }
 
-// janitor expires the members of peers unreachable past the grace.
+// janitor samples the backlog rates and expires the members of peers
+// unreachable past the grace, once a second.
 func (d *Daemon) janitor() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -297,6 +298,11 @@ func (d *Daemon) janitor() {
 		case <-d.ctx.Done():
 			return
 		case <-t.C:
+			now := d.now()
+			for _, p := range d.peerList() {
+				st := p.queue.Stats()
+				p.rates.sample(now, st.Enqueued, st.Dequeued)
+			}
 			for _, id := range d.groups.Expire(d.now(), d.cfg.Groups.UnreachableGrace) {
 				d.log.Info("peer members removed after unreachable grace", "peer", id.String())
 			}

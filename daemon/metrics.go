@@ -80,10 +80,14 @@ var (
 	descDrops  = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason.", []string{"cluster", "node", "reason"}, nil)
 	descRedel  = prometheus.NewDesc("wandist_buffer_redelivered_total", "Messages sent again after a reconnect.", []string{"cluster", "node"}, nil)
 	descGroups = prometheus.NewDesc("wandist_groups", "Groups known to this node.", nil, nil)
+	descDrain  = prometheus.NewDesc("wandist_buffer_drain_seconds", "Estimated seconds to drain the peer's buffer at the current rates (+Inf: not draining).", []string{"cluster", "node"}, nil)
+	descSpoolB = prometheus.NewDesc("wandist_spool_bytes", "Bytes of spool segment files.", nil, nil)
+	descFsync  = prometheus.NewDesc("wandist_spool_fsync_seconds_total", "Time spent in spool fsyncs.", nil, nil)
+	descFsyncs = prometheus.NewDesc("wandist_spool_fsyncs_total", "Spool fsyncs (each commits a group of records).", nil, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueued, descBytes, descOldest, descDrops, descRedel, descGroups} {
+	for _, d := range []*prometheus.Desc{descQueued, descBytes, descOldest, descDrops, descRedel, descGroups, descDrain, descSpoolB, descFsync, descFsyncs} {
 		ch <- d
 	}
 }
@@ -96,11 +100,19 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(s.Bytes), id.Cluster, id.Node)
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, s.OldestAge.Seconds(), id.Cluster, id.Node)
 		ch <- prometheus.MustNewConstMetric(descRedel, prometheus.CounterValue, float64(s.Redelivered), id.Cluster, id.Node)
+		_, _, drain := p.rates.get(s.Messages)
+		ch <- prometheus.MustNewConstMetric(descDrain, prometheus.GaugeValue, drain, id.Cluster, id.Node)
 		for reason, n := range s.Dropped {
 			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(len(c.d.groups.Groups())))
+	if sp := c.d.spool; sp != nil {
+		ss := sp.Stats()
+		ch <- prometheus.MustNewConstMetric(descSpoolB, prometheus.GaugeValue, float64(ss.Bytes))
+		ch <- prometheus.MustNewConstMetric(descFsync, prometheus.CounterValue, ss.FsyncTotal.Seconds())
+		ch <- prometheus.MustNewConstMetric(descFsyncs, prometheus.CounterValue, float64(ss.Fsyncs))
+	}
 }
 
 // publishDelta sends a local membership change to every up link. It runs

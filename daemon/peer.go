@@ -56,6 +56,8 @@ type peer struct {
 	simultaneous atomic.Uint64 // dials answered WelcomeSimultaneous
 	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
 
+	rates backlogRates
+
 	durMu   sync.Mutex // orders durable Seq assignment with spool appends
 	durNext uint64     // guarded by durMu: next durable Seq
 

@@ -19,7 +19,8 @@ import (
 // hold nothing left to send, and starts the writer goroutine. Corruption it
 // can recover around is reported in State.Problems; a key that does not
 // match the records fails with an error wrapping ErrKeyMismatch (and a
-// *CorruptError), leaving the files untouched.
+// *CorruptError), leaving the files untouched. State.Pending holds every
+// unacknowledged message in memory: as much as the segment files hold.
 func Open(o Options) (*Spool, *State, error) { return open(o, hooks{}) }
 
 func open(o Options, h hooks) (*Spool, *State, error) {

@@ -46,7 +46,7 @@ type Stats struct {
 	Bytes      int64         // total size of the live segment files
 	Segments   int           // live segment files, the active one included
 	Appends    uint64        // messages made durable (done(nil) called)
-	Fsyncs     uint64        // fsync calls on segment files
+	Fsyncs     uint64        // fsync calls for written records (a new segment's own header fsync is not counted)
 	FsyncTotal time.Duration // time spent in those fsyncs
 	LastFsync  time.Duration // duration of the latest fsync
 	Err        string        // the error that broke the spool, if any

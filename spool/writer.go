@@ -133,7 +133,13 @@ func (w *writer) flush(batch []op) {
 		}
 	}
 	w.batch = nil
+	if cap(w.buf) > maxKeptBuffer {
+		w.buf = nil // do not hold on to the memory of an exceptional batch
+	}
 }
+
+// maxKeptBuffer bounds the write buffer kept between batches.
+const maxKeptBuffer = 1 << 20
 
 // makeRoom rotates the active segment if the record does not fit in it, and
 // enforces MaxBytes for MESSAGE and RECEIVED records, freeing acknowledged

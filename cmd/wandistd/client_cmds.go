@@ -44,16 +44,32 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ i
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	fmt.Fprintf(stdout, "node %s/%s  incarnation %s  groups %d\n\n", st.Cluster, st.Node, st.Incarnation, st.Groups)
+	fmt.Fprintf(stdout, "node %s/%s  incarnation %s  groups %d\n", st.Cluster, st.Node, st.Incarnation, st.Groups)
+	if sp := st.Spool; sp != nil {
+		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncMilli, sp.Error)
+	}
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tLAST ERROR")
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tLAST ERROR")
 	for _, l := range st.Links {
 		rtt := "-"
 		if l.State == daemon.StateUp {
 			rtt = fmt.Sprintf("%.2fms", l.RTTMillis)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%s\n", l.Cluster, l.Node, l.Transport, l.State,
-			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds, l.LastError)
+		drain := "-"
+		switch {
+		case l.DrainSeconds < 0:
+			drain = "never"
+		case l.QueuedMessages > 0:
+			drain = fmt.Sprintf("%.1fs", l.DrainSeconds)
+		}
+		discarded := uint64(0)
+		for _, n := range l.Discarded {
+			discarded += n
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, l.State,
+			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds,
+			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.LastError)
 	}
 	return tw.Flush()
 }
