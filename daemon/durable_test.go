@@ -96,3 +96,55 @@ func TestDurableSurvivesSenderRestart(t *testing.T) {
 		}
 	}
 }
+
+// A full spool makes durable sends fail with a clear busy error while
+// reliable traffic goes on; nothing already confirmed is lost.
+func TestFullSpoolRefusesDurableOnly(t *testing.T) {
+	east, west, relay := relayedPair(t)
+	east.d.Close()
+	east.cfg.Spool.Dir = filepath.Join(t.TempDir(), "spool")
+	east.cfg.Spool.MaxBytes = 256 << 10
+	east.start()
+	waitLink(t, east.d, "west", "west-1")
+	mb := subscribe(t, west, "g", east)
+	relay.SetBlackhole(true) // nothing is acked, the spool fills
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, east)
+	ctx := ctxT(t, 30*time.Second)
+	payload := make([]byte, 4096)
+	confirmed := 0
+	var full error
+	for i := 0; i < 1000; i++ {
+		err := c.Send(ctx, mb.Addr(), payload, client.WithMode(client.Durable))
+		if err != nil {
+			full = err
+			break
+		}
+		confirmed++
+	}
+	if !errors.Is(full, client.ErrBusy) {
+		t.Fatalf("after %d durable sends: %v, want ErrBusy from the full spool", confirmed, full)
+	}
+	// Reliable traffic still goes: queued now, delivered on heal.
+	if err := c.Send(ctx, mb.Addr(), []byte("reliable"), client.WithHighPriority()); err != nil {
+		t.Fatalf("reliable send with a full spool: %v", err)
+	}
+	relay.SetBlackhole(false)
+	got, sawReliable := 0, false
+	for got < confirmed || !sawReliable {
+		m, err := mb.Receive(ctx)
+		if err != nil {
+			t.Fatalf("received %d of %d confirmed durable messages: %v", got, confirmed, err)
+		}
+		if string(m.Payload) == "reliable" {
+			sawReliable = true
+		} else {
+			got++
+		}
+	}
+	if got != confirmed {
+		t.Fatalf("received %d durable messages, %d were confirmed", got, confirmed)
+	}
+}
