@@ -257,7 +257,8 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 		for g, n := range mb.joined() {
 			for range n {
 				req++
-				if _, err := conn.Write(wire.AppendFrame(nil, &wire.Join{Req: req, Mailbox: o.Mailbox, Group: g})); err != nil {
+				cl := mb.claimOf(g)
+				if _, err := conn.Write(wire.AppendFrame(nil, &wire.Join{Req: req, Mailbox: o.Mailbox, Group: g, PartitionCount: cl.n, Partitions: cl.parts})); err != nil {
 					return err
 				}
 				var res wire.Result
@@ -560,7 +561,7 @@ func (c *Client) NewMailbox(ctx context.Context) (*Mailbox, error) {
 }
 
 func (c *Client) newMailbox(id uint64) *Mailbox {
-	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), max: c.inboxBytes, groups: map[string]int{}}
+	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), max: c.inboxBytes, groups: map[string]int{}, claims: map[string]claim{}}
 	c.mmu.Lock()
 	c.mailboxes[id] = mb
 	c.mmu.Unlock()

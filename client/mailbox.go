@@ -50,8 +50,9 @@ type Mailbox struct {
 	addr Addr
 	max  int
 
-	mu      sync.Mutex     // guards the inbox, addr and groups
-	groups  map[string]int // joins per group, re-done after a reconnect
+	mu      sync.Mutex       // guards the inbox, addr and groups
+	groups  map[string]int   // joins per group, re-done after a reconnect
+	claims  map[string]claim // partitions claimed per group
 	inbox   []*Message
 	head    int
 	bytes   int
@@ -92,8 +93,21 @@ func (m *Mailbox) countJoin(group string, d int) {
 	m.groups[group] += d
 	if m.groups[group] <= 0 {
 		delete(m.groups, group)
+		delete(m.claims, group)
 	}
 	m.mu.Unlock()
+}
+
+// claim is a partition claim, kept for re-joining after a reconnect.
+type claim struct {
+	n     uint64
+	parts []uint64
+}
+
+func (m *Mailbox) claimOf(group string) claim {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.claims[group]
 }
 
 // Dropped returns how many deliveries were dropped because the inbox was full.
@@ -172,6 +186,28 @@ func (m *Mailbox) Join(ctx context.Context, group string) error {
 	req := m.c.reqSeq.Add(1)
 	err := m.c.call(ctx, req, &wire.Join{Req: req, Mailbox: m.id(), Group: group})
 	if err == nil {
+		m.countJoin(group, 1)
+	}
+	return err
+}
+
+// JoinPartitions adds the mailbox to a partitioned group of n partitions,
+// owning the given partitions (each < n). Every member of the group must use
+// the same n. A send WithKey(k) goes to an owner of partition KeyHash(k) mod n.
+func (m *Mailbox) JoinPartitions(ctx context.Context, group string, n int, partitions ...int) error {
+	ps := make([]uint64, len(partitions))
+	for i, p := range partitions {
+		if p < 0 || p >= n {
+			return &Error{Kind: ErrBadRequest, Message: fmt.Sprintf("partition %d out of range [0, %d)", p, n)}
+		}
+		ps[i] = uint64(p)
+	}
+	req := m.c.reqSeq.Add(1)
+	err := m.c.call(ctx, req, &wire.Join{Req: req, Mailbox: m.id(), Group: group, PartitionCount: uint64(n), Partitions: ps})
+	if err == nil {
+		m.mu.Lock()
+		m.claims[group] = claim{n: uint64(n), parts: ps}
+		m.mu.Unlock()
 		m.countJoin(group, 1)
 	}
 	return err

@@ -41,11 +41,36 @@ func ParseMode(s string) (Mode, error) {
 }
 
 type sendOpts struct {
-	high bool
-	ttl  time.Duration
-	mode Mode
-	key  string
+	high     bool
+	ttl      time.Duration
+	mode     Mode
+	key      string
+	strategy Strategy
 }
+
+// Strategy chooses which member(s) of a group a send goes to.
+type Strategy uint8
+
+// Routing strategies of a group send.
+const (
+	// Closest (the default): a member on this node, else in this cluster,
+	// else the remote node with the lowest round-trip time.
+	Closest = Strategy(wire.StrategyClosest)
+	// Random: uniformly among reachable members.
+	Random = Strategy(wire.StrategyRandom)
+	// RoundRobin: in turn among reachable members (per sending node).
+	RoundRobin = Strategy(wire.StrategyRoundRobin)
+	// LeastBacklog: the less backlogged of two random reachable members.
+	LeastBacklog = Strategy(wire.StrategyLeastBacklog)
+	// ByKey: the owner of the key's partition (partitioned groups), or the
+	// member chosen by rendezvous hashing; set with WithKey.
+	ByKey = Strategy(wire.StrategyKey)
+	// Broadcast: every member.
+	Broadcast = Strategy(wire.StrategyBroadcast)
+)
+
+// WithStrategy sets the routing strategy of a group send.
+func WithStrategy(s Strategy) SendOption { return func(o *sendOpts) { o.strategy = s } }
 
 // SendOption sets an option of one send.
 type SendOption func(*sendOpts)
@@ -59,8 +84,12 @@ func WithTTL(d time.Duration) SendOption { return func(o *sendOpts) { o.ttl = d 
 // WithMode sets the delivery mode.
 func WithMode(m Mode) SendOption { return func(o *sendOpts) { o.mode = m } }
 
-// WithKey sets a routing key for a group send.
-func WithKey(k string) SendOption { return func(o *sendOpts) { o.key = k } }
+// WithKey routes a group send by key (strategy ByKey): every node sends the
+// same key to the same member, the owner of partition KeyHash(k) mod N in a
+// partitioned group.
+func WithKey(k string) SendOption {
+	return func(o *sendOpts) { o.key, o.strategy = k, ByKey }
+}
 
 func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (*wire.Send, error) {
 	var o sendOpts
@@ -73,7 +102,7 @@ func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []Se
 	if max := c.MaxMessage(); max > 0 && len(payload) > max {
 		return nil, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
 	}
-	s := &wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload}
+	s := &wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload, Strategy: uint8(o.strategy)}
 	if o.high {
 		s.Flags |= wire.FlagHigh
 	}

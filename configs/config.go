@@ -27,6 +27,18 @@ type Config struct {
 	Spool  Spool
 	Log    Log
 	Peers  []Peer
+	// Exports says which groups are published to which remote clusters
+	// (YAML key exports). nil (the key absent): every group to every
+	// cluster. Peers in this node's own cluster always see every group.
+	Exports []Export
+}
+
+// Export is one export rule: the groups matching any of Groups (path.Match
+// patterns, e.g. "kv-*") are published to the clusters in To ("*": all).
+type Export struct {
+	Groups []string
+	To     []string
+	Line   int
 }
 
 // Spool configures the durable spool (YAML key spool). Without a Dir the

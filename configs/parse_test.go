@@ -258,3 +258,30 @@ func TestSpoolSection(t *testing.T) {
 		t.Fatalf("unknown spool key: %v", err)
 	}
 }
+
+func TestExports(t *testing.T) {
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nexports:\n  - { groups: [\"kv-*\", jobs], to: [west] }\n  - { groups: [\"*\"], to: [\"south*\"] }\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		group, cluster string
+		want           bool
+	}{
+		{"kv-1", "west", true}, {"jobs", "west", true}, {"secret", "west", false},
+		{"secret", "south-2", true}, {"secret", "e", true}, {"kv-1", "north", false},
+	} {
+		if got := c.Exported(tc.group, tc.cluster); got != tc.want {
+			t.Errorf("Exported(%q, %q) = %v, want %v", tc.group, tc.cluster, got, tc.want)
+		}
+	}
+	none, _ := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\n"), "c.yaml")
+	if !none.Exported("anything", "west") {
+		t.Error("without exports every group must be exported")
+	}
+	_, err = Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nexports:\n  - { groups: [\"[\"], to: [west] }\n  - { to: [west] }\n"), "c.yaml")
+	var el ErrorList
+	if !errors.As(err, &el) || len(el) < 2 || el[0].Line != 5 || el[len(el)-1].Line != 6 {
+		t.Fatalf("bad exports: %v", err)
+	}
+}

@@ -4,7 +4,7 @@ import "go.yaml.in/yaml/v3"
 
 // Known keys of every mapping in the file.
 var (
-	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers"}
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token"}
 	adminKeys  = []string{"listen"}
@@ -84,6 +84,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 			})
 		case "peers":
 			peers = v
+		case "exports":
+			r.decodeExports(v, c)
 		}
 	})
 	r.decodePeers(peers, c, dir)

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/transport"
@@ -200,3 +201,6 @@ func receiveSeq(t testing.TB, mb *client.Mailbox, n int, timeout time.Duration) 
 		t.Fatalf("unexpected extra message %q after all %d", m.Payload, n)
 	}
 }
+
+// bufferMessage is buffer.Message, for tests that queue by hand.
+type bufferMessage = buffer.Message

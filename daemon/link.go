@@ -93,9 +93,13 @@ func (l *link) run() {
 	// Register for membership deltas and queue the snapshot in one step
 	// under the registry's lock, so no delta is missed or sent twice.
 	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
-		ms := make([]wire.Member, len(entries))
-		for i, e := range entries {
-			ms[i] = wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count)}
+		ms := make([]wire.Member, 0, len(entries))
+		for _, e := range entries {
+			if !d.cfg.Exported(e.Group, l.p.id.Cluster) {
+				continue
+			}
+			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
+				PartitionCount: e.Claim.N, Partitions: e.Claim.Partitions})
 		}
 		l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms})
 		d.linksMu.Lock()
@@ -285,13 +289,15 @@ func (l *link) controlReader() {
 			}
 			es := make([]groups.Entry, len(m.Members))
 			for i, e := range m.Members {
-				es[i] = groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31))}
+				es[i] = groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31)),
+					Claim: groups.Claim{N: e.PartitionCount, Partitions: e.Partitions}}
 			}
 			if err := d.groups.ApplySnapshot(peerID, m.Incarnation, m.Version, es); err != nil {
 				d.log.Warn("membership snapshot ignored", "peer", l.p.nodeName(), "err", err)
 			}
 		case *wire.MembersDelta:
-			err := d.groups.ApplyDelta(peerID, m.Incarnation, groups.Delta{Version: m.Version, Op: groups.Op(m.Op), Group: m.Group, Mailbox: m.Mailbox})
+			err := d.groups.ApplyDelta(peerID, m.Incarnation, groups.Delta{Version: m.Version, Op: groups.Op(m.Op), Group: m.Group, Mailbox: m.Mailbox,
+				Claim: groups.Claim{N: m.PartitionCount, Partitions: m.Partitions}})
 			if errors.Is(err, groups.ErrVersionGap) {
 				// Reset the link: the next one starts with a snapshot.
 				l.protocolError(err)
@@ -396,7 +402,7 @@ func (l *link) dataReader(s transport.Stream) {
 			// once: after a restart of this node, its clients need a moment
 			// to reconnect and re-join their groups. The durable stream
 			// waits (other lanes go on); past the grace it is dropped.
-			if !d.waitDeliverable(l.ctx, &m) && l.ctx.Err() != nil {
+			if !d.waitDeliverable(l.ctx, l.p.id.Cluster, &m) && l.ctx.Err() != nil {
 				return
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/wire"
 )
 
@@ -267,7 +268,10 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 			c.result(m.Req, st, msg)
 			return nil
 		}
-		d.groups.Join(m.Group, m.Mailbox)
+		if err := d.groups.JoinClaim(m.Group, m.Mailbox, groups.Claim{N: m.PartitionCount, Partitions: m.Partitions}); err != nil {
+			c.result(m.Req, wire.StatusBadRequest, err.Error())
+			return nil
+		}
 		c.result(m.Req, wire.StatusOK, "")
 	case *wire.Leave:
 		if st, msg := c.checkGroupOp(m.Mailbox, m.Group); st != wire.StatusOK {
@@ -337,17 +341,54 @@ func (d *Daemon) send(m *wire.Send, reply func(uint8, string)) (uint8, string) {
 	if m.Flags&wire.FlagDurable != 0 && d.spool == nil {
 		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"
 	}
-	cluster, node, to := m.Cluster, m.Node, m.Mailbox
 	if m.Group != "" {
 		if err := validGroup(m.Group); err != nil {
 			return wire.StatusBadRequest, err.Error()
 		}
-		mem, ok := d.groups.Closest(m.Group)
-		if !ok {
+		targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
+		switch {
+		case errors.Is(err, groups.ErrNoMembers):
+			if m.Strategy == wire.StrategyKey {
+				return wire.StatusNoMembers, fmt.Sprintf("group %q has no owner for key %q", m.Group, m.Key)
+			}
 			return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
+		case err != nil:
+			return wire.StatusBadRequest, fmt.Sprintf("strategy %d: %v", m.Strategy, err)
 		}
-		cluster, node, to = mem.Cluster, mem.Node, mem.Mailbox
+		if len(targets) > 1 {
+			return d.broadcast(m, targets)
+		}
+		return d.sendTo(m, targets[0].Cluster, targets[0].Node, targets[0].Mailbox, reply)
 	}
+	return d.sendTo(m, m.Cluster, m.Node, m.Mailbox, reply)
+}
+
+// broadcast sends m to every target; it answers OK if all accepted it, else
+// the first failure (the others were sent). Durable broadcasts are refused.
+func (d *Daemon) broadcast(m *wire.Send, targets []groups.Member) (uint8, string) {
+	if m.Flags&wire.FlagDurable != 0 {
+		return wire.StatusBadRequest, "durable broadcast is not supported: send to each member"
+	}
+	st, msg := wire.StatusOK, ""
+	for _, t := range targets {
+		s, e := d.sendTo(m, t.Cluster, t.Node, t.Mailbox, nil)
+		if s != wire.StatusOK && st == wire.StatusOK {
+			st, msg = s, fmt.Sprintf("%s/%s/%d: %s", t.Cluster, t.Node, t.Mailbox, e)
+		}
+	}
+	return st, msg
+}
+
+// backlog is the number of messages queued towards a node (0 for this one).
+func (d *Daemon) backlog(cluster, node string) int {
+	if p := d.peer(cluster, node); p != nil {
+		return p.queue.Stats().Messages
+	}
+	return 0
+}
+
+// sendTo sends m to one mailbox address.
+func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply func(uint8, string)) (uint8, string) {
 	var deadline time.Time
 	if m.TTL > 0 {
 		deadline = d.now().Add(time.Duration(m.TTL) * time.Millisecond)
@@ -424,6 +465,12 @@ func (d *Daemon) deliverLocal(m *wire.Deliver) (ok, found bool) {
 // A message is acknowledged to the sender whatever happens here: a missing
 // mailbox or a full inbox is counted, not retried.
 func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data) {
+	if m.Group != "" && !d.cfg.Exported(m.Group, from.Cluster) {
+		// This node never published the group to that cluster.
+		d.metrics.dropped.WithLabelValues("not_exported").Inc()
+		d.log.Warn("message to a group not exported to the sender's cluster dropped", "group", m.Group, "from", from.String())
+		return
+	}
 	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload}
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq

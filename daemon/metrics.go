@@ -119,10 +119,17 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 // under the registry's lock (see groups.New), which orders it with the
 // snapshot each new link starts with.
 func (d *Daemon) publishDelta(delta groups.Delta) {
-	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: uint8(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox}
+	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: uint8(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox,
+		PartitionCount: delta.Claim.N, Partitions: delta.Claim.Partitions}
 	d.linksMu.Lock()
 	defer d.linksMu.Unlock()
 	for l := range d.upLinks {
+		if !d.cfg.Exported(delta.Group, l.p.id.Cluster) {
+			// Not published to that cluster: it still needs the version,
+			// or it would see a gap. An empty delta carries it.
+			l.sendControl(&wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: wire.OpNoop})
+			continue
+		}
 		l.sendControl(m)
 	}
 }

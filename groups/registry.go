@@ -36,6 +36,7 @@ type Op uint8
 const (
 	OpJoin  Op = 1
 	OpLeave Op = 2
+	OpNoop  Op = 3 // the version advances, nothing else (a change the receiver may not see)
 )
 
 // Delta is one change of the local membership, published to peers.
@@ -44,6 +45,7 @@ type Delta struct {
 	Op      Op
 	Group   string
 	Mailbox uint64
+	Claim   Claim // OpJoin of a partitioned group: the partitions claimed
 }
 
 // Entry is one (group, mailbox, count) in a snapshot.
@@ -51,6 +53,25 @@ type Entry struct {
 	Group   string
 	Mailbox uint64
 	Count   int
+	Claim   Claim
+}
+
+// Claim is what a member of a partitioned group owns: the group's number of
+// partitions N and the partitions (each < N). The zero Claim: the group is
+// not partitioned. A mailbox's claim is the one of its latest join.
+type Claim struct {
+	N          uint64
+	Partitions []uint64
+}
+
+// Owns reports whether the claim includes partition p.
+func (c Claim) Owns(p uint64) bool {
+	for _, q := range c.Partitions {
+		if q == p {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrVersionGap is returned by ApplyDelta when a delta does not follow the
@@ -63,7 +84,8 @@ var ErrStale = errors.New("groups: membership from an older incarnation")
 type view struct {
 	incarnation uint64
 	version     uint64
-	members     map[string]map[uint64]int // group -> mailbox -> count
+	members     map[string]map[uint64]int   // group -> mailbox -> count
+	claims      map[string]map[uint64]Claim // group -> mailbox -> claim (partitioned groups)
 	reachable   bool
 	downSince   time.Time
 	rtt         time.Duration
@@ -74,11 +96,13 @@ type Registry struct {
 	self NodeID
 
 	mu       sync.RWMutex
-	local    map[string]map[uint64]int // guarded by mu
-	version  uint64                    // guarded by mu: local membership version
-	views    map[NodeID]*view          // guarded by mu
-	onChange func(Delta)               // called with mu held, in version order
-	changed  chan struct{}             // guarded by mu: closed and replaced at every change
+	local    map[string]map[uint64]int   // guarded by mu
+	claims   map[string]map[uint64]Claim // guarded by mu: local claims
+	rr       map[string]uint64           // guarded by mu: round-robin positions
+	version  uint64                      // guarded by mu: local membership version
+	views    map[NodeID]*view            // guarded by mu
+	onChange func(Delta)                 // called with mu held, in version order
+	changed  chan struct{}               // guarded by mu: closed and replaced at every change
 }
 
 // Changed returns a channel closed at the next change of any membership,
@@ -101,6 +125,8 @@ func New(self NodeID, onChange func(Delta)) *Registry {
 	return &Registry{
 		self:     self,
 		local:    map[string]map[uint64]int{},
+		claims:   map[string]map[uint64]Claim{},
+		rr:       map[string]uint64{},
 		views:    map[NodeID]*view{},
 		onChange: onChange,
 		changed:  make(chan struct{}),
@@ -109,15 +135,60 @@ func New(self NodeID, onChange func(Delta)) *Registry {
 
 // Join adds mailbox to group once more.
 func (r *Registry) Join(group string, mailbox uint64) {
+	_ = r.JoinClaim(group, mailbox, Claim{})
+}
+
+// ErrPartitionCount is returned by JoinClaim when the claim's number of
+// partitions differs from the one the group's known members use, or a
+// partition is out of range.
+var ErrPartitionCount = errors.New("groups: partition claim does not fit the group")
+
+// JoinClaim adds mailbox to group once more, owning the claim's partitions
+// (a partitioned group), or none (the zero Claim).
+func (r *Registry) JoinClaim(group string, mailbox uint64, c Claim) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, p := range c.Partitions {
+		if p >= c.N {
+			return fmt.Errorf("%w: partition %d of a group with %d partitions", ErrPartitionCount, p, c.N)
+		}
+	}
+	if n, ok := r.partitionCountLocked(group); ok && n != c.N {
+		return fmt.Errorf("%w: group %q has %d partitions, the join claims %d", ErrPartitionCount, group, n, c.N)
+	}
 	m := r.local[group]
 	if m == nil {
 		m = map[uint64]int{}
 		r.local[group] = m
 	}
 	m[mailbox]++
-	r.publishLocked(OpJoin, group, mailbox)
+	if c.N > 0 {
+		if r.claims[group] == nil {
+			r.claims[group] = map[uint64]Claim{}
+		}
+		c.Partitions = append([]uint64(nil), c.Partitions...)
+		r.claims[group][mailbox] = c
+	}
+	r.signalLocked()
+	r.version++
+	if r.onChange != nil {
+		r.onChange(Delta{Version: r.version, Op: OpJoin, Group: group, Mailbox: mailbox, Claim: c})
+	}
+	return nil
+}
+
+// partitionCountLocked returns the number of partitions the group's known
+// members use, if any member is known.
+func (r *Registry) partitionCountLocked(group string) (uint64, bool) {
+	for mb := range r.local[group] {
+		return r.claims[group][mb].N, true
+	}
+	for _, v := range r.views {
+		for mb := range v.members[group] {
+			return v.claims[group][mb].N, true
+		}
+	}
+	return 0, false
 }
 
 // Leave undoes one Join; it reports false if the mailbox was not a member.
@@ -135,8 +206,10 @@ func (r *Registry) leaveLocked(group string, mailbox uint64) bool {
 	m[mailbox]--
 	if m[mailbox] == 0 {
 		delete(m, mailbox)
+		delete(r.claims[group], mailbox)
 		if len(m) == 0 {
 			delete(r.local, group)
+			delete(r.claims, group)
 		}
 	}
 	r.publishLocked(OpLeave, group, mailbox)
@@ -172,7 +245,7 @@ func (r *Registry) Snapshot(snap func(version uint64, entries []Entry)) (uint64,
 	var out []Entry
 	for g, m := range r.local {
 		for mb, c := range m {
-			out = append(out, Entry{Group: g, Mailbox: mb, Count: c})
+			out = append(out, Entry{Group: g, Mailbox: mb, Count: c, Claim: r.claims[g][mb]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -194,7 +267,7 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 	if v := r.views[peer]; v != nil && incarnation < v.incarnation {
 		return fmt.Errorf("%w: snapshot of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
 	}
-	v := &view{incarnation: incarnation, version: version, members: map[string]map[uint64]int{}, reachable: true}
+	v := &view{incarnation: incarnation, version: version, members: map[string]map[uint64]int{}, claims: map[string]map[uint64]Claim{}, reachable: true}
 	if old := r.views[peer]; old != nil {
 		v.rtt = old.rtt
 	}
@@ -208,6 +281,12 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 			v.members[e.Group] = m
 		}
 		m[e.Mailbox] += e.Count
+		if e.Claim.N > 0 {
+			if v.claims[e.Group] == nil {
+				v.claims[e.Group] = map[uint64]Claim{}
+			}
+			v.claims[e.Group][e.Mailbox] = e.Claim
+		}
 	}
 	r.views[peer] = v
 	r.signalLocked()
@@ -232,6 +311,9 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 		return fmt.Errorf("%w: %s sent version %d after %d", ErrVersionGap, peer, d.Version, v.version)
 	}
 	v.version = d.Version
+	if d.Op == OpNoop {
+		return nil
+	}
 	r.signalLocked()
 	m := v.members[d.Group]
 	switch d.Op {
@@ -241,11 +323,18 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 			v.members[d.Group] = m
 		}
 		m[d.Mailbox]++
+		if d.Claim.N > 0 {
+			if v.claims[d.Group] == nil {
+				v.claims[d.Group] = map[uint64]Claim{}
+			}
+			v.claims[d.Group][d.Mailbox] = d.Claim
+		}
 	case OpLeave:
 		if m[d.Mailbox] > 0 {
 			m[d.Mailbox]--
 			if m[d.Mailbox] == 0 {
 				delete(m, d.Mailbox)
+				delete(v.claims[d.Group], d.Mailbox)
 			}
 			if len(m) == 0 {
 				delete(v.members, d.Group)

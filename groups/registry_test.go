@@ -3,6 +3,7 @@ package groups_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -182,7 +183,7 @@ func TestOnChangeVersionsInOrder(t *testing.T) {
 		{Version: 3, Op: groups.OpLeave, Group: "g", Mailbox: 1},
 		{Version: 4, Op: groups.OpJoin, Group: "g", Mailbox: 1},
 	}
-	if got := rec.take(); !slices.Equal(got, want) {
+	if got := rec.take(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("deltas\n got %+v\nwant %+v", got, want)
 	}
 
@@ -228,7 +229,7 @@ func TestSnapshotSortedWithVersion(t *testing.T) {
 	r.Join("b", 2)
 	r.Join("c", 5)
 	r.Leave("c", 5)
-	want := []groups.Entry{{"a", 9, 1}, {"a", 10, 1}, {"b", 1, 1}, {"b", 2, 2}}
+	want := []groups.Entry{{Group: "a", Mailbox: 9, Count: 1}, {Group: "a", Mailbox: 10, Count: 1}, {Group: "b", Mailbox: 1, Count: 1}, {Group: "b", Mailbox: 2, Count: 2}}
 	var cbVersion uint64
 	var cbEntries []groups.Entry
 	calls := 0
@@ -236,10 +237,10 @@ func TestSnapshotSortedWithVersion(t *testing.T) {
 		calls++
 		cbVersion, cbEntries = version, entries
 	})
-	if v != 7 || !slices.Equal(es, want) {
+	if v != 7 || !reflect.DeepEqual(es, want) {
 		t.Fatalf("Snapshot = %d, %+v; want 7, %+v", v, es, want)
 	}
-	if calls != 1 || cbVersion != v || !slices.Equal(cbEntries, want) {
+	if calls != 1 || cbVersion != v || !reflect.DeepEqual(cbEntries, want) {
 		t.Fatalf("callback got %d, %+v (%d calls)", cbVersion, cbEntries, calls)
 	}
 }
@@ -369,7 +370,7 @@ func TestSnapshotPlusDeltasIsExact(t *testing.T) {
 				exp = append(exp, e)
 			}
 		}
-		if !slices.Equal(got, exp) {
+		if !reflect.DeepEqual(got, exp) && !(len(got) == 0 && len(exp) == 0) {
 			t.Fatalf("group %s: peer sees %+v, registry has %+v", g, got, exp)
 		}
 	}

@@ -181,3 +181,27 @@ func (d *decoder) uvarints(field string) []uint64 {
 	}
 	return out
 }
+
+// MaxPartitions bounds a partitioned group's number of partitions, and so
+// the length of a partition list.
+const MaxPartitions = 1 << 16
+
+func appendPartitions(b []byte, ps []uint64) []byte { return appendUvarints(b, ps) }
+
+// partitions decodes a partition list: at most MaxPartitions entries, each
+// at least one byte (checked against the body before allocating).
+func (d *decoder) partitions(field string) []uint64 {
+	n := d.length(field, 1)
+	if n > MaxPartitions {
+		d.fail(field, "%d entries, at most %d allowed", n, MaxPartitions)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = d.uvarint(field)
+	}
+	return out
+}

@@ -112,9 +112,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"ready trailing byte", TypeReady, []byte{0, 0},
 			"frame (type Ready): Ready: 1 trailing bytes after the last field"},
 		{"member count beyond body", TypeMembersSnapshot, []byte{1, 1, 0xff, 0xff, 0x03, 0, 0, 0},
-			"MembersSnapshot.Members: count 65535 beyond end of body (3 bytes left, 3 needed per element)"},
-		{"bad member", TypeMembersSnapshot, []byte{1, 1, 2, 0, 0, 0, 5, 'x', 'y'},
-			"MembersSnapshot.Members[1].Group: length 5 beyond end of body (2 bytes left)"},
+			"MembersSnapshot.Members: count 65535 beyond end of body (3 bytes left, 5 needed per element)"},
+		{"bad member", TypeMembersSnapshot, []byte{1, 1, 2, 0, 0, 0, 0, 0, 9, 'x', 'y', 0, 0, 0},
+			"MembersSnapshot.Members[1].Group: length 9 beyond end of body (5 bytes left)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

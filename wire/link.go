@@ -126,7 +126,7 @@ func (m *GoAway) DecodeBody(body []byte) error {
 
 // memberMinSize is the least number of bytes an encoded Member takes:
 // an empty Group and two one-byte varints.
-const memberMinSize = 3
+const memberMinSize = 5
 
 // Type returns TypeMembersSnapshot.
 func (*MembersSnapshot) Type() Type { return TypeMembersSnapshot }
@@ -141,6 +141,8 @@ func (m *MembersSnapshot) AppendBody(b []byte) []byte {
 		b = appendString(b, e.Group)
 		b = appendUvarint(b, e.Mailbox)
 		b = appendUvarint(b, e.Count)
+		b = appendUvarint(b, e.PartitionCount)
+		b = appendPartitions(b, e.Partitions)
 	}
 	return b
 }
@@ -161,6 +163,8 @@ func (m *MembersSnapshot) DecodeBody(body []byte) error {
 			e.Group = d.str("Group")
 			e.Mailbox = d.uvarint("Mailbox")
 			e.Count = d.uvarint("Count")
+			e.PartitionCount = d.uvarint("PartitionCount")
+			e.Partitions = d.partitions("Partitions")
 		}
 		d.list = ""
 	}
@@ -180,7 +184,9 @@ func (m *MembersDelta) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Version)
 	b = append(b, m.Op)
 	b = appendString(b, m.Group)
-	return appendUvarint(b, m.Mailbox)
+	b = appendUvarint(b, m.Mailbox)
+	b = appendUvarint(b, m.PartitionCount)
+	return appendPartitions(b, m.Partitions)
 }
 
 // DecodeBody decodes body into m.
@@ -191,6 +197,8 @@ func (m *MembersDelta) DecodeBody(body []byte) error {
 	m.Op = d.u8("Op")
 	m.Group = d.str("Group")
 	m.Mailbox = d.uvarint("Mailbox")
+	m.PartitionCount = d.uvarint("PartitionCount")
+	m.Partitions = d.partitions("Partitions")
 	return d.finish()
 }
 

@@ -45,6 +45,10 @@ type Join struct {
 	Req     uint64
 	Mailbox uint64
 	Group   string
+	// A partitioned group: its number of partitions N, and the partitions
+	// (each < N) this mailbox owns. All members of a group must agree on N.
+	PartitionCount uint64
+	Partitions     []uint64
 }
 
 // Leave undoes one Join.
@@ -57,17 +61,28 @@ type Leave struct {
 // Send submits one message. Answered by Result (Code StatusOK once the daemon
 // accepted it into the destination's buffer, or an error status).
 type Send struct {
-	Req     uint64
-	From    uint64 // sending mailbox (0 = anonymous)
-	Flags   uint64 // FlagAtMostOnce, FlagDurable, FlagHigh
-	TTL     uint64 // milliseconds, 0 = none
-	Cluster string // target address (when Group == "")
-	Node    string
-	Mailbox uint64
-	Group   string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
-	Key     string // routing key for key-routed group sends ("" = none)
-	Payload []byte
+	Req      uint64
+	From     uint64 // sending mailbox (0 = anonymous)
+	Flags    uint64 // FlagAtMostOnce, FlagDurable, FlagHigh
+	TTL      uint64 // milliseconds, 0 = none
+	Cluster  string // target address (when Group == "")
+	Node     string
+	Mailbox  uint64
+	Group    string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
+	Key      string // routing key for key-routed group sends ("" = none)
+	Payload  []byte
+	Strategy uint8 // group sends: StrategyClosest (default), StrategyRandom, ...
 }
+
+// Routing strategies of a group send.
+const (
+	StrategyClosest      uint8 = 0 // same node, then same cluster, then lowest RTT
+	StrategyRandom       uint8 = 1 // uniformly among reachable members
+	StrategyRoundRobin   uint8 = 2 // in turn among reachable members (per sending node)
+	StrategyLeastBacklog uint8 = 3 // power of two choices on backlog, then RTT
+	StrategyKey          uint8 = 4 // by Key: partition owner, or rendezvous hashing
+	StrategyBroadcast    uint8 = 5 // to every member
+)
 
 // FlagHigh selects the high-priority lane (local Send only).
 const FlagHigh uint64 = 1 << 2

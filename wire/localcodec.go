@@ -102,7 +102,9 @@ func (*Join) Type() Type { return TypeJoin }
 func (m *Join) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Req)
 	b = appendUvarint(b, m.Mailbox)
-	return appendString(b, m.Group)
+	b = appendString(b, m.Group)
+	b = appendUvarint(b, m.PartitionCount)
+	return appendPartitions(b, m.Partitions)
 }
 
 // DecodeBody decodes body into m.
@@ -111,6 +113,8 @@ func (m *Join) DecodeBody(body []byte) error {
 	m.Req = d.uvarint("Req")
 	m.Mailbox = d.uvarint("Mailbox")
 	m.Group = d.str("Group")
+	m.PartitionCount = d.uvarint("PartitionCount")
+	m.Partitions = d.partitions("Partitions")
 	return d.finish()
 }
 
@@ -147,7 +151,8 @@ func (m *Send) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Mailbox)
 	b = appendString(b, m.Group)
 	b = appendString(b, m.Key)
-	return appendBytes(b, m.Payload)
+	b = appendBytes(b, m.Payload)
+	return append(b, m.Strategy)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -164,6 +169,7 @@ func (m *Send) DecodeBody(body []byte) error {
 	m.Group = d.strReuse("Group", m.Group)
 	m.Key = d.strReuse("Key", m.Key)
 	m.Payload = d.bytes("Payload")
+	m.Strategy = d.u8("Strategy")
 	return d.finish()
 }
 

@@ -67,9 +67,11 @@ const (
 // Member is one membership entry: a mailbox of the sending node in a group,
 // joined Count times.
 type Member struct {
-	Group   string
-	Mailbox uint64
-	Count   uint64
+	Group          string
+	Mailbox        uint64
+	Count          uint64
+	PartitionCount uint64   // partitioned group: its number of partitions N (0: not partitioned)
+	Partitions     []uint64 // partitions (each < N) this member owns
 }
 
 // MembersSnapshot replaces everything the receiver knows of the sender's
@@ -87,12 +89,16 @@ type MembersDelta struct {
 	Op          uint8  // OpJoin, OpLeave
 	Group       string
 	Mailbox     uint64
+	// For OpJoin of a partitioned group: N and the partitions claimed.
+	PartitionCount uint64
+	Partitions     []uint64
 }
 
 // Membership operations.
 const (
 	OpJoin  uint8 = 1
 	OpLeave uint8 = 2
+	OpNoop  uint8 = 3 // only the version advances: a change to a group not exported to the receiver
 )
 
 // Data carries one message on a data stream.
