@@ -432,19 +432,30 @@ func (q *Queue) Rewind() uint64 {
 	return gen
 }
 
-// Discard drops every held message (the destination is gone for good).
+// Discard drops every held message of the normal and high lanes (the
+// destination is gone for good) and returns how many.
+// Durable messages stay: the spool holds them and they were confirmed.
 func (q *Queue) Discard() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.count
+	n := 0
 	for i := range q.lanes {
+		if i == LaneDurable {
+			continue
+		}
 		l := &q.lanes[i]
+		for _, m := range l.msgs {
+			if !m.dead {
+				n++
+				q.count--
+				q.bytes -= int64(len(m.Payload))
+			}
+		}
 		clear(l.msgs)
 		l.msgs = l.msgs[:0]
 		l.sent, l.dead = 0, 0
 	}
 	q.st.Dropped[DropReset] += uint64(n)
-	q.count, q.bytes = 0, 0
 	return n
 }
 

@@ -69,12 +69,14 @@ type Client struct {
 	closed bool          // Close was called (or the client ended)
 	wwake  chan struct{} // capacity 1
 
-	pmu      sync.Mutex               // guards pending, asyncErr, asyncN
-	pending  map[uint64]chan error    // requests waiting for their answer
-	opened   map[uint64]chan *Mailbox // Open requests
-	asyncN   int                      // async sends not yet answered
-	asyncErr error                    // first failure of an async send since the last Flush
-	asyncCh  chan struct{}            // closed when asyncN drops to 0
+	pmu      sync.Mutex                        // guards pending, lists, watchers, asyncErr, asyncN
+	pending  map[uint64]chan error             // requests waiting for their answer
+	lists    map[uint64]chan *wire.MembersList // Members requests
+	watchers map[uint64]*Watcher               // by the Req of their Watch
+	opened   map[uint64]chan *Mailbox          // Open requests
+	asyncN   int                               // async sends not yet answered
+	asyncErr error                             // first failure of an async send since the last Flush
+	asyncCh  chan struct{}                     // closed when asyncN drops to 0
 
 	mmu       sync.Mutex // guards mailboxes
 	mailboxes map[uint64]*Mailbox
@@ -112,6 +114,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{
 		opts: o, path: path, inboxBytes: o.InboxBytes,
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
+		lists: map[uint64]chan *wire.MembersList{}, watchers: map[uint64]*Watcher{},
 		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}), seen: map[durableKey]uint64{},
 	}
 	conn, r, sh, err := c.dial(ctx)
@@ -276,6 +279,25 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 	for _, d := range held {
 		c.dispatch(d)
 	}
+	// Watches start again: a Reset, then the current members as Joined.
+	c.pmu.Lock()
+	ws := make([]*Watcher, 0, len(c.watchers))
+	for _, w := range c.watchers {
+		ws = append(ws, w)
+	}
+	c.watchers = map[uint64]*Watcher{}
+	for _, w := range ws {
+		req++
+		w.req = req + 1<<62 // distinct from the client's own request ids
+		c.watchers[w.req] = w
+		w.push(Event{Op: Reset})
+	}
+	c.pmu.Unlock()
+	for _, w := range ws {
+		if _, err := conn.Write(wire.AppendFrame(nil, &wire.Watch{Req: w.req, Group: w.group})); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -321,6 +343,10 @@ func (c *Client) failPending(err error) {
 	for req, ch := range c.opened {
 		close(ch)
 		delete(c.opened, req)
+	}
+	for req, ch := range c.lists {
+		close(ch)
+		delete(c.lists, req)
 	}
 	if c.asyncN <= 0 {
 		c.asyncN = 0
@@ -456,6 +482,29 @@ func (c *Client) reader(r *wire.Reader) error {
 				continue
 			}
 			c.answer(res.Req, statusError(res.Status, res.Message))
+		case wire.TypeMembersList:
+			l := new(wire.MembersList)
+			if l.DecodeBody(body) != nil {
+				continue
+			}
+			c.pmu.Lock()
+			ch := c.lists[l.Req]
+			delete(c.lists, l.Req)
+			c.pmu.Unlock()
+			if ch != nil {
+				ch <- l
+			}
+		case wire.TypeWatchEvent:
+			var ev wire.WatchEvent
+			if ev.DecodeBody(body) != nil {
+				continue
+			}
+			c.pmu.Lock()
+			w := c.watchers[ev.Watch]
+			c.pmu.Unlock()
+			if w != nil {
+				w.push(Event{Op: EventOp(ev.Op), Member: Addr{Cluster: ev.Cluster, Node: ev.Node, Mailbox: ev.Mailbox}})
+			}
 		case wire.TypeOpened:
 			var o wire.Opened
 			if o.DecodeBody(body) != nil {

@@ -42,6 +42,10 @@ type Options struct {
 	Now func() time.Time
 
 	holdDials chan struct{} // tests: dial loops wait until it is closed
+
+	// DigestInterval is how often each link checks membership with a
+	// digest; default 10s.
+	DigestInterval time.Duration
 }
 
 // Daemon is one running wandistd node.
@@ -74,7 +78,8 @@ type Daemon struct {
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
 
-	holdDials chan struct{} // from Options
+	holdDials      chan struct{} // from Options
+	digestInterval time.Duration // from Options
 
 	spool     *spool.Spool // nil without spool.dir
 	durableID uint64       // the spool's durable stream id, 0 without a spool
@@ -101,7 +106,11 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		peers:   map[auth.PeerID]*peer{},
 		upLinks: map[*link]struct{}{},
 
-		holdDials: opts.holdDials,
+		holdDials:      opts.holdDials,
+		digestInterval: opts.DigestInterval,
+	}
+	if d.digestInterval <= 0 {
+		d.digestInterval = 10 * time.Second
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -304,7 +313,11 @@ func (d *Daemon) janitor() {
 				p.rates.sample(now, st.Enqueued, st.Dequeued)
 			}
 			for _, id := range d.groups.Expire(d.now(), d.cfg.Groups.UnreachableGrace) {
-				d.log.Info("peer members removed after unreachable grace", "peer", id.String())
+				n := 0
+				if p := d.peer(id.Cluster, id.Node); p != nil {
+					n = p.queue.Discard() // counted as "discarded"
+				}
+				d.log.Info("peer unreachable past the grace: its members removed, its buffer discarded", "peer", id.String(), "messages", n)
 			}
 		}
 	}

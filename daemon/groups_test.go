@@ -300,3 +300,92 @@ func TestExportRules(t *testing.T) {
 		t.Fatalf("the unexported group got %q", m.Payload)
 	}
 }
+
+func TestWatchAndMembers(t *testing.T) {
+	ns := mesh(t, "mem", []string{"east", "west"}, nil)
+	east, west := ns[0], ns[1]
+	ec := connect(t, east)
+	w, err := ec.Watch(ctxT(t, 5*time.Second), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := ec.NewMailbox(ctxT(t, 5*time.Second))
+	if err := local.Join(ctxT(t, 5*time.Second), "g"); err != nil {
+		t.Fatal(err)
+	}
+	wc := connect(t, west)
+	remote, _ := wc.NewMailbox(ctxT(t, 5*time.Second))
+	if err := remote.JoinPartitions(ctxT(t, 5*time.Second), "g", 4, 1, 3); err == nil {
+		t.Fatal("a partitioned join of a group whose members are not partitioned was accepted")
+	}
+	if err := remote.Join(ctxT(t, 5*time.Second), "g"); err != nil {
+		t.Fatal(err)
+	}
+	next := func(op client.EventOp, who client.Addr) {
+		t.Helper()
+		e, err := w.Next(ctxT(t, 5*time.Second))
+		if err != nil || e.Op != op || e.Member != who {
+			t.Fatalf("event %+v (%v), want %v %v", e, err, op, who)
+		}
+	}
+	next(client.Joined, local.Addr())
+	next(client.Joined, remote.Addr())
+	ms, err := ec.Members(ctxT(t, 5*time.Second), "g")
+	if err != nil || len(ms) != 2 || ms[0].Addr != local.Addr() || ms[1].Addr != remote.Addr() || !ms[1].Reachable {
+		t.Fatalf("members: %+v %v", ms, err)
+	}
+	lm, err := ec.LocalMembers(ctxT(t, 5*time.Second), "g")
+	if err != nil || len(lm) != 1 || lm[0].Addr != local.Addr() {
+		t.Fatalf("local members: %+v %v", lm, err)
+	}
+	// A mailbox that disappears (its client goes away) leaves at once.
+	wc.Close()
+	next(client.Left, remote.Addr())
+	if err := local.Leave(ctxT(t, 5*time.Second), "g"); err != nil {
+		t.Fatal(err)
+	}
+	next(client.Left, local.Addr())
+	if err := w.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = west
+}
+
+// A peer gone past the unreachable grace: its members are removed (with
+// watch events) and what was buffered for it is discarded and counted.
+func TestUnreachableGrace(t *testing.T) {
+	east, west, relay := relayedPair(t)
+	east.d.Close()
+	east.cfg.Groups.UnreachableGrace = 500 * time.Millisecond
+	east.start()
+	waitLink(t, east.d, "west", "west-1")
+	mb := subscribe(t, west, "g", east)
+	ec := connect(t, east)
+	w, err := ec.Watch(ctxT(t, 5*time.Second), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := w.Next(ctxT(t, 5*time.Second)); err != nil || e.Op != client.Joined {
+		t.Fatalf("first event %+v %v", e, err)
+	}
+	relay.SetBlackhole(true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	// Within the grace the member is listed, unreachable, and still takes messages.
+	ms, _ := ec.Members(ctxT(t, 5*time.Second), "g")
+	if len(ms) != 1 || ms[0].Reachable {
+		t.Fatalf("within the grace: %+v", ms)
+	}
+	if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := w.Next(ctxT(t, 10*time.Second))
+	if err != nil || e.Op != client.Left || e.Member != mb.Addr() {
+		t.Fatalf("after the grace: %+v %v", e, err)
+	}
+	st := east.d.Status().Links[0]
+	if st.Discarded["discarded"] != 1 || st.QueuedMessages != 0 {
+		t.Fatalf("buffer after the grace: %+v", st)
+	}
+}

@@ -90,22 +90,7 @@ func (l *link) start() {
 func (l *link) run() {
 	d := l.p.d
 	l.gen = l.p.queue.Rewind()
-	// Register for membership deltas and queue the snapshot in one step
-	// under the registry's lock, so no delta is missed or sent twice.
-	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
-		ms := make([]wire.Member, 0, len(entries))
-		for _, e := range entries {
-			if !d.cfg.Exported(e.Group, l.p.id.Cluster) {
-				continue
-			}
-			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
-				PartitionCount: e.Claim.N, Partitions: e.Claim.Partitions})
-		}
-		l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms})
-		d.linksMu.Lock()
-		d.upLinks[l] = struct{}{}
-		d.linksMu.Unlock()
-	})
+	l.sendSnapshot(true)
 	l.wg.Go(l.controlWriter)
 	l.wg.Go(l.keepalive)
 	l.wg.Go(l.acceptStreams)
@@ -231,10 +216,14 @@ func (l *link) keepalive() {
 	lc := l.p.d.cfg.Link
 	t := time.NewTicker(lc.KeepaliveInterval)
 	defer t.Stop()
+	dt := time.NewTicker(l.p.d.digestInterval)
+	defer dt.Stop()
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
+		case <-dt.C:
+			l.sendDigest()
 		case now := <-t.C:
 			if now.Sub(time.Unix(0, l.lastRecv.Load())) > lc.KeepaliveTimeout {
 				l.fail(fmt.Errorf("%w for %v", ErrKeepaliveTimeout, lc.KeepaliveTimeout))
@@ -325,6 +314,18 @@ func (l *link) controlReader() {
 			if m.Lane == buffer.LaneDurable && d.spool != nil {
 				d.spool.Ack(l.p.nodeName(), m.Seq)
 			}
+		case *wire.Digest:
+			inc, ver, hash, ok := d.groups.ViewDigest(peerID)
+			if ok && inc == m.Incarnation && (ver != m.Version || hash != m.Hash) {
+				d.metrics.protocolErrors.WithLabelValues("digest_mismatch").Inc()
+				d.log.Warn("membership view diverged from the peer's digest: asking for a snapshot", "peer", l.p.nodeName(),
+					"version", ver, "peer_version", m.Version)
+				l.sendControl(&wire.Resync{Incarnation: m.Incarnation})
+			}
+		case *wire.Resync:
+			if m.Incarnation == d.incarnation {
+				l.sendSnapshot(false)
+			}
 		case *wire.GoAway:
 			d.log.Info("peer closes link", "peer", l.p.nodeName(), "code", m.Code, "reason", m.Reason)
 			l.fail(fmt.Errorf("%w (code %d): %s", ErrGoAway, m.Code, m.Reason))
@@ -334,6 +335,38 @@ func (l *link) controlReader() {
 			return
 		}
 	}
+}
+
+// sendSnapshot queues a snapshot of this node's (exported) membership. The
+// first one also registers the link for deltas, in the same step under the
+// registry's lock, so no delta is missed or sent twice.
+func (l *link) sendSnapshot(register bool) {
+	d := l.p.d
+	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
+		ms := make([]wire.Member, 0, len(entries))
+		for _, e := range entries {
+			if !d.cfg.Exported(e.Group, l.p.id.Cluster) {
+				continue
+			}
+			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
+				PartitionCount: e.Claim.N, Partitions: e.Claim.Partitions})
+		}
+		l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms})
+		if register {
+			d.linksMu.Lock()
+			d.upLinks[l] = struct{}{}
+			d.linksMu.Unlock()
+		}
+	})
+}
+
+// sendDigest queues a digest of this node's membership as the peer sees it.
+func (l *link) sendDigest() {
+	d := l.p.d
+	keep := func(g string) bool { return d.cfg.Exported(g, l.p.id.Cluster) }
+	d.groups.Digest(keep, func(version, hash uint64) {
+		l.sendControl(&wire.Digest{Incarnation: d.incarnation, Version: version, Hash: hash})
+	})
 }
 
 func (l *link) protocolError(err error) {

@@ -52,6 +52,7 @@ type localClient struct {
 	name string
 
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
+	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
 	omu    sync.Mutex // guards obuf, closed
 	obuf   []byte
@@ -90,7 +91,7 @@ func (s *localServer) acceptLoop() {
 		if err != nil {
 			return
 		}
-		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, owake: make(chan struct{}, 1), done: make(chan struct{})}
+		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{})}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -165,6 +166,9 @@ func (c *localClient) serve() {
 		close(c.done)
 		c.conn.Close()
 		wg.Wait()
+		for _, cancel := range c.watches {
+			cancel()
+		}
 		for id := range c.mailboxes {
 			c.d.removeMailbox(id)
 		}
@@ -220,6 +224,36 @@ func (c *localClient) reply(m wire.Message) {
 	case c.owake <- struct{}{}:
 	default:
 	}
+}
+
+// maxWatches bounds the watches of one client.
+const maxWatches = 1024
+
+// event queues a watch event. Past the client's buffer bound it queues, once,
+// an overflow event instead (the client must list the members again); it
+// reports false for an event it dropped. Runs under the registry lock.
+func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
+	c.omu.Lock()
+	if c.closed {
+		c.omu.Unlock()
+		return true
+	}
+	if len(c.obuf) > maxClientBuffer {
+		if !*overflowed {
+			*overflowed = true
+			c.obuf = wire.AppendFrame(c.obuf, &wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
+		}
+		c.omu.Unlock()
+		return false
+	}
+	*overflowed = false
+	c.obuf = wire.AppendFrame(c.obuf, ev)
+	c.omu.Unlock()
+	select {
+	case c.owake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 func (c *localClient) result(req uint64, status uint8, msg string) {
@@ -295,6 +329,49 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 		}
 	case *wire.Sync:
 		c.result(m.Req, wire.StatusOK, "")
+	case *wire.Watch:
+		if err := validGroup(m.Group); err != nil {
+			c.result(m.Req, wire.StatusBadRequest, err.Error())
+			return nil
+		}
+		if c.watches[m.Req] != nil {
+			c.result(m.Req, wire.StatusBadRequest, fmt.Sprintf("watch %d already exists", m.Req))
+			return nil
+		}
+		if len(c.watches) >= maxWatches {
+			c.result(m.Req, wire.StatusBusy, fmt.Sprintf("at most %d watches per client", maxWatches))
+			return nil
+		}
+		c.result(m.Req, wire.StatusOK, "")
+		req := m.Req
+		overflowed := false
+		c.watches[req] = d.groups.Watch(m.Group, func(e groups.Event) {
+			ev := &wire.WatchEvent{Watch: req, Op: uint8(e.Op), Cluster: e.Member.Cluster, Node: e.Member.Node, Mailbox: e.Member.Mailbox}
+			if !c.event(ev, &overflowed) {
+				d.metrics.dropped.WithLabelValues("watch_overflow").Inc()
+			}
+		})
+	case *wire.Unwatch:
+		cancel := c.watches[m.Watch]
+		if cancel == nil {
+			c.result(m.Req, wire.StatusBadRequest, fmt.Sprintf("no watch %d", m.Watch))
+			return nil
+		}
+		cancel()
+		delete(c.watches, m.Watch)
+		c.result(m.Req, wire.StatusOK, "")
+	case *wire.Members:
+		ms := d.groups.Members(m.Group)
+		if m.Local {
+			ms = d.groups.LocalMembers(m.Group)
+		}
+		claims := d.groups.ClaimsOf(m.Group)
+		out := &wire.MembersList{Req: m.Req, Members: make([]wire.MemberInfo, 0, len(ms))}
+		for _, x := range ms {
+			out.Members = append(out.Members, wire.MemberInfo{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox,
+				Count: uint64(x.Count), Reachable: x.Reachable, Partitions: claims[groups.MemberKey{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox}].Partitions})
+		}
+		c.reply(out)
 	default:
 		return fmt.Errorf("unexpected %v from a client", t)
 	}

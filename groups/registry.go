@@ -96,13 +96,14 @@ type Registry struct {
 	self NodeID
 
 	mu       sync.RWMutex
-	local    map[string]map[uint64]int   // guarded by mu
-	claims   map[string]map[uint64]Claim // guarded by mu: local claims
-	rr       map[string]uint64           // guarded by mu: round-robin positions
-	version  uint64                      // guarded by mu: local membership version
-	views    map[NodeID]*view            // guarded by mu
-	onChange func(Delta)                 // called with mu held, in version order
-	changed  chan struct{}               // guarded by mu: closed and replaced at every change
+	local    map[string]map[uint64]int        // guarded by mu
+	claims   map[string]map[uint64]Claim      // guarded by mu: local claims
+	rr       map[string]uint64                // guarded by mu: round-robin positions
+	watchers map[string]map[*watcher]struct{} // guarded by mu: watches per group
+	version  uint64                           // guarded by mu: local membership version
+	views    map[NodeID]*view                 // guarded by mu
+	onChange func(Delta)                      // called with mu held, in version order
+	changed  chan struct{}                    // guarded by mu: closed and replaced at every change
 }
 
 // Changed returns a channel closed at the next change of any membership,
@@ -174,6 +175,7 @@ func (r *Registry) JoinClaim(group string, mailbox uint64, c Claim) error {
 	if r.onChange != nil {
 		r.onChange(Delta{Version: r.version, Op: OpJoin, Group: group, Mailbox: mailbox, Claim: c})
 	}
+	r.emitLocked(OpJoin, group, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mailbox, Count: m[mailbox], Reachable: true})
 	return nil
 }
 
@@ -213,6 +215,7 @@ func (r *Registry) leaveLocked(group string, mailbox uint64) bool {
 		}
 	}
 	r.publishLocked(OpLeave, group, mailbox)
+	r.emitLocked(OpLeave, group, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mailbox, Count: m[mailbox], Reachable: true})
 	return true
 }
 
@@ -288,6 +291,7 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 			v.claims[e.Group][e.Mailbox] = e.Claim
 		}
 	}
+	r.emitViewDiffLocked(peer, r.views[peer], v)
 	r.views[peer] = v
 	r.signalLocked()
 	return nil
@@ -323,6 +327,7 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 			v.members[d.Group] = m
 		}
 		m[d.Mailbox]++
+		r.emitLocked(OpJoin, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: m[d.Mailbox], Reachable: v.reachable})
 		if d.Claim.N > 0 {
 			if v.claims[d.Group] == nil {
 				v.claims[d.Group] = map[uint64]Claim{}
@@ -332,6 +337,7 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 	case OpLeave:
 		if m[d.Mailbox] > 0 {
 			m[d.Mailbox]--
+			r.emitLocked(OpLeave, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: m[d.Mailbox], Reachable: v.reachable})
 			if m[d.Mailbox] == 0 {
 				delete(m, d.Mailbox)
 				delete(v.claims[d.Group], d.Mailbox)
@@ -370,7 +376,8 @@ func (r *Registry) SetRTT(peer NodeID, rtt time.Duration) {
 func (r *Registry) ForgetPeer(peer NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.views[peer] != nil {
+	if v := r.views[peer]; v != nil {
+		r.emitViewDiffLocked(peer, v, nil)
 		delete(r.views, peer)
 		r.signalLocked()
 	}
@@ -384,6 +391,7 @@ func (r *Registry) Expire(now time.Time, grace time.Duration) []NodeID {
 	var gone []NodeID
 	for id, v := range r.views {
 		if !v.reachable && now.Sub(v.downSince) >= grace {
+			r.emitViewDiffLocked(id, v, nil)
 			delete(r.views, id)
 			gone = append(gone, id)
 		}

@@ -191,3 +191,22 @@ func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) (
 	return nil, ErrBadStrategy
 }
 
+// MemberKey names a member: its node and mailbox.
+type MemberKey struct {
+	Cluster, Node string
+	Mailbox       uint64
+}
+
+// ClaimsOf returns the partition claims of group's members (partitioned
+// groups only).
+func (r *Registry) ClaimsOf(group string) map[MemberKey]Claim {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[MemberKey]Claim{}
+	for _, c := range r.candidatesLocked(group) {
+		if c.claim.N > 0 {
+			out[MemberKey{c.Cluster, c.Node, c.Mailbox}] = c.claim
+		}
+	}
+	return out
+}

@@ -28,7 +28,7 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := ensureDir(o.Dir); err != nil {
+	if err := ensureDir(o.Dir, h); err != nil {
 		return nil, nil, err
 	}
 	rc := &recovery{key: o.Key, meta: newMeta(), msgs: map[string][]Message{}}
@@ -38,7 +38,7 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 	for _, p := range rc.problems {
 		o.Logger.Warn("spool: corruption recovered around", "file", p.File, "offset", p.Offset, "reason", p.Reason)
 	}
-	if err := rc.truncateTail(); err != nil {
+	if err := rc.truncateTail(h); err != nil {
 		return nil, nil, err
 	}
 	if rc.stream == 0 {
@@ -65,7 +65,7 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 }
 
 // ensureDir creates dir (0700) if it is missing.
-func ensureDir(dir string) error {
+func ensureDir(dir string, h hooks) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
@@ -79,7 +79,7 @@ func ensureDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("spool: cannot create directory %s: %w", dir, err)
 	}
-	if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+	if err := h.syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return fmt.Errorf("spool: created directory %s: %w", dir, err)
 	}
 	return nil
@@ -289,7 +289,7 @@ func (rc *recovery) apply(sc *scannedSeg, r *record) {
 // truncateTail cuts a torn or corrupt tail off the last readable segment,
 // after the last good record, and makes the cut durable. The problems of
 // earlier segments say that the rest of the segment was skipped.
-func (rc *recovery) truncateTail() error {
+func (rc *recovery) truncateTail(h hooks) error {
 	var last *scannedSeg
 	for _, sc := range rc.segs {
 		if sc.good >= 0 {
@@ -307,7 +307,7 @@ func (rc *recovery) truncateTail() error {
 	f, err := os.OpenFile(last.path, os.O_RDWR, 0)
 	if err == nil {
 		err = f.Truncate(last.good)
-		if err == nil {
+		if err == nil && !h.noSync {
 			err = f.Sync()
 		}
 		if cerr := f.Close(); err == nil {

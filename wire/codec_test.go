@@ -134,7 +134,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeUnknownType(t *testing.T) {
-	for _, typ := range []Type{0, 0x08, 0x12, 0x22, 0x3f, 0x4b, 0x7f, 0x80, 0xff} {
+	for _, typ := range []Type{0, 0x08, 0x14, 0x22, 0x3f, 0x50, 0x7f, 0x80, 0xff} {
 		m, err := Decode(typ, nil)
 		if m != nil || !errors.Is(err, ErrUnknownType) {
 			t.Errorf("Decode(%v) = %v, %v; want ErrUnknownType", typ, m, err)
@@ -149,7 +149,7 @@ func TestTypeClasses(t *testing.T) {
 	if !TypeData.Link() || TypeData.Local() || !TypeDeliver.Local() || TypeDeliver.Link() {
 		t.Error("Link/Local misclassify Data or Deliver")
 	}
-	if Type(0x08).Link() || Type(0x4b).Local() {
+	if Type(0x08).Link() || Type(0x50).Local() {
 		t.Error("undefined types classified as defined")
 	}
 }

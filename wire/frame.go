@@ -40,6 +40,8 @@ const (
 	TypeGoAway          Type = 0x07
 	TypeMembersSnapshot Type = 0x10
 	TypeMembersDelta    Type = 0x11
+	TypeDigest          Type = 0x12
+	TypeResync          Type = 0x13
 	TypeData            Type = 0x20
 	TypeAck             Type = 0x21
 )
@@ -57,6 +59,11 @@ const (
 	TypeSync         Type = 0x48
 	TypeResult       Type = 0x49
 	TypeDeliver      Type = 0x4a
+	TypeWatch        Type = 0x4b
+	TypeUnwatch      Type = 0x4c
+	TypeWatchEvent   Type = 0x4d
+	TypeMembers      Type = 0x4e
+	TypeMembersList  Type = 0x4f
 )
 
 var typeNames = [256]string{
@@ -82,6 +89,13 @@ var typeNames = [256]string{
 	TypeSync:            "Sync",
 	TypeResult:          "Result",
 	TypeDeliver:         "Deliver",
+	TypeDigest:          "Digest",
+	TypeResync:          "Resync",
+	TypeWatch:           "Watch",
+	TypeUnwatch:         "Unwatch",
+	TypeWatchEvent:      "WatchEvent",
+	TypeMembers:         "Members",
+	TypeMembersList:     "MembersList",
 }
 
 // String returns the message name ("Data"), or "Type(0x99)" for an
@@ -179,6 +193,20 @@ func New(t Type) Message {
 		return new(Result)
 	case TypeDeliver:
 		return new(Deliver)
+	case TypeDigest:
+		return new(Digest)
+	case TypeResync:
+		return new(Resync)
+	case TypeWatch:
+		return new(Watch)
+	case TypeUnwatch:
+		return new(Unwatch)
+	case TypeWatchEvent:
+		return new(WatchEvent)
+	case TypeMembers:
+		return new(Members)
+	case TypeMembersList:
+		return new(MembersList)
 	}
 	return nil
 }
