@@ -389,3 +389,24 @@ func TestUnreachableGrace(t *testing.T) {
 		t.Fatalf("buffer after the grace: %+v", st)
 	}
 }
+
+// The periodic digest finds a view that diverged from its owner's
+// membership and repairs it with a fresh snapshot.
+func TestDigestRepairsDivergence(t *testing.T) {
+	ns := mesh(t, "mem", []string{"east", "west"}, func(n *node) { n.opts.DigestInterval = 50 * time.Millisecond })
+	east, west := ns[0], ns[1]
+	mb := subscribe(t, west, "g", east)
+	east.d.Groups().ForgetPeer(groups.NodeID{Cluster: "west", Node: "west-1"}) // a lost update
+	if ms := east.d.Groups().Members("g"); len(ms) != 0 {
+		t.Fatalf("setup: %+v", ms)
+	}
+	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "g", 1); err != nil {
+		t.Fatal(err)
+	}
+	if ms := east.d.Groups().Members("g"); len(ms) != 1 || ms[0].Mailbox != mb.Addr().Mailbox {
+		t.Fatalf("repaired view: %+v", ms)
+	}
+	if n := testutil.ToFloat64(east.d.metrics.protocolErrors.WithLabelValues("digest_mismatch")); n < 1 {
+		t.Fatal("the divergence was not counted")
+	}
+}

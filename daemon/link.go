@@ -316,7 +316,7 @@ func (l *link) controlReader() {
 			}
 		case *wire.Digest:
 			inc, ver, hash, ok := d.groups.ViewDigest(peerID)
-			if ok && inc == m.Incarnation && (ver != m.Version || hash != m.Hash) {
+			if !ok || inc != m.Incarnation || ver != m.Version || hash != m.Hash {
 				d.metrics.protocolErrors.WithLabelValues("digest_mismatch").Inc()
 				d.log.Warn("membership view diverged from the peer's digest: asking for a snapshot", "peer", l.p.nodeName(),
 					"version", ver, "peer_version", m.Version)

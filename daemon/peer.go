@@ -54,6 +54,7 @@ type peer struct {
 	ups       uint64 // times a link came up
 
 	simultaneous atomic.Uint64 // dials answered WelcomeSimultaneous
+	blocked      atomic.Bool   // tests: the path to the peer is cut (no dial, inbound refused)
 	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
 
 	rates backlogRates
@@ -80,12 +81,13 @@ func (p *peer) signalLocked() {
 	p.changed = make(chan struct{})
 }
 
-// waitChange returns the channel closed at the next change, and whether a
-// link is up or an inbound handshake is pending (no dial needed now).
+// busy returns whether no dial is needed now (a link is up, a handshake is
+// in progress, or the path is blocked), and the channel closed at the next
+// change.
 func (p *peer) busy() (bool, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.link != nil || p.pendingIn > 0 || p.dialing, p.changed
+	return p.link != nil || p.pendingIn > 0 || p.dialing || p.blocked.Load(), p.changed
 }
 
 // dialLoop keeps a link to the peer, dialling with exponential backoff and
@@ -180,7 +182,7 @@ func fullJitter(d time.Duration) time.Duration {
 func (p *peer) beginDial() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.link != nil || p.pendingIn > 0 || p.dialing {
+	if p.link != nil || p.pendingIn > 0 || p.dialing || p.blocked.Load() {
 		return false
 	}
 	p.dialing, p.abortDial = true, false
@@ -333,6 +335,9 @@ func (d *Daemon) handleInbound(conn transport.Conn) {
 	if p == nil {
 		refuse(fmt.Sprintf("%s is not a configured peer", claimed), string(auth.ReasonUnknownPeer))
 		return
+	}
+	if p.blocked.Load() {
+		return // a simulated partition: the packets never arrive
 	}
 	if p.cfg.Mode == "connect" {
 		refuse(fmt.Sprintf("%s is configured connect-only on %s/%s: it dials, it does not accept", claimed, d.cfg.Cluster, d.cfg.Node), "mode")
