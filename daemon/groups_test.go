@@ -16,7 +16,7 @@ import (
 
 // mesh starts one node per cluster name, every pair linked (the smaller
 // name dials), over tr. cfgs, if given, adjusts each config before start.
-func mesh(t *testing.T, tr string, names []string, adjust func(*node)) []*node {
+func mesh(t testing.TB, tr string, names []string, adjust func(*node)) []*node {
 	t.Helper()
 	ns := make([]*node, len(names))
 	for i, c := range names {
@@ -49,7 +49,7 @@ func mesh(t *testing.T, tr string, names []string, adjust func(*node)) []*node {
 }
 
 // waitGroup waits until every node sees exactly want reachable members of group.
-func waitGroup(t *testing.T, ns []*node, group string, want int) {
+func waitGroup(t testing.TB, ns []*node, group string, want int) {
 	t.Helper()
 	ctx := ctxT(t, 10*time.Second)
 	for _, n := range ns {
@@ -313,6 +313,9 @@ func TestWatchAndMembers(t *testing.T) {
 	if err := local.Join(ctxT(t, 5*time.Second), "g"); err != nil {
 		t.Fatal(err)
 	}
+	if err := west.d.WaitMembers(ctxT(t, 5*time.Second), "g", 1); err != nil {
+		t.Fatal(err)
+	}
 	wc := connect(t, west)
 	remote, _ := wc.NewMailbox(ctxT(t, 5*time.Second))
 	if err := remote.JoinPartitions(ctxT(t, 5*time.Second), "g", 4, 1, 3); err == nil {
@@ -348,7 +351,6 @@ func TestWatchAndMembers(t *testing.T) {
 	if err := w.Close(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_ = west
 }
 
 // A peer gone past the unreachable grace: its members are removed (with

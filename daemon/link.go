@@ -30,6 +30,9 @@ var (
 // whatever was not sent.
 const maxControlBytes = 16 << 20
 
+// maxSnapshotEntries bounds a membership snapshot from one peer.
+const maxSnapshotEntries = 10_000_000
+
 // maxBatch is how many messages a data writer takes from the queue per write.
 const maxBatch = 1024
 
@@ -242,6 +245,7 @@ func (l *link) rttValue() time.Duration { return time.Duration(l.rtt.Load()) }
 func (l *link) controlReader() {
 	d := l.p.d
 	peerID := groupsID(l.p.id)
+	var snap []groups.Entry // a snapshot arriving in several frames
 	for {
 		t, body, err := l.ctlR.ReadFrame()
 		if err != nil {
@@ -276,11 +280,19 @@ func (l *link) controlReader() {
 				l.protocolError(fmt.Errorf("membership snapshot of incarnation %x on a link with %x", m.Incarnation, l.remoteInc))
 				return
 			}
-			es := make([]groups.Entry, len(m.Members))
-			for i, e := range m.Members {
-				es[i] = groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31)),
-					Claim: groups.Claim{N: e.PartitionCount, Partitions: e.Partitions}}
+			if len(snap) > maxSnapshotEntries {
+				l.protocolError(fmt.Errorf("membership snapshot of more than %d entries", maxSnapshotEntries))
+				return
 			}
+			for _, e := range m.Members {
+				snap = append(snap, groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31)),
+					Claim: groups.Claim{N: e.PartitionCount, Partitions: e.Partitions}})
+			}
+			if m.More {
+				continue
+			}
+			es := snap
+			snap = nil
 			if err := d.groups.ApplySnapshot(peerID, m.Incarnation, m.Version, es); err != nil {
 				d.log.Warn("membership snapshot ignored", "peer", l.p.nodeName(), "err", err)
 			}
@@ -351,7 +363,20 @@ func (l *link) sendSnapshot(register bool) {
 			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
 				PartitionCount: e.Claim.N, Partitions: e.Claim.Partitions})
 		}
-		l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms})
+		// Split so that every frame fits the peer's frame limit.
+		limit := l.maxFrame / 2
+		for {
+			n, size := 0, 0
+			for n < len(ms) && (n == 0 || size < limit) {
+				size += len(ms[n].Group) + 24 + 3*len(ms[n].Partitions)
+				n++
+			}
+			l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms[:n], More: n < len(ms)})
+			ms = ms[n:]
+			if len(ms) == 0 {
+				break
+			}
+		}
 		if register {
 			d.linksMu.Lock()
 			d.upLinks[l] = struct{}{}

@@ -144,7 +144,7 @@ func (m *MembersSnapshot) AppendBody(b []byte) []byte {
 		b = appendUvarint(b, e.PartitionCount)
 		b = appendPartitions(b, e.Partitions)
 	}
-	return b
+	return appendBool(b, m.More)
 }
 
 // DecodeBody decodes body into m. An empty list decodes as nil.
@@ -168,6 +168,7 @@ func (m *MembersSnapshot) DecodeBody(body []byte) error {
 		}
 		d.list = ""
 	}
+	m.More = d.boolean("More")
 	if err := d.finish(); err != nil {
 		m.Members = nil
 		return err

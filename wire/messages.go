@@ -80,6 +80,7 @@ type MembersSnapshot struct {
 	Incarnation uint64 // sender's incarnation
 	Version     uint64 // sender's membership version this snapshot reflects
 	Members     []Member
+	More        bool // more frames of this snapshot follow (a large one is split to fit the frame limit)
 }
 
 // MembersDelta is one change of the sender's membership, in version order.
