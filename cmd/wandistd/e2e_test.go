@@ -242,6 +242,9 @@ func TestTwoDaemonsFromConfigFiles(t *testing.T) {
 			// Wait until east knows the subscriber (published membership).
 			e.waitLog(t, "msg=started", time.Second)
 			waitFor(t, 10*time.Second, func() bool { return status(t, east).Groups > 0 })
+			if out, _ := run(t, nil, "groups", "--socket", east.socket, "--group", "lines"); !strings.Contains(out, "west/west-1/") || !strings.Contains(out, "true") {
+				t.Fatalf("groups on east does not list west's subscriber:\n%s", out)
+			}
 			var in strings.Builder
 			for i := 0; i < n; i++ {
 				fmt.Fprintf(&in, "line-%d\n", i)

@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"pub":    {"send to a group: wandistd pub --socket PATH --group G [PAYLOAD]", cmdPub},
 	"demo":   {"run two local clusters in one process and show a message stream across a broken and healed link", cmdDemo},
 	"config": {"check a config file: wandistd config check -c FILE", cmdConfig},
+	"groups": {"list or watch a group's members: wandistd groups --socket PATH --group G [--local] [--watch]", cmdGroups},
 }
 
 // errUsage marks a usage error: the message was printed, exit code 2.
