@@ -79,6 +79,7 @@ type Message struct {
 	To       uint64    // destination mailbox
 	From     uint64    // source mailbox
 	Group    string    // group it was sent to, if any
+	Corr     uint64    // request-reply correlation id, 0 if none
 	Payload  []byte    // owned by the queue
 	Enqueued time.Time // set by Enqueue
 	Deadline time.Time // zero = no TTL

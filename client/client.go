@@ -86,6 +86,8 @@ type Client struct {
 	// again (after its restart) is dropped here. Owned by the reader.
 	seen map[durableKey]uint64
 
+	calls calls // request-reply
+
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the client has ended
 	doneErr error         // set before done is closed
@@ -524,6 +526,9 @@ func (c *Client) reader(r *wire.Reader) error {
 // dispatch hands a delivery to its mailbox, dropping a durable message this
 // client already got. Called by the reader (or restore, before it runs).
 func (c *Client) dispatch(d *wire.Deliver) {
+	if c.routeReply(d) {
+		return
+	}
 	if d.Seq != 0 {
 		k := durableKey{d.FromCluster, d.FromNode, d.Stream}
 		if d.Seq <= c.seen[k] {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wandist/wandist/wire"
 )
@@ -42,6 +43,10 @@ type Message struct {
 	From    Addr   // sender's mailbox (Mailbox 0: an anonymous sender on that node)
 	Group   string // the group it was sent to, "" for a direct send
 	Payload []byte // owned by the receiver
+
+	corr     uint64    // request: the caller's correlation id
+	deadline time.Time // request: when its caller stops waiting (zero: no TTL)
+	mb       *Mailbox  // the mailbox it arrived in (replies are sent from it)
 }
 
 // Mailbox is an address that receives messages. Safe for concurrent use.
@@ -118,8 +123,7 @@ func (m *Mailbox) Dropped() uint64 {
 }
 
 func (m *Mailbox) push(d *wire.Deliver) {
-	msg := &Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
-		Payload: append([]byte(nil), d.Payload...)}
+	msg := newMessage(d, m)
 	m.mu.Lock()
 	if m.closed || m.bytes+len(msg.Payload) > m.max {
 		m.dropped++

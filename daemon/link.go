@@ -531,7 +531,7 @@ func (l *link) dataWriter(lane int) {
 				}
 				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
 			}
-			buf = wire.AppendFrame(buf, &wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload})
+			buf = wire.AppendFrame(buf, &wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr})
 			batch[i] = nil
 		}
 		if _, err := s.Write(buf); err != nil {

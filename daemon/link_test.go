@@ -103,7 +103,7 @@ func TestDirectSendToAddress(t *testing.T) {
 		}
 		r, err := emb.Receive(ctxT(t, 5*time.Second))
 		if err != nil || string(r.Payload) != "reply" {
-			t.Fatalf("reply: %v %q", err, r)
+			t.Fatalf("reply: %v %+v", err, r)
 		}
 	})
 }

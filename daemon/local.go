@@ -471,7 +471,8 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 		deadline = d.now().Add(time.Duration(m.TTL) * time.Millisecond)
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
-		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload})
+		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
+			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL})
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
@@ -489,7 +490,7 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 		lane = buffer.LaneHigh
 	}
 	bm := &buffer.Message{
-		Lane: lane, Flags: m.Flags &^ wire.FlagHigh, To: to, From: m.From, Group: m.Group,
+		Lane: lane, Flags: m.Flags &^ wire.FlagHigh, To: to, From: m.From, Group: m.Group, Corr: m.Corr,
 		Payload: append([]byte(nil), m.Payload...), Deadline: deadline,
 	}
 	if m.Flags&wire.FlagDurable != 0 {
@@ -548,7 +549,8 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data) {
 		d.log.Warn("message to a group not exported to the sender's cluster dropped", "group", m.Group, "from", from.String())
 		return
 	}
-	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload}
+	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload,
+		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq
 	}

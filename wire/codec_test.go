@@ -160,7 +160,7 @@ func TestPayloadAliasesBody(t *testing.T) {
 	if err := d.DecodeBody(body); err != nil {
 		t.Fatal(err)
 	}
-	body[len(body)-1] = 'X'
+	body[len(body)-2] = 'X' // the last byte is Corr
 	if string(d.Payload) != "abX" {
 		t.Fatalf("Payload = %q, want it to alias the body", d.Payload)
 	}

@@ -214,7 +214,8 @@ func (m *Data) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.From)
 	b = appendUvarint(b, m.TTL)
 	b = appendString(b, m.Group)
-	return appendBytes(b, m.Payload)
+	b = appendBytes(b, m.Payload)
+	return appendUvarint(b, m.Corr)
 }
 
 // DecodeBody decodes body into m. It does not allocate: Payload aliases
@@ -230,6 +231,7 @@ func (m *Data) DecodeBody(body []byte) error {
 	m.TTL = d.uvarint("TTL")
 	m.Group = d.strReuse("Group", m.Group)
 	m.Payload = d.bytes("Payload")
+	m.Corr = d.uvarint("Corr")
 	return d.finish()
 }
 

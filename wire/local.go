@@ -71,7 +71,8 @@ type Send struct {
 	Group    string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
 	Key      string // routing key for key-routed group sends ("" = none)
 	Payload  []byte
-	Strategy uint8 // group sends: StrategyClosest (default), StrategyRandom, ...
+	Strategy uint8  // group sends: StrategyClosest (default), StrategyRandom, ...
+	Corr     uint64 // request-reply correlation id (0: none); Flags has FlagReply on a reply
 }
 
 // Routing strategies of a group send.
@@ -121,4 +122,7 @@ type Deliver struct {
 	Payload     []byte
 	Stream      uint64 // durable messages: the sender's durable stream id (else 0)
 	Seq         uint64 // durable messages: Seq in that stream, so a client can drop a redelivery (else 0)
+	Corr        uint64 // request-reply correlation id (0: none)
+	Flags       uint64 // FlagReply for a reply
+	TTL         uint64 // remaining time to live in ms when delivered (0: none); a reply should carry it
 }

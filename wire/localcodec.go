@@ -152,7 +152,8 @@ func (m *Send) AppendBody(b []byte) []byte {
 	b = appendString(b, m.Group)
 	b = appendString(b, m.Key)
 	b = appendBytes(b, m.Payload)
-	return append(b, m.Strategy)
+	b = append(b, m.Strategy)
+	return appendUvarint(b, m.Corr)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -170,6 +171,7 @@ func (m *Send) DecodeBody(body []byte) error {
 	m.Key = d.strReuse("Key", m.Key)
 	m.Payload = d.bytes("Payload")
 	m.Strategy = d.u8("Strategy")
+	m.Corr = d.uvarint("Corr")
 	return d.finish()
 }
 
@@ -217,7 +219,10 @@ func (m *Deliver) AppendBody(b []byte) []byte {
 	b = appendString(b, m.Group)
 	b = appendBytes(b, m.Payload)
 	b = appendUvarint(b, m.Stream)
-	return appendUvarint(b, m.Seq)
+	b = appendUvarint(b, m.Seq)
+	b = appendUvarint(b, m.Corr)
+	b = appendUvarint(b, m.Flags)
+	return appendUvarint(b, m.TTL)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -232,5 +237,8 @@ func (m *Deliver) DecodeBody(body []byte) error {
 	m.Payload = d.bytes("Payload")
 	m.Stream = d.uvarint("Stream")
 	m.Seq = d.uvarint("Seq")
+	m.Corr = d.uvarint("Corr")
+	m.Flags = d.uvarint("Flags")
+	m.TTL = d.uvarint("TTL")
 	return d.finish()
 }

@@ -111,12 +111,14 @@ type Data struct {
 	TTL     uint64 // remaining time to live in milliseconds, 0 = none
 	Group   string // the group this message was sent to ("" for a direct send)
 	Payload []byte // aliases the frame buffer after Decode: copy it to keep it
+	Corr    uint64 // request-reply: the caller's correlation id (0: none); FlagReply marks the reply
 }
 
 // Data flags.
 const (
 	FlagAtMostOnce uint64 = 1 << 0
 	FlagDurable    uint64 = 1 << 1
+	FlagReply      uint64 = 1 << 3 // the message answers the request with the same Corr
 )
 
 // Ack acknowledges, cumulatively, every Data with Seq <= Seq on Lane that the

@@ -39,6 +39,7 @@ func sampleMessages() []Message {
 		&MembersDelta{Incarnation: 7, Version: 302, Op: OpJoin, Group: "kv", Mailbox: 130, PartitionCount: 64, Partitions: []uint64{0, 1, 63}},
 		&Data{Seq: 1 << 40, Flags: FlagDurable, To: 17, From: 300, TTL: 30000, Group: "orders", Payload: payload},
 		&Data{Seq: 0, Flags: FlagAtMostOnce, To: 1, Payload: big},
+		&Data{Seq: 3, Flags: FlagReply, To: 1, From: 2, TTL: 10, Payload: payload, Corr: 1 << 50},
 		&Ack{Lane: LaneNormal, Incarnation: 99, Seq: 12345},
 		&ClientHello{Version: LocalVersion, Name: "billing-svc", Token: "s3cr3t"},
 		&ServerHello{Version: LocalVersion, Cluster: "eu-west", Node: "node-1", Incarnation: 5, MaxMessage: 1 << 20, Status: StatusOK},
@@ -52,9 +53,11 @@ func sampleMessages() []Message {
 		&Send{Req: 5, From: 77, Flags: FlagHigh | FlagDurable, TTL: 5000, Cluster: "us-east", Node: "n2", Mailbox: 12, Key: "k", Payload: payload},
 		&Send{Req: 6, Group: "orders", Key: "customer-42", Payload: big},
 		&Send{Req: 7, Group: "kv", Key: "k1", Payload: payload, Strategy: StrategyKey},
+		&Send{Req: 8, From: 3, Cluster: "c", Node: "n", Mailbox: 4, Payload: payload, Corr: 77, Flags: FlagReply, TTL: 250},
 		&Sync{Req: 7},
 		&Result{Req: 5, Status: StatusBusy, Message: "destination buffer full"},
 		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload},
 		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload, Stream: 99, Seq: 1234},
+		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Payload: payload, Corr: 5, Flags: FlagReply, TTL: 900},
 	}
 }

@@ -1,0 +1,207 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/wandist/wandist/wire"
+)
+
+// calls routes replies to the Calls waiting for them.
+type calls struct {
+	mu      sync.Mutex
+	mb      *Mailbox                 // the client's reply mailbox, opened by the first Call
+	waiting map[uint64]chan *Message // by correlation id
+	next    uint64
+	late    uint64 // replies that came after their Call gave up
+}
+
+// replyMailbox returns the client's reply mailbox, opening it once.
+func (c *Client) replyMailbox(ctx context.Context) (*Mailbox, error) {
+	c.calls.mu.Lock()
+	mb := c.calls.mb
+	c.calls.mu.Unlock()
+	if mb != nil {
+		return mb, nil
+	}
+	mb, err := c.NewMailbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.calls.mu.Lock()
+	defer c.calls.mu.Unlock()
+	if c.calls.mb != nil { // another Call won the race
+		go mb.Close(context.Background())
+		return c.calls.mb, nil
+	}
+	c.calls.mb = mb
+	return mb, nil
+}
+
+// Call sends payload as a request to target and waits for the reply. The
+// context's deadline travels with the request as its TTL (so the server can
+// drop a request nobody waits for any more); without a deadline the call
+// waits until ctx ends. A timeout returns ErrTimeout, which is a net.Error
+// whose Timeout() is true. A server that never answers costs the caller
+// nothing once ctx ends.
+func (c *Client) Call(ctx context.Context, target Target, payload []byte, opts ...SendOption) (*Message, error) {
+	mb, err := c.replyMailbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.calls.mu.Lock()
+	if c.calls.waiting == nil {
+		c.calls.waiting = map[uint64]chan *Message{}
+	}
+	c.calls.next++
+	corr := c.calls.next
+	ch := make(chan *Message, 1)
+	c.calls.waiting[corr] = ch
+	c.calls.mu.Unlock()
+	defer func() {
+		c.calls.mu.Lock()
+		delete(c.calls.waiting, corr)
+		c.calls.mu.Unlock()
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return nil, ErrTimeout
+		}
+		opts = append(opts, WithTTL(left))
+	}
+	req := c.reqSeq.Add(1)
+	s, err := c.buildSend(req, mb.id(), target, payload, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.Corr = corr
+	if err := c.call(ctx, req, s); err != nil {
+		return nil, err
+	}
+	select {
+	case m := <-ch:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctxError(ctx.Err())
+	case <-c.done:
+		return nil, ErrClosed
+	}
+}
+
+// CallGroup sends a request to a member of group (see WithKey and
+// WithStrategy) and waits for its reply.
+func (c *Client) CallGroup(ctx context.Context, group string, payload []byte, opts ...SendOption) (*Message, error) {
+	return c.Call(ctx, Target{Group: group}, payload, opts...)
+}
+
+// routeReply hands a reply to its waiting Call; it reports whether d was a
+// reply for this client's reply mailbox.
+func (c *Client) routeReply(d *wire.Deliver) bool {
+	if d.Flags&wire.FlagReply == 0 || d.Corr == 0 {
+		return false
+	}
+	c.calls.mu.Lock()
+	defer c.calls.mu.Unlock()
+	if c.calls.mb == nil || d.Mailbox != c.calls.mb.id() {
+		return false
+	}
+	if ch := c.calls.waiting[d.Corr]; ch != nil {
+		ch <- newMessage(d, nil)
+		delete(c.calls.waiting, d.Corr)
+	} else {
+		c.calls.late++
+	}
+	return true
+}
+
+// LateReplies returns how many replies arrived after their Call had given up.
+func (c *Client) LateReplies() uint64 {
+	c.calls.mu.Lock()
+	defer c.calls.mu.Unlock()
+	return c.calls.late
+}
+
+// Reply answers a request (a message received from Call) with payload. The
+// reply carries what is left of the request's TTL; a request whose TTL has
+// run out is not answered (ErrTimeout): its caller gave up.
+func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption) error {
+	if m.corr == 0 || m.mb == nil {
+		return &Error{Kind: ErrBadRequest, Message: "the message is not a request (it was not sent with Call)"}
+	}
+	if !m.deadline.IsZero() {
+		left := time.Until(m.deadline)
+		if left <= 0 {
+			return ErrTimeout
+		}
+		opts = append(opts, WithTTL(left))
+	}
+	c := m.mb.c
+	req := c.reqSeq.Add(1)
+	s, err := c.buildSend(req, m.mb.id(), Target{Addr: m.From}, payload, opts)
+	if err != nil {
+		return err
+	}
+	s.Corr, s.Flags = m.corr, s.Flags|wire.FlagReply
+	return c.call(ctx, req, s)
+}
+
+// IsRequest reports whether the message was sent with Call and expects a Reply.
+func (m *Message) IsRequest() bool { return m.corr != 0 }
+
+// Handler handles one received message; for a request it calls m.Reply.
+type Handler func(ctx context.Context, m *Message)
+
+// Serve receives messages and runs h for each, with at most concurrency
+// handlers at once (1 or less: one at a time, in order), until ctx ends or
+// the client closes. It returns why it stopped. A handler gets a context
+// that ends at the request's deadline (when it has one) or with Serve's.
+func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		msg, err := m.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		run := func() {
+			hctx, cancel := ctx, context.CancelFunc(func() {})
+			if !msg.deadline.IsZero() {
+				hctx, cancel = context.WithDeadline(ctx, msg.deadline)
+			}
+			defer cancel()
+			h(hctx, msg)
+		}
+		if concurrency == 1 {
+			run()
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			run()
+		})
+	}
+}
+
+// newMessage makes a Message from a delivery (payload copied).
+func newMessage(d *wire.Deliver, mb *Mailbox) *Message {
+	msg := &Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
+		Payload: append([]byte(nil), d.Payload...), corr: d.Corr, mb: mb}
+	if d.TTL > 0 {
+		msg.deadline = time.Now().Add(time.Duration(d.TTL) * time.Millisecond)
+	}
+	if d.Flags&wire.FlagReply != 0 {
+		msg.corr = 0 // a reply is not itself a request
+	}
+	return msg
+}
