@@ -272,6 +272,17 @@ func TestTwoDaemonsFromConfigFiles(t *testing.T) {
 				}
 			}
 
+			// Request-reply through the CLI: serve on west, req from east.
+			srv := startProc(t, "serve", "--socket", west.socket, "--group", "echo", "--echo")
+			srv.waitLog(t, "serving", 10*time.Second)
+			waitFor(t, 10*time.Second, func() bool {
+				out, _ := run(t, nil, "groups", "--socket", east.socket, "--group", "echo")
+				return strings.Contains(out, "west/west-1/")
+			})
+			if out, _ := run(t, nil, "req", "--socket", east.socket, "--group", "echo", "hello"); out != "hello\n" {
+				t.Fatalf("req printed %q", out)
+			}
+
 			// kill -9 west and restart it: the link comes back.
 			w.kill9()
 			e.waitLog(t, `msg="link down"`, 10*time.Second)

@@ -30,6 +30,8 @@ var commands = map[string]command{
 	"pub":    {"send to a group: wandistd pub --socket PATH --group G [PAYLOAD]", cmdPub},
 	"demo":   {"run two local clusters in one process and show a message stream across a broken and healed link", cmdDemo},
 	"config": {"check a config file: wandistd config check -c FILE", cmdConfig},
+	"req":    {"send a request and print the reply: wandistd req --socket PATH --group G [--key K] PAYLOAD", cmdReq},
+	"serve":  {"answer requests: wandistd serve --socket PATH --group G --echo [--partitions N --own LIST]", cmdServe},
 	"groups": {"list or watch a group's members: wandistd groups --socket PATH --group G [--local] [--watch]", cmdGroups},
 }
 
