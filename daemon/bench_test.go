@@ -26,6 +26,7 @@ func benchStream(b *testing.B, east, west *node, size int, opts []client.SendOpt
 	done := make(chan int)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	go func() {
