@@ -417,8 +417,13 @@ func (c *Client) Err() error {
 	}
 }
 
+// maxWriteBuffer bounds the frames waiting for the writer: past it a send
+// fails at once with ErrBusy instead of growing the SDK's memory.
+const maxWriteBuffer = 32 << 20
+
 // enqueue hands a frame to the writer; it never blocks. While the client is
-// reconnecting it fails at once with ErrUnavailable.
+// reconnecting it fails at once with ErrUnavailable; when the daemon does
+// not keep up and maxWriteBuffer bytes wait, with ErrBusy.
 func (c *Client) enqueue(m wire.Message) error {
 	c.wmu.Lock()
 	if c.closed {
@@ -428,6 +433,10 @@ func (c *Client) enqueue(m wire.Message) error {
 	if !c.up {
 		c.wmu.Unlock()
 		return fmt.Errorf("%w: reconnecting to the daemon", ErrUnavailable)
+	}
+	if len(c.wbuf) > maxWriteBuffer {
+		c.wmu.Unlock()
+		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("the client's write buffer holds %d bytes the daemon has not read yet", maxWriteBuffer)}
 	}
 	c.wbuf = wire.AppendFrame(c.wbuf, m)
 	c.wmu.Unlock()
