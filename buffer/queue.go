@@ -119,6 +119,7 @@ type lane struct {
 	dead    int        // tombstones in msgs (dropped before they were sent)
 	nextSeq uint64     // next reliable Seq to assign
 	resent  uint64     // after Rewind: messages with Seq <= resent are redeliveries
+	inflight int64 // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
 }
 
 // Queue is a bounded per-destination queue with per-lane sequence numbers.
@@ -346,6 +347,9 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 		} else {
 			q.st.Sent++
 		}
+		if !m.AtMostOnce() {
+			l.inflight += int64(len(m.Payload))
+		}
 		if m.AtMostOnce() {
 			// never retransmitted: it leaves the queue now.
 			q.st.Dequeued++
@@ -395,6 +399,9 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 		if m.dead {
 			l.dead--
 		} else {
+			if n < l.sent {
+				l.inflight -= int64(len(m.Payload))
+			}
 			q.bytes -= int64(len(m.Payload))
 			q.count--
 			q.st.Acked++
@@ -405,7 +412,18 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 	clear(l.msgs[:n])
 	l.msgs = l.msgs[n:]
 	l.sent = max(0, l.sent-n)
+	if n > 0 {
+		q.wake(ln) // a writer may wait for room in flight
+	}
 	return nil
+}
+
+// InFlight returns the payload bytes of the lane handed to the current link
+// and not yet acknowledged.
+func (q *Queue) InFlight(lane int) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lanes[lane].inflight
 }
 
 // Rewind makes every held message of every lane eligible for Next again:
@@ -425,6 +443,7 @@ func (q *Queue) Rewind() uint64 {
 			}
 		}
 		l.sent = 0
+		l.inflight = 0
 	}
 	q.mu.Unlock()
 	for i := range q.lanes {
@@ -454,7 +473,7 @@ func (q *Queue) Discard() int {
 		}
 		clear(l.msgs)
 		l.msgs = l.msgs[:0]
-		l.sent, l.dead = 0, 0
+		l.sent, l.dead, l.inflight = 0, 0, 0
 	}
 	q.st.Dropped[DropReset] += uint64(n)
 	return n

@@ -98,8 +98,11 @@ func checkInvariants(t testing.TB, q *Queue) {
 		if l.sent < 0 || l.sent > len(l.msgs) {
 			t.Fatalf("lane %d: sent %d out of [0,%d]", li, l.sent, len(l.msgs))
 		}
-		dead, last := 0, uint64(0)
+		dead, last, inflight := 0, uint64(0), int64(0)
 		for i, m := range l.msgs {
+			if i < l.sent && !m.dead && !m.AtMostOnce() {
+				inflight += int64(len(m.Payload))
+			}
 			if m == nil {
 				t.Fatalf("lane %d: nil message at %d", li, i)
 			}
@@ -124,6 +127,9 @@ func checkInvariants(t testing.TB, q *Queue) {
 		}
 		if dead != l.dead {
 			t.Fatalf("lane %d: %d tombstones, but dead = %d", li, dead, l.dead)
+		}
+		if inflight != l.inflight {
+			t.Fatalf("lane %d: %d bytes handed out and unacked, but inflight = %d", li, inflight, l.inflight)
 		}
 		if last >= l.nextSeq {
 			t.Fatalf("lane %d: holds seq %d, nextSeq %d", li, last, l.nextSeq)

@@ -67,9 +67,10 @@ const (
 	Joined = EventOp(wire.OpJoin)
 	// Left: a member left (once).
 	Left = EventOp(wire.OpLeave)
-	// Reset: events may have been lost (the client fell behind, or it
-	// reconnected to the daemon); Joined events for every current member
-	// follow, as at the start of the watch.
+	// Reset: events may have been lost. After a reconnect to the daemon,
+	// Joined events for every current member follow, as at the start of the
+	// watch; after the client fell behind (the daemon's or the watcher's
+	// buffer overflowed), list the members again with Members.
 	Reset = EventOp(wire.OpOverflow)
 )
 

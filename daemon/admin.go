@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
 )
 
 // adminServer serves /metrics, /v1/status and /healthz over HTTP.
@@ -82,6 +83,7 @@ type LinkStatus struct {
 	LastError      string            `json:"last_error,omitempty"`
 	QueuedMessages int               `json:"queued_messages"`
 	QueuedBytes    int64             `json:"queued_bytes"`
+	InFlightBytes  int64             `json:"in_flight_bytes"` // sent on the current link, not yet acknowledged
 	OldestSeconds  float64           `json:"oldest_seconds"`
 	Sent           uint64            `json:"sent"`
 	Redelivered    uint64            `json:"redelivered"`
@@ -111,7 +113,7 @@ func (d *Daemon) Status() Status {
 			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
 			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
-			Duplicates: p.duplicates.Load(),
+			Duplicates: p.duplicates.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
 		})
 		ls := &st.Links[len(st.Links)-1]
 		enq, deq, drain := p.rates.get(qs.Messages)

@@ -464,25 +464,36 @@ func (l *link) dataReader(s transport.Stream) {
 				return
 			}
 		}
+		// A durable message is acknowledged only once it is written to its
+		// client's connection and its position is on disk: a kill -9 of
+		// this daemon between the two cannot lose it (the client drops the
+		// redelivery that may follow).
+		var handled func()
+		if lane == buffer.LaneDurable && m.Seq != 0 {
+			seq, key := m.Seq, spool.RecvKey{Peer: l.p.nodeName(), Stream: stream}
+			handled = func() {
+				if d.spool == nil {
+					l.ackLater(lane, seq)
+					return
+				}
+				d.spool.SetReceived(key, seq, func(err error) {
+					if err == nil {
+						l.ackLater(lane, seq)
+					}
+				})
+			}
+		}
 		dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
-			d.deliverRemote(l.p.id, stream, &m)
+			d.deliverRemote(l.p.id, stream, &m, handled)
 		})
 		if dup {
+			// Already delivered: its own delivery acks it (or, if that was
+			// in an earlier run, the resume position told the sender).
 			d.metrics.duplicates.Inc()
 			l.p.duplicates.Add(1)
-		}
-		if m.Seq == 0 {
 			continue
 		}
-		if lane == buffer.LaneDurable && d.spool != nil {
-			// The position must be on disk before the ack lets the sender
-			// forget the message.
-			seq := m.Seq
-			d.spool.SetReceived(spool.RecvKey{Peer: l.p.nodeName(), Stream: stream}, seq, func(err error) {
-				if err == nil {
-					l.ackLater(lane, seq)
-				}
-			})
+		if m.Seq == 0 || handled != nil {
 			continue
 		}
 		l.ackLater(lane, m.Seq)

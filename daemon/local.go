@@ -54,11 +54,14 @@ type localClient struct {
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
-	omu    sync.Mutex // guards obuf, closed
-	obuf   []byte
-	closed bool
-	owake  chan struct{} // capacity 1
-	done   chan struct{} // closed when the client ends
+	omu      sync.Mutex // guards obuf, closed, appended, written, waiters
+	obuf     []byte
+	closed   bool
+	appended uint64        // bytes ever appended to obuf
+	written  uint64        // bytes ever written to the connection
+	waiters  []waiter      // run once written reaches their offset, in order
+	owake    chan struct{} // capacity 1
+	done     chan struct{} // closed when the client ends
 }
 
 func startLocal(d *Daemon, path string) (*localServer, error) {
@@ -189,9 +192,27 @@ func (c *localClient) serve() {
 	}
 }
 
-// writer owns the connection's writes: it drains obuf and writes it at once.
+// waiter is a callback to run once the connection has written the bytes up
+// to offset at.
+type waiter struct {
+	at uint64
+	fn func()
+}
+
+// appendLocked appends a frame to obuf and returns the offset of its end.
+func (c *localClient) appendLocked(m wire.Message) uint64 {
+	n := len(c.obuf)
+	c.obuf = wire.AppendFrame(c.obuf, m)
+	c.appended += uint64(len(c.obuf) - n)
+	return c.appended
+}
+
+// writer owns the connection's writes: it drains obuf and writes it at
+// once, then runs the waiters whose bytes are now written. Waiters of bytes
+// never written (the connection ended) are never run.
 func (c *localClient) writer() {
 	var out []byte
+	var ready []waiter
 	for {
 		select {
 		case <-c.owake:
@@ -208,6 +229,19 @@ func (c *localClient) writer() {
 			c.conn.Close()
 			return
 		}
+		c.omu.Lock()
+		c.written += uint64(len(out))
+		i := 0
+		for i < len(c.waiters) && c.waiters[i].at <= c.written {
+			i++
+		}
+		ready = append(ready[:0], c.waiters[:i]...)
+		c.waiters = c.waiters[i:]
+		c.omu.Unlock()
+		for _, w := range ready {
+			w.fn()
+		}
+		clear(ready)
 		if cap(out) > 4<<20 {
 			out = nil
 		}
@@ -217,7 +251,7 @@ func (c *localClient) writer() {
 func (c *localClient) reply(m wire.Message) {
 	c.omu.Lock()
 	if !c.closed {
-		c.obuf = wire.AppendFrame(c.obuf, m)
+		c.appendLocked(m)
 	}
 	c.omu.Unlock()
 	select {
@@ -241,13 +275,13 @@ func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
 	if len(c.obuf) > maxClientBuffer {
 		if !*overflowed {
 			*overflowed = true
-			c.obuf = wire.AppendFrame(c.obuf, &wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
+			c.appendLocked(&wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
 		}
 		c.omu.Unlock()
 		return false
 	}
 	*overflowed = false
-	c.obuf = wire.AppendFrame(c.obuf, ev)
+	c.appendLocked(ev)
 	c.omu.Unlock()
 	select {
 	case c.owake <- struct{}{}:
@@ -261,13 +295,17 @@ func (c *localClient) result(req uint64, status uint8, msg string) {
 }
 
 // deliver queues a Deliver for the client; false if its buffer is full.
-func (c *localClient) deliver(m *wire.Deliver) bool {
+// written, if not nil, runs once the frame is written to the connection.
+func (c *localClient) deliver(m *wire.Deliver, written func()) bool {
 	c.omu.Lock()
 	if c.closed || len(c.obuf) > maxClientBuffer {
 		c.omu.Unlock()
 		return false
 	}
-	c.obuf = wire.AppendFrame(c.obuf, m)
+	at := c.appendLocked(m)
+	if written != nil {
+		c.waiters = append(c.waiters, waiter{at: at, fn: written})
+	}
 	c.omu.Unlock()
 	select {
 	case c.owake <- struct{}{}:
@@ -472,7 +510,7 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
 		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL})
+			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil)
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
@@ -514,7 +552,11 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 // A message for a mailbox that is gone but sent to a group goes to another
 // local member of that group (the mailbox may have died with an earlier run
 // of this node, or its client reconnected).
-func (d *Daemon) deliverLocal(m *wire.Deliver) (ok, found bool) {
+//
+// handled, if not nil, runs once the message is dealt with: written to its
+// client's connection, or dropped (counted). It is never run for a message
+// queued to a client whose connection ends before the write.
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func()) (ok, found bool) {
 	v, _ := d.mailboxes.Load(m.Mailbox)
 	mb, _ := v.(*mailbox)
 	if mb == nil && m.Group != "" {
@@ -527,11 +569,17 @@ func (d *Daemon) deliverLocal(m *wire.Deliver) (ok, found bool) {
 	}
 	if mb == nil {
 		d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
+		if handled != nil {
+			handled()
+		}
 		return false, false
 	}
-	if !mb.c.deliver(m) {
+	if !mb.c.deliver(m, handled) {
 		mb.dropped.Add(1)
 		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
+		if handled != nil {
+			handled()
+		}
 		return false, true
 	}
 	mb.delivered.Add(1)
@@ -542,11 +590,14 @@ func (d *Daemon) deliverLocal(m *wire.Deliver) (ok, found bool) {
 // deliverRemote hands a message received on a link to its mailbox.
 // A message is acknowledged to the sender whatever happens here: a missing
 // mailbox or a full inbox is counted, not retried.
-func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data) {
+func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func()) {
 	if m.Group != "" && !d.cfg.Exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
 		d.log.Warn("message to a group not exported to the sender's cluster dropped", "group", m.Group, "from", from.String())
+		if handled != nil {
+			handled()
+		}
 		return
 	}
 	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload,
@@ -554,5 +605,5 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data) {
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq
 	}
-	d.deliverLocal(dm)
+	d.deliverLocal(dm, handled)
 }
