@@ -114,12 +114,12 @@ type Stats struct {
 }
 
 type lane struct {
-	msgs    []*Message // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
-	sent    int        // index of the next message to hand out
-	dead    int        // tombstones in msgs (dropped before they were sent)
-	nextSeq uint64     // next reliable Seq to assign
-	resent  uint64     // after Rewind: messages with Seq <= resent are redeliveries
-	inflight int64 // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
+	msgs     []*Message // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
+	sent     int        // index of the next message to hand out
+	dead     int        // tombstones in msgs (dropped before they were sent)
+	nextSeq  uint64     // next reliable Seq to assign
+	resent   uint64     // after Rewind: messages with Seq <= resent are redeliveries
+	inflight int64      // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
 }
 
 // Queue is a bounded per-destination queue with per-lane sequence numbers.
