@@ -166,21 +166,7 @@ func appendUvarints(b []byte, vs []uint64) []byte {
 }
 
 // uvarints decodes a list of at most maxPositions varints.
-func (d *decoder) uvarints(field string) []uint64 {
-	n := d.length(field, 1)
-	if n > maxPositions {
-		d.fail(field, "%d entries, at most %d allowed", n, maxPositions)
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]uint64, n)
-	for i := range out {
-		out[i] = d.uvarint(field)
-	}
-	return out
-}
+func (d *decoder) uvarints(field string) []uint64 { return d.uvarintList(field, maxPositions) }
 
 // MaxPartitions bounds a partitioned group's number of partitions, and so
 // the length of a partition list.
@@ -188,12 +174,15 @@ const MaxPartitions = 1 << 16
 
 func appendPartitions(b []byte, ps []uint64) []byte { return appendUvarints(b, ps) }
 
-// partitions decodes a partition list: at most MaxPartitions entries, each
-// at least one byte (checked against the body before allocating).
-func (d *decoder) partitions(field string) []uint64 {
+// partitions decodes a partition list of at most MaxPartitions entries.
+func (d *decoder) partitions(field string) []uint64 { return d.uvarintList(field, MaxPartitions) }
+
+// uvarintList decodes a list of at most max varints, each at least one byte
+// (the count is checked against the body before allocating).
+func (d *decoder) uvarintList(field string, max int) []uint64 {
 	n := d.length(field, 1)
-	if n > MaxPartitions {
-		d.fail(field, "%d entries, at most %d allowed", n, MaxPartitions)
+	if n > max {
+		d.fail(field, "%d entries, at most %d allowed", n, max)
 		return nil
 	}
 	if n == 0 {
