@@ -31,16 +31,42 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(d.Status())
+	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
+	mux.HandleFunc("/v1/links", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status().Links) })
+	mux.HandleFunc("/v1/backlog", func(w http.ResponseWriter, r *http.Request) {
+		var out []LinkStatus
+		for _, l := range d.Status().Links { // worst first already
+			if l.QueuedMessages > 0 {
+				out = append(out, l)
+			}
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("/v1/groups", func(w http.ResponseWriter, r *http.Request) {
+		if g := r.URL.Query().Get("group"); g != "" {
+			writeJSON(w, d.groups.Members(g))
+			return
+		}
+		writeJSON(w, d.groups.Groups())
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if d.ctx.Err() != nil {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	s := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 func (s *adminServer) close() {

@@ -46,6 +46,8 @@ type Options struct {
 	// DigestInterval is how often each link checks membership with a
 	// digest; default 10s.
 	DigestInterval time.Duration
+	// Alerts are the backlog alert thresholds.
+	Alerts AlertOptions
 }
 
 // Daemon is one running wandistd node.
@@ -80,6 +82,7 @@ type Daemon struct {
 
 	holdDials      chan struct{} // from Options
 	digestInterval time.Duration // from Options
+	alerts         AlertOptions  // from Options, with defaults
 
 	spool     *spool.Spool // nil without spool.dir
 	durableID uint64       // the spool's durable stream id, 0 without a spool
@@ -108,6 +111,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 
 		holdDials:      opts.holdDials,
 		digestInterval: opts.DigestInterval,
+		alerts:         opts.Alerts.withDefaults(),
 	}
 	if d.digestInterval <= 0 {
 		d.digestInterval = 10 * time.Second
@@ -311,6 +315,7 @@ func (d *Daemon) janitor() {
 			for _, p := range d.peerList() {
 				st := p.queue.Stats()
 				p.rates.sample(now, st.Enqueued, st.Dequeued)
+				d.checkBacklog(p, now)
 			}
 			for _, id := range d.groups.Expire(d.now(), d.cfg.Groups.UnreachableGrace) {
 				n := 0

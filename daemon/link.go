@@ -340,6 +340,11 @@ func (l *link) controlReader() {
 			}
 		case *wire.GoAway:
 			d.log.Info("peer closes link", "peer", l.p.nodeName(), "code", m.Code, "reason", m.Reason)
+			if m.Code == wire.GoAwayShutdown {
+				// The node is leaving: its members go now, not after the
+				// unreachable grace.
+				d.groups.ForgetPeer(peerID)
+			}
 			l.fail(fmt.Errorf("%w (code %d): %s", ErrGoAway, m.Code, m.Reason))
 			return
 		default:

@@ -58,6 +58,7 @@ type peer struct {
 	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
 
 	rates backlogRates
+	alert backlogAlert // owned by the janitor
 
 	durMu   sync.Mutex // orders durable Seq assignment with spool appends
 	durNext uint64     // guarded by durMu: next durable Seq

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,31 +16,55 @@ import (
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("status", "[--admin ADDR] [--json]", stderr)
+	fs := newFlags("status", "[--admin ADDR] [--json] [--watch]", stderr)
 	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	watch := fs.Bool("watch", false, "refresh every second, in place, until interrupted")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if !*watch {
+		return statusOnce(ctx, *admin, *asJSON, stdout)
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		var buf bytes.Buffer
+		err := statusOnce(ctx, *admin, *asJSON, &buf)
+		fmt.Fprint(stdout, "\033[H\033[2J") // home, clear screen
+		if err != nil {
+			fmt.Fprintf(stdout, "%v\n", err)
+		} else {
+			stdout.Write(buf.Bytes())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func statusOnce(ctx context.Context, admin string, asJSON bool, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/v1/status", nil)
 	if err != nil {
-		return fmt.Errorf("--admin %q: %w", *admin, err)
+		return fmt.Errorf("--admin %q: %w", admin, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", *admin, err)
+		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", admin, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin listener at %s answered %s", *admin, resp.Status)
+		return fmt.Errorf("admin listener at %s answered %s", admin, resp.Status)
 	}
 	var st daemon.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("bad status from %s: %w", *admin, err)
+		return fmt.Errorf("bad status from %s: %w", admin, err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
