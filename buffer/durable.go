@@ -52,3 +52,11 @@ func (q *Queue) AdvanceSeq(lane int, next uint64) {
 		q.lanes[lane].nextSeq = next
 	}
 }
+
+// SetLimits changes the queue's limits (a config reload). Messages already
+// held stay, even above new, lower limits; new ones meet the new limits.
+func (q *Queue) SetLimits(l Limits) {
+	q.mu.Lock()
+	q.limits = l.withDefaults()
+	q.mu.Unlock()
+}

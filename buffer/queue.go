@@ -126,7 +126,7 @@ type lane struct {
 // It is safe for concurrent use: any goroutine may Enqueue; the link writer
 // of each lane calls Next; the link reader calls Ack.
 type Queue struct {
-	limits Limits
+	limits Limits // guarded by mu (SetLimits changes it)
 	now    func() time.Time
 	notify [NumLanes]chan struct{} // capacity 1 each: wakes the lane's link writer
 
@@ -153,7 +153,11 @@ func New(limits Limits, now func() time.Time) *Queue {
 }
 
 // Limits returns the queue's limits with defaults applied.
-func (q *Queue) Limits() Limits { return q.limits }
+func (q *Queue) Limits() Limits {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limits
+}
 
 // Notify returns a channel that receives a value whenever new messages of
 // the lane may be ready for Next. It has capacity 1: several wake-ups may

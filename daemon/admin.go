@@ -49,6 +49,18 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		writeJSON(w, d.groups.Groups())
 	})
+	mux.HandleFunc("/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST to reload the config", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := d.ReloadFromSource(); err != nil {
+			d.log.Error("reload refused; the running config stays in force", "err", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if d.ctx.Err() != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	DigestInterval time.Duration
 	// Alerts are the backlog alert thresholds.
 	Alerts AlertOptions
+	// Source, if set, reads the config again for a reload requested on the
+	// admin listener (POST /v1/reload); wandistd run sets it to its file.
+	Source func() (*configs.Config, error)
 }
 
 // Daemon is one running wandistd node.
@@ -71,6 +74,9 @@ type Daemon struct {
 	peersMu sync.RWMutex
 	peers   map[auth.PeerID]*peer // guarded by peersMu
 
+	reloadMu  sync.Mutex                     // one Reload at a time
+	exportCfg atomic.Pointer[configs.Config] // the export rules in force (Reload swaps them)
+
 	linksMu sync.Mutex         // guards upLinks
 	upLinks map[*link]struct{} // links that receive membership deltas
 
@@ -83,6 +89,7 @@ type Daemon struct {
 	holdDials      chan struct{} // from Options
 	digestInterval time.Duration // from Options
 	alerts         AlertOptions  // from Options, with defaults
+	source         func() (*configs.Config, error)
 
 	spool     *spool.Spool // nil without spool.dir
 	durableID uint64       // the spool's durable stream id, 0 without a spool
@@ -112,6 +119,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		holdDials:      opts.holdDials,
 		digestInterval: opts.DigestInterval,
 		alerts:         opts.Alerts.withDefaults(),
+		source:         opts.Source,
 	}
 	if d.digestInterval <= 0 {
 		d.digestInterval = 10 * time.Second
@@ -170,6 +178,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	if err := d.openSpool(key); err != nil {
 		return nil, err
 	}
+	d.exportCfg.Store(d.cfg)
 	return d, nil
 }
 
@@ -218,9 +227,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.admin = as
 	}
 	for _, p := range d.peerList() {
-		if p.cfg.Mode != "accept" {
-			d.wg.Go(func() { p.dialLoop(d.ctx) })
-		}
+		d.startPeer(p)
 	}
 	d.wg.Go(d.janitor)
 	d.log.Info("started", "incarnation", fmt.Sprintf("%016x", d.incarnation),

@@ -129,7 +129,7 @@ const durableWait = 10 * time.Second
 // waitDeliverable waits until m has somewhere to go on this node, for at most
 // durableWait; it reports whether it has.
 func (d *Daemon) waitDeliverable(ctx context.Context, fromCluster string, m *wire.Data) bool {
-	if m.Group != "" && !d.cfg.Exported(m.Group, fromCluster) {
+	if m.Group != "" && !d.exported(m.Group, fromCluster) {
 		return true // dropped on delivery; nothing to wait for
 	}
 	var timer *time.Timer

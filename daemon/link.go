@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,7 @@ type link struct {
 	ctlR      *wire.Reader
 	dialer    bool
 	remoteInc uint64
+	peerKey   ed25519.PublicKey // the key the peer presented
 	// remoteDurable is the peer's durable stream id (0: it has no spool).
 	remoteDurable uint64
 	maxFrame      int // largest frame the peer accepts
@@ -79,6 +81,7 @@ func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader,
 	if l.maxFrame <= 0 {
 		l.maxFrame = p.d.cfg.Link.MaxFrameSize
 	}
+	_, l.peerKey, _ = auth.PeerFromConnectionState(conn.ConnectionState())
 	l.ctx, l.cancel = context.WithCancelCause(p.d.ctx)
 	l.lastRecv.Store(time.Now().UnixNano())
 	return l
@@ -362,7 +365,7 @@ func (l *link) sendSnapshot(register bool) {
 	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
 		ms := make([]wire.Member, 0, len(entries))
 		for _, e := range entries {
-			if !d.cfg.Exported(e.Group, l.p.id.Cluster) {
+			if !d.exported(e.Group, l.p.id.Cluster) {
 				continue
 			}
 			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
@@ -393,7 +396,7 @@ func (l *link) sendSnapshot(register bool) {
 // sendDigest queues a digest of this node's membership as the peer sees it.
 func (l *link) sendDigest() {
 	d := l.p.d
-	keep := func(g string) bool { return d.cfg.Exported(g, l.p.id.Cluster) }
+	keep := func(g string) bool { return d.exported(g, l.p.id.Cluster) }
 	d.groups.Digest(keep, func(version, hash uint64) {
 		l.sendControl(&wire.Digest{Incarnation: d.incarnation, Version: version, Hash: hash})
 	})

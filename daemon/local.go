@@ -591,7 +591,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func()) (ok, found bool) 
 // A message is acknowledged to the sender whatever happens here: a missing
 // mailbox or a full inbox is counted, not retried.
 func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func()) {
-	if m.Group != "" && !d.cfg.Exported(m.Group, from.Cluster) {
+	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
 		d.log.Warn("message to a group not exported to the sender's cluster dropped", "group", m.Group, "from", from.String())

@@ -124,7 +124,7 @@ func (d *Daemon) publishDelta(delta groups.Delta) {
 	d.linksMu.Lock()
 	defer d.linksMu.Unlock()
 	for l := range d.upLinks {
-		if !d.cfg.Exported(delta.Group, l.p.id.Cluster) {
+		if !d.exported(delta.Group, l.p.id.Cluster) {
 			// Not published to that cluster: it still needs the version,
 			// or it would see a gap. An empty delta carries it.
 			l.sendControl(&wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: wire.OpNoop})

@@ -38,7 +38,9 @@ var (
 type peer struct {
 	d     *Daemon
 	id    auth.PeerID
-	cfg   configs.Peer // fixed
+	cfg   configs.Peer // fixed, but for keys and buffer limits (Reload changes them under mu)
+	ctx   context.Context
+	stop  context.CancelFunc // ends the dial loop (set by startPeer)
 	tr    transport.Transport
 	queue *buffer.Queue
 

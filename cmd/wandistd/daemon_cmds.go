@@ -7,8 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
@@ -29,16 +34,67 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	d, err := daemon.New(cfg, daemon.Options{Logger: log})
+	source := func() (*configs.Config, error) { return configs.Load(*cfgPath) }
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Source: source})
 	if err != nil {
 		return err
 	}
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := d.ReloadFromSource(); err != nil {
+				log.Error("reload refused; the running config stays in force", "err", err)
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	log.Info("stopping")
-	return d.Close()
+	// Graceful stop: no new sends, GoAway to every peer, spool flushed;
+	// bounded, so that a stuck peer cannot hold the process.
+	done := make(chan error, 1)
+	go func() { done <- d.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(stopDeadline):
+		return fmt.Errorf("stop took longer than %v; exiting anyway", stopDeadline)
+	}
+}
+
+// stopDeadline bounds a graceful stop.
+const stopDeadline = 15 * time.Second
+
+func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
+	fs := newFlags("reload", "[--admin ADDR]", stderr)
+	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*admin+"/v1/reload", nil)
+	if err != nil {
+		return fmt.Errorf("--admin %q: %w", *admin, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", *admin, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reload refused: %s", strings.TrimSpace(string(body)))
+	}
+	fmt.Fprint(stdout, string(body))
+	return nil
 }
 
 func newLogger(lc configs.Log, w io.Writer) *slog.Logger {

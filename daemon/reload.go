@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/wire"
+)
+
+// ErrNeedsRestart wraps a reload that changes what only a restart changes.
+var ErrNeedsRestart = errors.New("daemon: the change needs a restart")
+
+// exported reports whether group is published to peers of cluster under the
+// export rules in force (they change with Reload).
+func (d *Daemon) exported(group, cluster string) bool {
+	return d.exportCfg.Load().Exported(group, cluster)
+}
+
+// Reload applies a new config to the running daemon: peers added or
+// removed, pinned keys rotated (a link whose key is no longer pinned is
+// closed), buffer limits and export rules changed. Links to peers whose
+// entry did not change are not touched. An invalid config, or one that
+// changes what needs a restart (identity, names, listeners, socket, admin,
+// spool, link timing), is refused and the running config stays in force.
+func (d *Daemon) Reload(cfg *configs.Config) error {
+	c := *cfg
+	c.Peers = append([]configs.Peer(nil), cfg.Peers...)
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	old := d.cfg
+	for _, f := range []struct {
+		name     string
+		old, new any
+	}{
+		{"cluster", old.Cluster, c.Cluster}, {"node", old.Node, c.Node}, {"identity", old.Identity, c.Identity},
+		{"listen", old.Listen, c.Listen}, {"local", old.Local, c.Local}, {"admin", old.Admin, c.Admin},
+		{"spool", old.Spool, c.Spool}, {"link", old.Link, c.Link}, {"groups", old.Groups, c.Groups},
+	} {
+		if !reflect.DeepEqual(f.old, f.new) {
+			return fmt.Errorf("%w: %s changed", ErrNeedsRestart, f.name)
+		}
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	want := map[auth.PeerID]configs.Peer{}
+	for _, pc := range c.Peers {
+		if d.transports[pc.Transport] == nil {
+			return fmt.Errorf("peer %s/%s: transport %q not available", pc.Cluster, pc.Node, pc.Transport)
+		}
+		want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}] = pc
+	}
+	exports := c
+	d.exportCfg.Store(&exports)
+	for _, p := range d.peerList() {
+		pc, keep := want[p.id]
+		switch {
+		case !keep:
+			d.removePeer(p, "removed from the config")
+		case pc.Address != p.cfg.Address || pc.Transport != p.cfg.Transport || pc.Mode != p.cfg.Mode:
+			// Another way to reach it: a new peer entry, the same buffer.
+			d.removePeer(p, "its address, transport or mode changed")
+			d.addPeer(pc, p.queue)
+		default:
+			if !reflect.DeepEqual(pc.PublicKeys, p.cfg.PublicKeys) {
+				d.pins.Set(p.id, pc.PublicKeys)
+				p.mu.Lock()
+				l := p.link
+				p.cfg.PublicKeys = pc.PublicKeys
+				p.mu.Unlock()
+				if l != nil && !keyPinned(l.peerKey, pc.PublicKeys) {
+					d.metrics.handshakeRejects.WithLabelValues(string(auth.ReasonUnpinnedKey)).Inc()
+					d.log.Warn("closing a link whose key is no longer pinned", "peer", p.nodeName())
+					l.goAway(wire.GoAwayNormal, "key revoked", fmt.Errorf("%w: key no longer pinned", auth.ErrRejected))
+				}
+			}
+			if pc.Buffer != p.cfg.Buffer {
+				pol, _ := buffer.ParsePolicy(pc.Buffer.Overflow)
+				p.queue.SetLimits(buffer.Limits{MaxBytes: pc.Buffer.MaxBytes, MaxMessages: pc.Buffer.MaxMessages, MaxAge: pc.Buffer.MaxAge, Overflow: pol})
+				p.mu.Lock()
+				p.cfg.Buffer = pc.Buffer
+				p.mu.Unlock()
+			}
+		}
+		delete(want, p.id)
+	}
+	for _, pc := range c.Peers {
+		if _, added := want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}]; added {
+			d.addPeer(pc, d.newQueue(pc))
+		}
+	}
+	d.log.Info("config reloaded", "peers", len(c.Peers))
+	return nil
+}
+
+func keyPinned(k ed25519.PublicKey, keys []ed25519.PublicKey) bool {
+	for _, p := range keys {
+		if p.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// addPeer adds a peer and starts dialling it (unless it is accept-only).
+func (d *Daemon) addPeer(pc configs.Peer, q *buffer.Queue) {
+	id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
+	p := newPeer(d, id, pc, d.transports[pc.Transport], q)
+	d.pins.Set(id, pc.PublicKeys)
+	d.peersMu.Lock()
+	d.peers[id] = p
+	d.peersMu.Unlock()
+	d.startPeer(p)
+	d.log.Info("peer added", "peer", p.nodeName(), "address", pc.Address, "mode", pc.Mode)
+}
+
+// startPeer starts the peer's dial loop, under its own context.
+func (d *Daemon) startPeer(p *peer) {
+	p.ctx, p.stop = context.WithCancel(d.ctx)
+	if p.cfg.Mode != "accept" {
+		d.wg.Go(func() { p.dialLoop(p.ctx) })
+	}
+}
+
+// removePeer stops dialling the peer, closes its link and forgets it.
+func (d *Daemon) removePeer(p *peer, why string) {
+	d.peersMu.Lock()
+	delete(d.peers, p.id)
+	d.peersMu.Unlock()
+	d.pins.Remove(p.id)
+	if p.stop != nil {
+		p.stop()
+	}
+	p.mu.Lock()
+	l := p.link
+	p.mu.Unlock()
+	if l != nil {
+		l.goAway(wire.GoAwayNormal, "peer removed", errors.New("peer removed from the config"))
+	}
+	d.groups.ForgetPeer(groupsID(p.id))
+	d.log.Info("peer removed", "peer", p.nodeName(), "why", why)
+}
+
+// ReloadFromSource reads the config again (Options.Source) and applies it.
+func (d *Daemon) ReloadFromSource() error {
+	if d.source == nil {
+		return errors.New("daemon: no config source to reload from")
+	}
+	cfg, err := d.source()
+	if err != nil {
+		return err
+	}
+	return d.Reload(cfg)
+}
