@@ -69,8 +69,12 @@ type Local struct {
 
 // Admin configures the admin HTTP endpoint.
 type Admin struct {
-	// Listen is a host:port; "" (the default) turns admin HTTP off.
+	// Listen is a host:port; "" (the default) turns admin HTTP off. An
+	// address other than loopback requires a Token.
 	Listen string
+	// Token (token), when set, must come with every admin request as
+	// "Authorization: Bearer TOKEN". Default "": none (loopback only).
+	Token string
 }
 
 // Link tunes the links between nodes.

@@ -285,3 +285,20 @@ func TestExports(t *testing.T) {
 		t.Fatalf("bad exports: %v", err)
 	}
 }
+
+func TestAdminOffLoopbackNeedsToken(t *testing.T) {
+	_, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: 0.0.0.0:7103 }\n"), "c.yaml")
+	var el ErrorList
+	if !errors.As(err, &el) || el[0].Key != "admin.listen" || el[0].Line != 4 {
+		t.Fatalf("admin on all interfaces without a token: %v", err)
+	}
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: 0.0.0.0:7103, token: s3cret }\n"), "c.yaml")
+	if err != nil || c.Admin.Token != "s3cret" {
+		t.Fatalf("with a token: %v", err)
+	}
+	for _, a := range []string{"127.0.0.1:7103", "[::1]:7103", "localhost:7103"} {
+		if _, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: \""+a+"\" }\n"), "c.yaml"); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+}

@@ -7,7 +7,7 @@ var (
 	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token"}
-	adminKeys  = []string{"listen"}
+	adminKeys  = []string{"listen", "token"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
@@ -51,8 +51,13 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 				}
 			})
 		case "admin":
-			r.fields(v, key, adminKeys, func(_, key string, v *yaml.Node) {
-				r.str(v, key, &c.Admin.Listen)
+			r.fields(v, key, adminKeys, func(name, key string, v *yaml.Node) {
+				switch name {
+				case "listen":
+					r.str(v, key, &c.Admin.Listen)
+				case "token":
+					r.str(v, key, &c.Admin.Token)
+				}
 			})
 		case "link":
 			r.decodeLink(v, key, &c.Link)

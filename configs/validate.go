@@ -105,6 +105,9 @@ func (r *reporter) check(c *Config) {
 			abbrev(c.Local.Socket), len(c.Local.Socket), MaxSocketPath)
 	}
 	r.checkAddr("admin.listen", c.Admin.Listen, true)
+	if a := c.Admin.Listen; a != "" && c.Admin.Token == "" && !loopback(a) {
+		r.keyf("admin.listen", "%s is not a loopback address: set admin.token, or listen on 127.0.0.1 or [::1]", a)
+	}
 	if a := c.Admin.Listen; a != "" && a == c.Listen.TCP && !strings.HasSuffix(a, ":0") {
 		r.keyf("admin.listen", "same address as listen.tcp (%s)", a)
 	}
@@ -212,4 +215,22 @@ func (r *reporter) checkBuffer(path string, b Buffer, parent *Buffer) {
 	if !(peer && b.Overflow == p.Overflow) {
 		r.checkEnum(path+".overflow", b.Overflow, OverflowReject, OverflowDropOldest)
 	}
+}
+
+// loopback reports whether the host of addr is a loopback address or
+// localhost. An address that does not parse counts as loopback: checkAddr
+// reports it already.
+func loopback(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

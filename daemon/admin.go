@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -69,9 +70,25 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	s := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	var h http.Handler = mux
+	if tok := d.cfg.Admin.Token; tok != "" {
+		h = requireToken(tok, mux)
+	}
+	s := &adminServer{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
+}
+
+// requireToken refuses requests without "Authorization: Bearer token".
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "missing or bad admin token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

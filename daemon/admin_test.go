@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +65,20 @@ func TestBacklogFiguresInStatusAndMetrics(t *testing.T) {
 	if q == nil || q.GetHelp() == "" || len(q.GetMetric()) != 1 || q.GetMetric()[0].GetGauge().GetValue() != 100 {
 		t.Fatalf("wandist_buffer_messages: %v", q)
 	}
-	for _, name := range []string{"wandist_link_up", "wandist_buffer_drain_seconds", "wandist_messages_sent_total", "wandist_buffer_oldest_seconds"} {
-		if f := fams[name]; f == nil || f.GetHelp() == "" {
-			t.Errorf("metric %s missing or without help", name)
+	for _, name := range []string{"wandist_link_up", "wandist_buffer_drain_seconds", "wandist_messages_sent_total", "wandist_buffer_oldest_seconds", "wandist_groups"} {
+		if fams[name] == nil {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "wandist_") {
+			continue
+		}
+		if f.GetHelp() == "" || f.Type == nil {
+			t.Errorf("metric %s has no help or type", name)
+		}
+		if strings.HasSuffix(name, "_total") != (f.GetType().String() == "COUNTER") {
+			t.Errorf("metric %s: type %v does not match its name", name, f.GetType())
 		}
 	}
 }

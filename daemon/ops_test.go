@@ -115,3 +115,22 @@ func TestShutdownRemovesMembersAtOnce(t *testing.T) {
 		t.Fatalf("after west stopped: %+v %v (the member should leave at once)", e, err)
 	}
 }
+
+func TestAdminToken(t *testing.T) {
+	n := newNode(t, "mem", "east", "east-1")
+	n.cfg.Admin.Listen, n.cfg.Admin.Token = "127.0.0.1:0", "s3cret"
+	n.start()
+	url := "http://" + n.d.AdminAddr() + "/v1/status"
+	resp, err := http.Get(url)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the token: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}

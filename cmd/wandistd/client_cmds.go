@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -20,17 +21,18 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ i
 	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	watch := fs.Bool("watch", false, "refresh every second, in place, until interrupted")
+	token := fs.String("token", os.Getenv("WANDIST_ADMIN_TOKEN"), "admin `token`, when the daemon requires one (default $WANDIST_ADMIN_TOKEN)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if !*watch {
-		return statusOnce(ctx, *admin, *asJSON, stdout)
+		return statusOnce(ctx, *admin, *token, *asJSON, stdout)
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		var buf bytes.Buffer
-		err := statusOnce(ctx, *admin, *asJSON, &buf)
+		err := statusOnce(ctx, *admin, *token, *asJSON, &buf)
 		fmt.Fprint(stdout, "\033[H\033[2J") // home, clear screen
 		if err != nil {
 			fmt.Fprintf(stdout, "%v\n", err)
@@ -45,12 +47,15 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ i
 	}
 }
 
-func statusOnce(ctx context.Context, admin string, asJSON bool, stdout io.Writer) error {
+func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/v1/status", nil)
 	if err != nil {
 		return fmt.Errorf("--admin %q: %w", admin, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

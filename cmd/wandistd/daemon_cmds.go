@@ -73,8 +73,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 const stopDeadline = 15 * time.Second
 
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("reload", "[--admin ADDR]", stderr)
+	fs := newFlags("reload", "[--admin ADDR] [--token T]", stderr)
 	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
+	token := fs.String("token", os.Getenv("WANDIST_ADMIN_TOKEN"), "admin `token`, when the daemon requires one (default $WANDIST_ADMIN_TOKEN)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +84,9 @@ func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer, _ i
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*admin+"/v1/reload", nil)
 	if err != nil {
 		return fmt.Errorf("--admin %q: %w", *admin, err)
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
