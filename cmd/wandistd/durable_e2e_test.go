@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func addSpool(t *testing.T, c cluster, dir string) {
 // durableRun streams durable messages from a client of east to a group on
 // west while victim ("east" or "west") is killed with SIGKILL and started
 // again. Every send confirmed to the client must arrive, none twice.
-func durableRun(t *testing.T, victim string) {
+func durableRun(t *testing.T, victim string, sig syscall.Signal) {
 	dir := t.TempDir()
 	east, west := writeConfigs(t, dir, "quic")
 	addSpool(t, east, dir)
@@ -121,7 +122,15 @@ func durableRun(t *testing.T, victim string) {
 	}
 	<-killAt
 	cfg := map[string]cluster{"east": east, "west": west}[victim]
-	procs[victim].kill9()
+	if sig == syscall.SIGKILL {
+		procs[victim].kill9()
+	} else {
+		procs[victim].cmd.Process.Signal(sig)
+		<-procs[victim].done
+		if !strings.Contains(procs[victim].log(), "msg=stopping") {
+			t.Fatalf("%s did not stop gracefully:\n%s", victim, procs[victim].log())
+		}
+	}
 	restarted := startProc(t, "run", "-c", cfg.cfg)
 	restarted.waitLog(t, `msg="link up"`, 20*time.Second)
 	wg.Wait()
@@ -171,5 +180,8 @@ func durableRun(t *testing.T, victim string) {
 	t.Logf("victim %s: %d confirmed, %d received, %d redelivered duplicates dropped by the SDK", victim, total, len(got), sub.Duplicates())
 }
 
-func TestDurableKill9Sender(t *testing.T)   { durableRun(t, "east") }
-func TestDurableKill9Receiver(t *testing.T) { durableRun(t, "west") }
+func TestDurableKill9Sender(t *testing.T)   { durableRun(t, "east", syscall.SIGKILL) }
+func TestDurableKill9Receiver(t *testing.T) { durableRun(t, "west", syscall.SIGKILL) }
+
+// SIGTERM during traffic: a graceful stop loses nothing confirmed either.
+func TestDurableSigtermSender(t *testing.T) { durableRun(t, "east", syscall.SIGTERM) }
