@@ -532,6 +532,7 @@ func (p *peer) status() peerStatus {
 	if p.link != nil {
 		s.rtt = p.link.rttValue()
 		s.remote = p.link.conn.RemoteAddr().String()
+		s.transport = p.link.conn.Transport() // an accepted link may use another transport than the one configured for dialling
 	}
 	return s
 }
