@@ -39,7 +39,7 @@ func TestLinkUpAndGroupSend(t *testing.T) {
 			t.Fatalf("mailbox address %v", got)
 		}
 		st := west.d.Status()
-		if len(st.Links) != 1 || st.Links[0].State != StateUp || st.Links[0].Transport != trName(tr) {
+		if len(st.Links) != 1 || st.Links[0].State != StateUp || st.Links[0].Transport != tr {
 			t.Fatalf("west status: %+v", st.Links)
 		}
 	})
