@@ -74,20 +74,23 @@ func newMetrics(d *Daemon) *metrics {
 type queueCollector struct{ d *Daemon }
 
 var (
-	descQueued = prometheus.NewDesc("wandist_buffer_messages", "Messages held for the peer (unsent or unacked).", []string{"cluster", "node"}, nil)
-	descBytes  = prometheus.NewDesc("wandist_buffer_bytes", "Payload bytes held for the peer.", []string{"cluster", "node"}, nil)
-	descOldest = prometheus.NewDesc("wandist_buffer_oldest_seconds", "Age of the oldest message held for the peer.", []string{"cluster", "node"}, nil)
-	descDrops  = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason.", []string{"cluster", "node", "reason"}, nil)
-	descRedel  = prometheus.NewDesc("wandist_buffer_redelivered_total", "Messages sent again after a reconnect.", []string{"cluster", "node"}, nil)
-	descGroups = prometheus.NewDesc("wandist_groups", "Groups known to this node.", nil, nil)
-	descDrain  = prometheus.NewDesc("wandist_buffer_drain_seconds", "Estimated seconds to drain the peer's buffer at the current rates (+Inf: not draining).", []string{"cluster", "node"}, nil)
-	descSpoolB = prometheus.NewDesc("wandist_spool_bytes", "Bytes of spool segment files.", nil, nil)
-	descFsync  = prometheus.NewDesc("wandist_spool_fsync_seconds_total", "Time spent in spool fsyncs.", nil, nil)
-	descFsyncs = prometheus.NewDesc("wandist_spool_fsyncs_total", "Spool fsyncs (each commits a group of records).", nil, nil)
+	descQueued  = prometheus.NewDesc("wandist_buffer_messages", "Messages held for the peer (unsent or unacked).", []string{"cluster", "node"}, nil)
+	descBytes   = prometheus.NewDesc("wandist_buffer_bytes", "Payload bytes held for the peer.", []string{"cluster", "node"}, nil)
+	descOldest  = prometheus.NewDesc("wandist_buffer_oldest_seconds", "Age of the oldest message held for the peer.", []string{"cluster", "node"}, nil)
+	descDrops   = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason.", []string{"cluster", "node", "reason"}, nil)
+	descRedel   = prometheus.NewDesc("wandist_buffer_redelivered_total", "Messages sent again after a reconnect.", []string{"cluster", "node"}, nil)
+	descGroups  = prometheus.NewDesc("wandist_groups", "Groups known to this node.", nil, nil)
+	descMembers = prometheus.NewDesc("wandist_group_members", "Group members known to this node (all groups, all nodes).", nil, nil)
+	descEnq     = prometheus.NewDesc("wandist_buffer_enqueued_total", "Messages accepted into the peer's buffer.", []string{"cluster", "node"}, nil)
+	descDeq     = prometheus.NewDesc("wandist_buffer_dequeued_total", "Messages that left the peer's buffer delivered (acknowledged, or sent at most once).", []string{"cluster", "node"}, nil)
+	descDrain   = prometheus.NewDesc("wandist_buffer_drain_seconds", "Estimated seconds to drain the peer's buffer at the current rates (+Inf: not draining).", []string{"cluster", "node"}, nil)
+	descSpoolB  = prometheus.NewDesc("wandist_spool_bytes", "Bytes of spool segment files.", nil, nil)
+	descFsync   = prometheus.NewDesc("wandist_spool_fsync_seconds_total", "Time spent in spool fsyncs.", nil, nil)
+	descFsyncs  = prometheus.NewDesc("wandist_spool_fsyncs_total", "Spool fsyncs (each commits a group of records).", nil, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueued, descBytes, descOldest, descDrops, descRedel, descGroups, descDrain, descSpoolB, descFsync, descFsyncs} {
+	for _, d := range []*prometheus.Desc{descQueued, descBytes, descOldest, descDrops, descRedel, descGroups, descMembers, descEnq, descDeq, descDrain, descSpoolB, descFsync, descFsyncs} {
 		ch <- d
 	}
 }
@@ -100,13 +103,21 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(s.Bytes), id.Cluster, id.Node)
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, s.OldestAge.Seconds(), id.Cluster, id.Node)
 		ch <- prometheus.MustNewConstMetric(descRedel, prometheus.CounterValue, float64(s.Redelivered), id.Cluster, id.Node)
+		ch <- prometheus.MustNewConstMetric(descEnq, prometheus.CounterValue, float64(s.Enqueued), id.Cluster, id.Node)
+		ch <- prometheus.MustNewConstMetric(descDeq, prometheus.CounterValue, float64(s.Dequeued), id.Cluster, id.Node)
 		_, _, drain := p.rates.get(s.Messages)
 		ch <- prometheus.MustNewConstMetric(descDrain, prometheus.GaugeValue, drain, id.Cluster, id.Node)
 		for reason, n := range s.Dropped {
 			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(len(c.d.groups.Groups())))
+	gs := c.d.groups.Groups()
+	members := 0
+	for _, n := range gs {
+		members += n
+	}
+	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(len(gs)))
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(members))
 	if sp := c.d.spool; sp != nil {
 		ss := sp.Stats()
 		ch <- prometheus.MustNewConstMetric(descSpoolB, prometheus.GaugeValue, float64(ss.Bytes))
