@@ -39,10 +39,7 @@ func TestFullBufferAnswersBusyAndIsolates(t *testing.T) {
 	subscribe(t, west, "w", east)
 	smb := subscribe(t, south, "s", east)
 
-	relay.SetBlackhole(true) // west's consumer side is gone, no FIN
-	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
-		t.Fatal(err)
-	}
+	cutPath(t, relay, east) // west's consumer side is gone, no FIN
 	pub := connect(t, east)
 	payload := make([]byte, 1024)
 	var before runtime.MemStats

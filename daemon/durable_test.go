@@ -67,10 +67,7 @@ func TestDurableSurvivesSenderRestart(t *testing.T) {
 	}
 	expect(100)
 
-	relay.SetBlackhole(true)
-	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
-		t.Fatal(err)
-	}
+	cutPath(t, relay, east)
 	send(100, 200) // confirmed: on east's disk
 	c.Close()
 	east.d.Close()
@@ -107,10 +104,7 @@ func TestFullSpoolRefusesDurableOnly(t *testing.T) {
 	east.start()
 	waitLink(t, east.d, "west", "west-1")
 	mb := subscribe(t, west, "g", east)
-	relay.SetBlackhole(true) // nothing is acked, the spool fills
-	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
-		t.Fatal(err)
-	}
+	cutPath(t, relay, east) // nothing is acked, the spool fills
 	c := connect(t, east)
 	ctx := ctxT(t, 30*time.Second)
 	payload := make([]byte, 4096)

@@ -29,6 +29,16 @@ func relayedPair(t testing.TB) (east, west *node, relay *impair.UDPRelay) {
 	return east, west, relay
 }
 
+// cutPath blackholes the relay (no FIN, no RST) and waits until east has
+// declared its link to west dead.
+func cutPath(t testing.TB, relay *impair.UDPRelay, east *node) {
+	t.Helper()
+	relay.SetBlackhole(true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A high-priority message sent behind a large normal backlog overtakes it:
 // it arrives before most of the backlog.
 func TestHighPriorityOvertakesBacklog(t *testing.T) {
@@ -37,10 +47,7 @@ func TestHighPriorityOvertakesBacklog(t *testing.T) {
 	pub := connect(t, east)
 	const backlog = 900 // 64 KiB each: 56 MiB, within the default 64 MiB buffer
 	big := bytes.Repeat([]byte("n"), 64<<10)
-	relay.SetBlackhole(true)
-	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
-		t.Fatal(err)
-	}
+	cutPath(t, relay, east)
 	for i := 0; i < backlog; i++ {
 		if err := pub.SendAsync(client.Target{Addr: mb.Addr()}, big); err != nil {
 			t.Fatal(err)
