@@ -83,6 +83,10 @@ type Daemon struct {
 	listenMu  sync.Mutex
 	listeners map[string]transport.Listener // by transport name; guarded by listenMu
 
+	admit        admission // handshake rate per source address
+	rateLog      logOnce   // rate-limit warnings, at most one per interval
+	handshakeLog logOnce   // failed-handshake warnings, likewise
+
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
 
@@ -245,7 +249,7 @@ func (d *Daemon) listen(name, addr string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := tr.Listen(addr, tc)
+	ln, err := tr.Listen(addr, d.admitting(tc))
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
@@ -297,11 +301,15 @@ func (d *Daemon) onReject(e *auth.RejectError) {
 
 func (d *Daemon) onHandshakeError(remote net.Addr, err error) {
 	var re *auth.RejectError
-	if errors.As(err, &re) {
-		return // counted by onReject
+	if errors.As(err, &re) || errors.Is(err, ErrRateLimited) {
+		return // counted and logged already
 	}
 	d.metrics.handshakeRejects.WithLabelValues("tls").Inc()
-	d.log.Warn("handshake failed", "remote", fmt.Sprint(remote), "err", err)
+	// A flood of bad handshakes makes one line per interval, not one each.
+	d.handshakeLog.Do(func() {
+		d.log.Warn("handshake failed (further failures are counted in wandist_handshake_rejections_total{reason=\"tls\"})",
+			"remote", fmt.Sprint(remote), "err", err)
+	})
 }
 
 func (d *Daemon) clientTLS(p *peer) (*tls.Config, error) {

@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrRateLimited refuses a handshake from a source address that opened too
+// many connections too fast.
+var ErrRateLimited = errors.New("daemon: too many handshakes from this address")
+
+// Handshake admission: each source IP may start handshakeRate handshakes a
+// second, in bursts of handshakeBurst. Established links are not affected:
+// they do not handshake again. At most maxSources addresses are tracked; past
+// that the oldest entries are forgotten.
+const (
+	handshakeRate  = 20
+	handshakeBurst = 40
+	maxSources     = 4096
+)
+
+// admission keeps a token bucket per source IP.
+type admission struct {
+	mu      sync.Mutex
+	buckets map[string]*source // guarded by mu
+}
+
+type source struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// allow reports whether a new handshake from addr may start now.
+func (a *admission) allow(addr net.Addr) bool {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.buckets == nil {
+		a.buckets = map[string]*source{}
+	}
+	s := a.buckets[host]
+	if s == nil {
+		if len(a.buckets) >= maxSources {
+			a.evictLocked(now)
+		}
+		s = &source{lim: rate.NewLimiter(handshakeRate, handshakeBurst)}
+		a.buckets[host] = s
+	}
+	s.seen = now
+	return s.lim.AllowN(now, 1)
+}
+
+// evictLocked forgets sources idle for a minute and, if that is not
+// enough, arbitrary ones until half the table is free.
+func (a *admission) evictLocked(now time.Time) {
+	for h, s := range a.buckets {
+		if now.Sub(s.seen) > time.Minute {
+			delete(a.buckets, h)
+		}
+	}
+	for h := range a.buckets {
+		if len(a.buckets) < maxSources/2 {
+			break
+		}
+		delete(a.buckets, h)
+	}
+}
+
+// admitting wraps a server TLS config so that a source over its rate is
+// refused before any cryptographic work; refusals are counted and logged.
+func (d *Daemon) admitting(tc *tls.Config) *tls.Config {
+	tc = tc.Clone()
+	next := tc.GetConfigForClient
+	tc.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		if hi.Conn != nil && !d.admit.allow(hi.Conn.RemoteAddr()) {
+			d.metrics.handshakeRejects.WithLabelValues("rate_limited").Inc()
+			d.rateLog.Do(func() {
+				d.log.Warn("handshakes refused: a source address is over its rate", "remote", hi.Conn.RemoteAddr().String(), "rate_per_s", handshakeRate)
+			})
+			return nil, ErrRateLimited
+		}
+		if next != nil {
+			return next(hi)
+		}
+		return nil, nil
+	}
+	return tc
+}
+
+// logOnce runs a function at most once per logEvery, so that a flood makes
+// one log line, not thousands.
+type logOnce struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+const logEvery = 10 * time.Second
+
+func (o *logOnce) Do(f func()) {
+	o.mu.Lock()
+	now := time.Now()
+	ok := now.Sub(o.last) >= logEvery
+	if ok {
+		o.last = now
+	}
+	o.mu.Unlock()
+	if ok {
+		f()
+	}
+}
