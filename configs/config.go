@@ -65,7 +65,13 @@ type Local struct {
 	Socket string
 	// Token, when set, must be presented by local clients.
 	Token string
+	// MaxClients (max_clients) bounds the clients connected at once; one
+	// more is refused with a busy status. Default 1024.
+	MaxClients int
 }
+
+// DefaultMaxClients is the default local.max_clients.
+const DefaultMaxClients = 1024
 
 // Admin configures the admin HTTP endpoint.
 type Admin struct {
@@ -184,6 +190,7 @@ func Default() *Config {
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
+		Local:  Local{MaxClients: DefaultMaxClients},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }

@@ -6,7 +6,7 @@ import "go.yaml.in/yaml/v3"
 var (
 	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
-	localKeys  = []string{"socket", "token"}
+	localKeys  = []string{"socket", "token", "max_clients"}
 	adminKeys  = []string{"listen", "token"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
 	groupsKeys = []string{"unreachable_grace"}
@@ -48,6 +48,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 					r.str(v, key, &c.Local.Socket)
 				case "token":
 					r.str(v, key, &c.Local.Token)
+				case "max_clients":
+					r.integer(v, key, &c.Local.MaxClients)
 				}
 			})
 		case "admin":

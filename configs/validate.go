@@ -40,6 +40,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.MaxFrameSize, d.Link.MaxFrameSize)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
+	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
 	for i := range c.Peers {
@@ -103,6 +104,9 @@ func (r *reporter) check(c *Config) {
 	case len(c.Local.Socket) > MaxSocketPath:
 		r.keyf("local.socket", "path %q is %d bytes, longer than the %d a Unix socket allows; set a shorter local.socket",
 			abbrev(c.Local.Socket), len(c.Local.Socket), MaxSocketPath)
+	}
+	if c.Local.MaxClients < 0 {
+		r.keyf("local.max_clients", "must not be negative, got %d", c.Local.MaxClients)
 	}
 	r.checkAddr("admin.listen", c.Admin.Listen, true)
 	if a := c.Admin.Listen; a != "" && c.Admin.Token == "" && !loopback(a) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/transport"
 	"github.com/wandist/wandist/wire"
@@ -252,5 +253,18 @@ func TestHandshakeFloodIsRateLimited(t *testing.T) {
 	receiveSeq(t, mb, 1, 5*time.Second)
 	if ups := west.d.LinkUps("east", "east-1"); ups != 1 {
 		t.Fatalf("the established link came up %d times", ups)
+	}
+}
+
+func TestMaxLocalClients(t *testing.T) {
+	n := newNode(t, "mem", "east", "east-1")
+	n.cfg.Local.MaxClients = 2
+	n.start()
+	for i := 0; i < 2; i++ {
+		connect(t, n)
+	}
+	_, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: n.cfg.Local.Socket})
+	if !errors.Is(err, client.ErrBusy) {
+		t.Fatalf("third client: %v, want ErrBusy", err)
 	}
 }

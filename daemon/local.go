@@ -51,6 +51,7 @@ type localClient struct {
 	conn net.Conn
 	name string
 
+	tooMany   bool                // set at accept: over local.max_clients, refused after the hello
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
@@ -101,6 +102,7 @@ func (s *localServer) acceptLoop() {
 			conn.Close()
 			return
 		}
+		c.tooMany = len(s.clients) >= s.d.cfg.Local.MaxClients
 		s.clients[c] = struct{}{}
 		s.mu.Unlock()
 		s.d.metrics.localClients.Inc()
@@ -148,6 +150,12 @@ func (c *localClient) serve() {
 	}
 	if h.Version != wire.LocalVersion {
 		hello(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
+		return
+	}
+	if c.tooMany {
+		d.metrics.localRejects.Inc()
+		d.log.Warn("local client refused: too many clients", "client", h.Name, "max_clients", d.cfg.Local.MaxClients)
+		hello(wire.StatusBusy, fmt.Sprintf("too many clients (local.max_clients = %d)", d.cfg.Local.MaxClients))
 		return
 	}
 	if tok := d.cfg.Local.Token; tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.Token)) != 1 {

@@ -61,7 +61,7 @@ func newMetrics(d *Daemon) *metrics {
 		localClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_local_clients",
 			Help: "Clients connected on the local socket."}),
 		localRejects: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
-			Help: "Local clients rejected for a bad token."}),
+			Help: "Local clients rejected: a bad token, or too many clients."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.spoolErrors, m.localClients, m.localRejects,
