@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -30,6 +31,7 @@ func TestConformance(t *testing.T) {
 				{"LargePayload", testLargePayload},
 				{"ConcurrentStreams", testConcurrentStreams},
 				{"StreamClose", testStreamClose},
+				{"CloseReleasesBlockedWrite", testCloseReleasesBlockedWrite},
 				{"StreamDeadline", testStreamDeadline},
 				{"PeerClose", testPeerClose},
 				{"IdleTimeout", testIdleTimeout},
@@ -243,5 +245,44 @@ func testConcurrentStreams(t *testing.T, e *env) {
 	}
 	if err := srv.Wait(); err != nil {
 		t.Fatalf("server: %v", err)
+	}
+}
+
+// testCloseReleasesBlockedWrite: a Write blocked because the peer does not
+// read (flow control) returns once the stream is closed locally.
+func testCloseReleasesBlockedWrite(t *testing.T, e *env) {
+	client, server := e.pair(e.opts())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("x")); err != nil { // make it known to the peer
+		t.Fatal(err)
+	}
+	peer, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close() // never reads
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := s.Write(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	// Let the writer fill the windows and block: the only way to know is to
+	// wait a little; the assertion below does not depend on how long.
+	time.Sleep(200 * time.Millisecond)
+	s.Close()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("Close did not release a Write blocked on flow control")
 	}
 }

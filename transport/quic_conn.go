@@ -210,6 +210,9 @@ func (s *quicStream) Close() error {
 		return nil
 	}
 	s.s.CancelRead(quicCodeStreamClosed)
+	// A Write blocked on flow control is not released by Close: a deadline
+	// in the past releases it (what was already accepted is still sent).
+	_ = s.s.SetWriteDeadline(time.Unix(1, 0))
 	if err := s.s.Close(); err != nil && s.c.qc.Context().Err() == nil {
 		return err
 	}
