@@ -469,6 +469,12 @@ func (r *Registry) Groups() map[string]int {
 func (r *Registry) Closest(group string) (m Member, ok bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	return r.closestLocked(group)
+}
+
+// closestLocked is Closest with the registry locked. It walks the maps
+// without building or sorting a candidate list: it is on every send.
+func (r *Registry) closestLocked(group string) (m Member, ok bool) {
 	if loc := r.local[group]; len(loc) > 0 {
 		k := rand.IntN(len(loc))
 		for mb, c := range loc {

@@ -773,7 +773,8 @@ func BenchmarkClosest(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		local bool
-	}{{"remote", false}, {"local", true}} {
+		pick  bool // through Pick(Closest), as the daemon sends
+	}{{"remote", false, false}, {"local", true, false}, {"pick-remote", false, true}, {"pick-local", true, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := groups.New(self, nil)
 			if bc.local {
@@ -795,7 +796,11 @@ func BenchmarkClosest(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, ok := r.Closest("g"); !ok {
+				if bc.pick {
+					if _, err := r.Pick("g", groups.Closest, "", nil); err != nil {
+						b.Fatal(err)
+					}
+				} else if _, ok := r.Closest("g"); !ok {
 					b.Fatal("no member")
 				}
 			}

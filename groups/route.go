@@ -123,6 +123,13 @@ func (r *Registry) closestOf(cs []candidate) Member {
 func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) ([]Member, error) {
 	r.mu.Lock() // round-robin state changes
 	defer r.mu.Unlock()
+	if s == Closest { // the common case, without a sorted candidate list
+		m, ok := r.closestLocked(group)
+		if !ok {
+			return nil, ErrNoMembers
+		}
+		return []Member{m}, nil
+	}
 	cs := r.candidatesLocked(group)
 	if len(cs) == 0 {
 		return nil, ErrNoMembers
@@ -140,8 +147,6 @@ func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) (
 		return out
 	}
 	switch s {
-	case Closest:
-		return []Member{r.closestOf(cs)}, nil
 	case Random:
 		rs := reachable()
 		return []Member{rs[rand.IntN(len(rs))].Member}, nil
