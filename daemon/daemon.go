@@ -75,7 +75,7 @@ type Daemon struct {
 	peers   map[auth.PeerID]*peer // guarded by peersMu
 
 	reloadMu  sync.Mutex                     // one Reload at a time
-	exportCfg atomic.Pointer[configs.Config] // the export rules in force (Reload swaps them)
+	current   atomic.Pointer[configs.Config] // the config in force: d.cfg at start, then each reloaded one (its fixed parts equal d.cfg's)
 
 	linksMu sync.Mutex         // guards upLinks
 	upLinks map[*link]struct{} // links that receive membership deltas
@@ -182,12 +182,13 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	if err := d.openSpool(key); err != nil {
 		return nil, err
 	}
-	d.exportCfg.Store(d.cfg)
+	d.current.Store(d.cfg)
 	return d, nil
 }
 
-// Config returns the daemon's config (do not modify it).
-func (d *Daemon) Config() *configs.Config { return d.cfg }
+// Config returns the config in force, the last one Reload applied (do not
+// modify it).
+func (d *Daemon) Config() *configs.Config { return d.current.Load() }
 
 // Incarnation returns this run's incarnation number.
 func (d *Daemon) Incarnation() uint64 { return d.incarnation }

@@ -19,7 +19,7 @@ var ErrNeedsRestart = errors.New("daemon: the change needs a restart")
 // exported reports whether group is published to peers of cluster under the
 // export rules in force (they change with Reload).
 func (d *Daemon) exported(group, cluster string) bool {
-	return d.exportCfg.Load().Exported(group, cluster)
+	return d.current.Load().Exported(group, cluster)
 }
 
 // Reload applies a new config to the running daemon: peers added or
@@ -56,8 +56,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		}
 		want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}] = pc
 	}
-	exports := c
-	d.exportCfg.Store(&exports)
+	d.current.Store(&c)
 	for _, p := range d.peerList() {
 		pc, keep := want[p.id]
 		switch {

@@ -45,6 +45,9 @@ func TestReloadAddsPeerWithoutDisturbingOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLink(t, east.d, "south", "south-1")
+	if ps := east.d.Config().Peers; len(ps) != 2 || ps[1].Cluster != "south" {
+		t.Fatalf("Config() after the reload lists peers %+v", ps)
+	}
 	if ups := east.d.LinkUps("west", "west-1"); ups != 1 {
 		t.Fatalf("the west link came up %d times: the reload disturbed it", ups)
 	}
