@@ -74,8 +74,8 @@ type Daemon struct {
 	peersMu sync.RWMutex
 	peers   map[auth.PeerID]*peer // guarded by peersMu
 
-	reloadMu  sync.Mutex                     // one Reload at a time
-	current   atomic.Pointer[configs.Config] // the config in force: d.cfg at start, then each reloaded one (its fixed parts equal d.cfg's)
+	reloadMu sync.Mutex                     // one Reload at a time
+	current  atomic.Pointer[configs.Config] // the config in force: d.cfg at start, then each reloaded one (its fixed parts equal d.cfg's)
 
 	linksMu sync.Mutex         // guards upLinks
 	upLinks map[*link]struct{} // links that receive membership deltas
