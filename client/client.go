@@ -33,6 +33,15 @@ type Options struct {
 	// Receive; past it, deliveries to that mailbox are dropped and counted
 	// (Mailbox.Dropped). Default 64 MiB.
 	InboxBytes int
+	// HoldWhenFull makes a full mailbox hold up the connection instead of
+	// dropping: the client stops reading from the daemon until Receive
+	// makes room. With the daemon's local.inbox_full: hold, the messages
+	// then wait in the sending node's buffer, where their backlog shows.
+	// Every mailbox of this client waits meanwhile, and a Call made while
+	// a mailbox is full waits for its reply until that mailbox has room:
+	// give such a client one mailbox, read by a goroutine of its own.
+	// Default false (drop and count).
+	HoldWhenFull bool
 	// NoReconnect makes the client end (Done, Err) when the connection to
 	// the daemon is lost, instead of reconnecting.
 	NoReconnect bool
@@ -624,7 +633,8 @@ func (c *Client) NewMailbox(ctx context.Context) (*Mailbox, error) {
 }
 
 func (c *Client) newMailbox(id uint64) *Mailbox {
-	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), max: c.inboxBytes, groups: map[string]int{}, claims: map[string]claim{}}
+	mb := &Mailbox{c: c, addr: Addr{Cluster: c.cluster, Node: c.node, Mailbox: id}, wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
+		max: c.inboxBytes, hold: c.opts.HoldWhenFull, groups: map[string]int{}, claims: map[string]claim{}}
 	c.mmu.Lock()
 	c.mailboxes[id] = mb
 	c.mmu.Unlock()

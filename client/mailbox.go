@@ -54,6 +54,7 @@ type Mailbox struct {
 	c    *Client
 	addr Addr
 	max  int
+	hold bool // Options.HoldWhenFull
 
 	mu      sync.Mutex       // guards the inbox, addr and groups
 	groups  map[string]int   // joins per group, re-done after a reconnect
@@ -63,7 +64,8 @@ type Mailbox struct {
 	bytes   int
 	closed  bool
 	dropped uint64
-	wake    chan struct{} // capacity 1
+	wake    chan struct{} // capacity 1: a message arrived, or the inbox closed
+	room    chan struct{} // capacity 1: Receive took a message, or the inbox closed (hold only)
 }
 
 // Addr returns the mailbox's address. It changes when the client
@@ -125,7 +127,22 @@ func (m *Mailbox) Dropped() uint64 {
 func (m *Mailbox) push(d *wire.Deliver) {
 	msg := newMessage(d, m)
 	m.mu.Lock()
-	if m.closed || m.bytes+len(msg.Payload) > m.max {
+	// Under HoldWhenFull the reader (our caller) waits for room; an empty
+	// inbox takes any one message, so a message larger than the bound
+	// cannot hold the connection forever.
+	for m.hold && !m.closed && m.bytes > 0 && m.bytes+len(msg.Payload) > m.max {
+		m.mu.Unlock()
+		select {
+		case <-m.room:
+		case <-m.c.stop:
+		case <-m.c.done:
+		}
+		m.mu.Lock()
+		if isDone(m.c.stop) || isDone(m.c.done) {
+			break
+		}
+	}
+	if m.closed || m.bytes+len(msg.Payload) > m.max && (!m.hold || m.bytes > 0) {
 		m.dropped++
 		m.mu.Unlock()
 		return
@@ -143,9 +160,20 @@ func (m *Mailbox) closeInbox() {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
+	for _, ch := range []chan struct{}{m.wake, m.room} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func isDone(ch <-chan struct{}) bool {
 	select {
-	case m.wake <- struct{}{}:
+	case <-ch:
+		return true
 	default:
+		return false
 	}
 }
 
@@ -167,6 +195,12 @@ func (m *Mailbox) Receive(ctx context.Context) (*Message, error) {
 				m.inbox, m.head = m.inbox[:n], 0
 			}
 			m.mu.Unlock()
+			if m.hold {
+				select {
+				case m.room <- struct{}{}:
+				default:
+				}
+			}
 			return msg, nil
 		}
 		closed := m.closed

@@ -68,10 +68,31 @@ type Local struct {
 	// MaxClients (max_clients) bounds the clients connected at once; one
 	// more is refused with a busy status. Default 1024.
 	MaxClients int
+	// ClientBuffer (client_buffer) bounds the bytes of deliveries waiting
+	// to be written to one client. Default 64 MiB; 64 KiB..1 GiB.
+	ClientBuffer int
+	// InboxFull (inbox_full) says what a message from another node meets at
+	// a client whose buffer is full: InboxDrop (the default) drops and
+	// counts it, so a stuck consumer delays nobody else; InboxHold makes
+	// the link's lane wait until the client has room, so the message stays
+	// in the sender's buffer (its backlog grows and shows in status and
+	// alerts) at the cost of holding up that lane for every mailbox on
+	// this node. Messages between local clients are dropped either way:
+	// a sender is never suspended.
+	InboxFull string
 }
 
 // DefaultMaxClients is the default local.max_clients.
 const DefaultMaxClients = 1024
+
+// DefaultClientBuffer is the default local.client_buffer.
+const DefaultClientBuffer = 64 << 20
+
+// local.inbox_full values.
+const (
+	InboxDrop = "drop"
+	InboxHold = "hold"
+)
 
 // Admin configures the admin HTTP endpoint.
 type Admin struct {
@@ -190,7 +211,7 @@ func Default() *Config {
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
-		Local:  Local{MaxClients: DefaultMaxClients},
+		Local:  Local{MaxClients: DefaultMaxClients, ClientBuffer: DefaultClientBuffer, InboxFull: InboxDrop},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }

@@ -6,7 +6,7 @@ import "go.yaml.in/yaml/v3"
 var (
 	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
-	localKeys  = []string{"socket", "token", "max_clients"}
+	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full"}
 	adminKeys  = []string{"listen", "token"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
 	groupsKeys = []string{"unreachable_grace"}
@@ -50,6 +50,10 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 					r.str(v, key, &c.Local.Token)
 				case "max_clients":
 					r.integer(v, key, &c.Local.MaxClients)
+				case "client_buffer":
+					r.intSize(v, key, &c.Local.ClientBuffer)
+				case "inbox_full":
+					r.str(v, key, &c.Local.InboxFull)
 				}
 			})
 		case "admin":

@@ -41,6 +41,8 @@ func (c *Config) fillZero() {
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
+	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
+	setIfZero(&c.Local.InboxFull, InboxDrop)
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
 	for i := range c.Peers {
@@ -108,6 +110,10 @@ func (r *reporter) check(c *Config) {
 	if c.Local.MaxClients < 0 {
 		r.keyf("local.max_clients", "must not be negative, got %d", c.Local.MaxClients)
 	}
+	if b := c.Local.ClientBuffer; b < 64<<10 || b > 1<<30 {
+		r.keyf("local.client_buffer", "must be between 64KiB and 1GiB, got %d bytes", b)
+	}
+	r.checkEnum("local.inbox_full", c.Local.InboxFull, InboxDrop, InboxHold)
 	r.checkAddr("admin.listen", c.Admin.Listen, true)
 	if a := c.Admin.Listen; a != "" && c.Admin.Token == "" && !loopback(a) {
 		r.keyf("admin.listen", "%s is not a loopback address: set admin.token, or listen on 127.0.0.1 or [::1]", a)

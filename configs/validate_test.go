@@ -80,6 +80,8 @@ func TestValidateErrors(t *testing.T) {
 		{"frame size", func(c *Config) { c.Link.MaxFrameSize = 100 }, "link.max_frame_size"},
 		{"overflow", func(c *Config) { c.Buffer.Overflow = "block" }, "buffer.overflow"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"client buffer", func(c *Config) { c.Local.ClientBuffer = 1000 }, "local.client_buffer"},
+		{"inbox full", func(c *Config) { c.Local.InboxFull = "block" }, "local.inbox_full"},
 		{"peer transport", func(c *Config) { c.Peers[0].Transport = "udp" }, "peers[0].transport"},
 		{"peer mode", func(c *Config) { c.Peers[0].Mode = ModeConnect; c.Peers[0].Address = "" }, "peers[0].mode"},
 		{"peer address", func(c *Config) { c.Peers[0].Address = "w1" }, "peers[0].address"},

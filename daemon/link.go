@@ -472,6 +472,13 @@ func (l *link) dataReader(s transport.Stream) {
 				return
 			}
 		}
+		// local.inbox_full: hold: wait (before the delivery position
+		// moves) until the mailbox's client has room; meanwhile this lane
+		// is not read, so the message and those behind it stay in the
+		// sender's buffer.
+		if !d.holdForRoom(l.ctx, &m) {
+			return
+		}
 		// A durable message is acknowledged only once it is written to its
 		// client's connection and its position is on disk: a kill -9 of
 		// this daemon between the two cannot lose it (the client drops the

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -12,15 +13,16 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/wire"
 )
 
-// maxClientBuffer bounds the deliveries waiting to be written to one local
-// client. Past it, deliveries to that client's mailboxes are dropped and
-// counted (reason "inbox_full"); other clients are not affected. Results of
-// requests are never dropped: they are bounded by the requests read.
-const maxClientBuffer = 64 << 20
+// local.client_buffer bounds the deliveries waiting to be written to one
+// local client. Past it, deliveries to that client's mailboxes are dropped
+// and counted (reason "inbox_full"), or, for messages from other nodes under
+// local.inbox_full: hold, wait for room. Results of requests are never
+// dropped: they are bounded by the requests read.
 
 // maxGroupName bounds a group name.
 const maxGroupName = 255
@@ -55,12 +57,13 @@ type localClient struct {
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
-	omu      sync.Mutex // guards obuf, closed, appended, written, waiters
+	omu      sync.Mutex // guards obuf, closed, appended, written, waiters, room
 	obuf     []byte
 	closed   bool
 	appended uint64        // bytes ever appended to obuf
 	written  uint64        // bytes ever written to the connection
 	waiters  []waiter      // run once written reaches their offset, in order
+	room     chan struct{} // closed by the writer after a write; nil until someone waits for room
 	owake    chan struct{} // capacity 1
 	done     chan struct{} // closed when the client ends
 }
@@ -239,6 +242,10 @@ func (c *localClient) writer() {
 		}
 		c.omu.Lock()
 		c.written += uint64(len(out))
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
 		i := 0
 		for i < len(c.waiters) && c.waiters[i].at <= c.written {
 			i++
@@ -280,7 +287,7 @@ func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
 		c.omu.Unlock()
 		return true
 	}
-	if len(c.obuf) > maxClientBuffer {
+	if len(c.obuf) > c.d.cfg.Local.ClientBuffer {
 		if !*overflowed {
 			*overflowed = true
 			c.appendLocked(&wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
@@ -304,9 +311,13 @@ func (c *localClient) result(req uint64, status uint8, msg string) {
 
 // deliver queues a Deliver for the client; false if its buffer is full.
 // written, if not nil, runs once the frame is written to the connection.
-func (c *localClient) deliver(m *wire.Deliver, written func()) bool {
+// deliver queues m for the client; it is false if the client is gone, or if
+// its buffer is over local.client_buffer and force is not set. force is for
+// a caller that waited for room first (waitRoom): the buffer may then pass
+// its bound by a message per waiting link lane.
+func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool {
 	c.omu.Lock()
-	if c.closed || len(c.obuf) > maxClientBuffer {
+	if c.closed || (!force && len(c.obuf) > c.d.cfg.Local.ClientBuffer) {
 		c.omu.Unlock()
 		return false
 	}
@@ -319,6 +330,28 @@ func (c *localClient) deliver(m *wire.Deliver, written func()) bool {
 	case c.owake <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// waitRoom waits until the client's buffer is within local.client_buffer,
+// or the client is gone. It is false if ctx ended first.
+func (c *localClient) waitRoom(ctx context.Context) bool {
+	c.omu.Lock()
+	for !c.closed && len(c.obuf) > c.d.cfg.Local.ClientBuffer {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.omu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+		case <-ctx.Done():
+			return false
+		}
+		c.omu.Lock()
+	}
+	c.omu.Unlock()
 	return true
 }
 
@@ -518,7 +551,7 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
 		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil)
+			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false)
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
@@ -564,7 +597,9 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 // handled, if not nil, runs once the message is dealt with: written to its
 // client's connection, or dropped (counted). It is never run for a message
 // queued to a client whose connection ends before the write.
-func (d *Daemon) deliverLocal(m *wire.Deliver, handled func()) (ok, found bool) {
+//
+// force skips the client's buffer bound (see localClient.deliver).
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force bool) (ok, found bool) {
 	v, _ := d.mailboxes.Load(m.Mailbox)
 	mb, _ := v.(*mailbox)
 	if mb == nil && m.Group != "" {
@@ -582,7 +617,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func()) (ok, found bool) 
 		}
 		return false, false
 	}
-	if !mb.c.deliver(m, handled) {
+	if !mb.c.deliver(m, handled, force) {
 		mb.dropped.Add(1)
 		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
 		if handled != nil {
@@ -598,6 +633,9 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func()) (ok, found bool) 
 // deliverRemote hands a message received on a link to its mailbox.
 // A message is acknowledged to the sender whatever happens here: a missing
 // mailbox or a full inbox is counted, not retried.
+//
+// Under local.inbox_full: hold the caller has waited for room (holdForRoom),
+// so the message is not dropped for a full buffer.
 func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func()) {
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
@@ -613,5 +651,21 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq
 	}
-	d.deliverLocal(dm, handled)
+	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold)
+}
+
+// holdForRoom, under local.inbox_full: hold, waits until the client of the
+// message's mailbox has room in its buffer. It is false if ctx (the link)
+// ended first: the message was not delivered, and the link's resume will
+// bring it again.
+func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data) bool {
+	if d.cfg.Local.InboxFull != configs.InboxHold {
+		return true
+	}
+	v, _ := d.mailboxes.Load(m.To)
+	mb, _ := v.(*mailbox)
+	if mb == nil {
+		return true
+	}
+	return mb.c.waitRoom(ctx)
 }

@@ -1,16 +1,20 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/configs"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
@@ -130,4 +134,159 @@ func TestAdminToken(t *testing.T) {
 		t.Fatalf("with the token: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// local.inbox_full: hold. A consumer that stops reading holds its messages
+// at the sender: the sender's backlog grows (status, /metrics, one alert
+// line), nothing is dropped at the receiver, and once the consumer reads
+// again every message arrives, once and in order.
+func TestStuckConsumerHoldGrowsSenderBacklog(t *testing.T) {
+	east, west := pair(t, "mem")
+	var logs syncBuffer
+	east.d.Close()
+	east.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	east.opts.Alerts = AlertOptions{Messages: 1000, For: time.Nanosecond}
+	east.cfg.Admin.Listen = "127.0.0.1:0"
+	east.start()
+	west.d.Close()
+	west.cfg.Local.InboxFull, west.cfg.Local.ClientBuffer = configs.InboxHold, 64<<10
+	west.cfg.Admin.Listen = "127.0.0.1:0"
+	west.start()
+	waitLink(t, east.d, "west", "west-1")
+
+	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 64 << 10, HoldWhenFull: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	smb, err := stuck.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := smb.Join(ctxT(t, 5*time.Second), "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "stuck", 1); err != nil {
+		t.Fatal(err)
+	}
+	// 40 MB: far more than every buffer between the two (client inbox,
+	// client buffer, socket, stream windows) holds.
+	const total = 40_000
+	pub := connect(t, east)
+	payload := make([]byte, 1024)
+	for i := range total {
+		binary.BigEndian.PutUint32(payload, uint32(i))
+		if err := pub.SendAsync(client.Target{Group: "stuck"}, payload); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	backlog := func() LinkStatus {
+		t.Helper()
+		resp, err := http.Get("http://" + east.d.AdminAddr() + "/v1/backlog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b []LinkStatus
+		if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || len(b) != 1 {
+			t.Fatalf("/v1/backlog: %v %+v", err, b)
+		}
+		return b[0]
+	}
+	// The backlog is held at the sender, with its age.
+	var first LinkStatus
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		first = backlog()
+		if first.QueuedMessages > total/2 && first.OldestSeconds > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sender backlog did not build up: %+v", first)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the admin API; there is no event to wait on
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for !cond() {
+			select {
+			case <-deadline:
+				t.Fatalf("%s\nlog:\n%s", what, logs.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	// It stays (nothing drains) and grows older; /metrics says the same.
+	waitFor("oldest age did not grow", func() bool { return backlog().OldestSeconds > first.OldestSeconds })
+	if b := backlog(); b.QueuedMessages < first.QueuedMessages {
+		t.Fatalf("backlog shrank while the consumer was stuck: %d -> %d", first.QueuedMessages, b.QueuedMessages)
+	}
+	metrics := scrape(t, east.d.AdminAddr())
+	if v := metricValue(t, metrics, `wandist_buffer_messages{cluster="west",node="west-1"}`); v < total/2 {
+		t.Fatalf("wandist_buffer_messages = %v, want the held backlog", v)
+	}
+	if v := metricValue(t, metrics, `wandist_buffer_oldest_seconds{cluster="west",node="west-1"}`); v <= 0 {
+		t.Fatalf("wandist_buffer_oldest_seconds = %v", v)
+	}
+	waitFor("no backlog alert", func() bool {
+		return strings.Contains(logs.String(), "backlog alert: destination buffer over threshold")
+	})
+
+	// Unstick: every message arrives, once, in order; none was dropped.
+	for i := range total {
+		m, err := smb.Receive(ctxT(t, 20*time.Second))
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		if got := binary.BigEndian.Uint32(m.Payload); got != uint32(i) {
+			t.Fatalf("message %d carries %d", i, got)
+		}
+	}
+	if n := smb.Dropped(); n != 0 {
+		t.Fatalf("%d dropped in the SDK inbox", n)
+	}
+	if v := metricValue(t, scrape(t, west.d.AdminAddr()), `wandist_messages_dropped_total{reason="inbox_full"}`); v != 0 {
+		t.Fatalf("receiver dropped %v for a full inbox", v)
+	}
+	waitFor("alert not cleared", func() bool { return strings.Contains(logs.String(), "backlog alert cleared") })
+	if n := strings.Count(logs.String(), "backlog alert: destination"); n != 1 {
+		t.Fatalf("%d alert lines, want exactly one", n)
+	}
+}
+
+// scrape returns the /metrics exposition of an admin address.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// metricValue returns the value of one series (name{labels} as exposed),
+// 0 if it is absent (a counter vector's series appears at its first count).
+func metricValue(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for line := range strings.SplitSeq(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
