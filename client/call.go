@@ -77,7 +77,7 @@ func (c *Client) Call(ctx context.Context, target Target, payload []byte, opts .
 		return nil, err
 	}
 	s.Corr = corr
-	if err := c.call(ctx, req, s); err != nil {
+	if err := c.call(ctx, req, &s); err != nil {
 		return nil, err
 	}
 	select {
@@ -144,7 +144,7 @@ func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption)
 		return err
 	}
 	s.Corr, s.Flags = m.corr, s.Flags|wire.FlagReply
-	return c.call(ctx, req, s)
+	return c.call(ctx, req, &s)
 }
 
 // IsRequest reports whether the message was sent with Call and expects a Reply.

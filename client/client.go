@@ -87,6 +87,9 @@ type Client struct {
 	asyncErr error                             // first failure of an async send since the last Flush
 	asyncCh  chan struct{}                     // closed when asyncN drops to 0
 
+	quietSent   atomic.Uint64 // quiet async sends enqueued (answered only if they fail)
+	quietSynced atomic.Uint64 // of those, how many a completed Sync (or a lost connection) settled
+
 	mmu       sync.Mutex // guards mailboxes
 	mailboxes map[uint64]*Mailbox
 
@@ -192,6 +195,7 @@ func (c *Client) run(r *wire.Reader) {
 			return
 		}
 		lost := fmt.Errorf("%w: connection lost: %v", ErrUnavailable, err)
+		c.failQuiet(lost)
 		c.failPending(lost)
 		if c.opts.NoReconnect {
 			c.finish(lost)
@@ -336,6 +340,20 @@ func readAnswer(r *wire.Reader, t wire.Type, m wire.Message, held *[]*wire.Deliv
 	}
 }
 
+// failQuiet reports err for Flush if quiet sends were made since the last
+// Sync: the daemon may or may not have accepted them.
+func (c *Client) failQuiet(err error) {
+	sent := c.quietSent.Load()
+	if c.quietSynced.Swap(sent) >= sent {
+		return
+	}
+	c.pmu.Lock()
+	if c.asyncErr == nil {
+		c.asyncErr = err
+	}
+	c.pmu.Unlock()
+}
+
 // failPending fails every request waiting for an answer.
 func (c *Client) failPending(err error) {
 	c.pmu.Lock()
@@ -434,6 +452,13 @@ const maxWriteBuffer = 32 << 20
 // reconnecting it fails at once with ErrUnavailable; when the daemon does
 // not keep up and maxWriteBuffer bytes wait, with ErrBusy.
 func (c *Client) enqueue(m wire.Message) error {
+	return c.enqueueFrame(func(b []byte) []byte { return wire.AppendFrame(b, m) })
+}
+
+// enqueueSend is enqueue for the hot path: s does not escape to the heap.
+func (c *Client) enqueueSend(s *wire.Send) error { return c.enqueueFrame(s.AppendFrame) }
+
+func (c *Client) enqueueFrame(appendFrame func([]byte) []byte) error {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
@@ -447,7 +472,7 @@ func (c *Client) enqueue(m wire.Message) error {
 		c.wmu.Unlock()
 		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("the client's write buffer holds %d bytes the daemon has not read yet", maxWriteBuffer)}
 	}
-	c.wbuf = wire.AppendFrame(c.wbuf, m)
+	c.wbuf = appendFrame(c.wbuf)
 	c.wmu.Unlock()
 	select {
 	case c.wwake <- struct{}{}:
@@ -567,6 +592,12 @@ func (c *Client) dispatch(d *wire.Deliver) {
 func (c *Client) answer(req uint64, err error) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
+	if req&quietReq != 0 { // a quiet send: only failures are answered
+		if err != nil && c.asyncErr == nil {
+			c.asyncErr = err
+		}
+		return
+	}
 	if ch, ok := c.pending[req]; ok {
 		delete(c.pending, req)
 		if ch != nil {

@@ -91,18 +91,26 @@ func WithKey(k string) SendOption {
 	return func(o *sendOpts) { o.key, o.strategy = k, ByKey }
 }
 
-func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (*wire.Send, error) {
+func applyOpts(opts []SendOption) sendOpts {
 	var o sendOpts
 	for _, f := range opts {
 		f(&o)
 	}
+	return o
+}
+
+func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (wire.Send, error) {
+	var o sendOpts
+	if len(opts) > 0 { // kept out of the common case: o would escape to the heap
+		o = applyOpts(opts)
+	}
 	if t.Group == "" && t.Addr.IsZero() {
-		return nil, errNoTarget
+		return wire.Send{}, errNoTarget
 	}
 	if max := c.MaxMessage(); max > 0 && len(payload) > max {
-		return nil, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
+		return wire.Send{}, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
 	}
-	s := &wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload, Strategy: uint8(o.strategy)}
+	s := wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload, Strategy: uint8(o.strategy)}
 	if o.high {
 		s.Flags |= wire.FlagHigh
 	}
@@ -124,7 +132,7 @@ func (c *Client) send(ctx context.Context, from uint64, t Target, payload []byte
 	if err != nil {
 		return err
 	}
-	return c.call(ctx, req, s)
+	return c.call(ctx, req, &s)
 }
 
 // Send sends payload to an address, anonymously, and waits until the local
@@ -148,20 +156,57 @@ func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 	if err != nil {
 		return err
 	}
+	if s.Flags&wire.FlagDurable == 0 {
+		// Quiet: the daemon answers only a failure, and Flush learns of
+		// the successes from one Sync round trip.
+		s.Flags |= wire.FlagQuiet
+		s.Req |= quietReq
+		// Counted before the frame is queued, so that a connection lost
+		// in between reports it to Flush (a failed enqueue counted too
+		// only costs Flush a Sync).
+		c.quietSent.Add(1)
+		return c.enqueueSend(&s)
+	}
 	c.pmu.Lock()
 	c.pending[req] = nil
 	c.asyncN++
 	c.pmu.Unlock()
-	if err := c.enqueue(s); err != nil {
+	if err := c.enqueueSend(&s); err != nil {
 		c.answer(req, err)
 		return err
 	}
 	return nil
 }
 
-// Flush waits until every SendAsync so far was answered, and returns the
-// first failure among them (then forgets it).
+// quietReq marks the request id of a quiet async send: the daemon answers
+// it only with a failure, collected for Flush.
+const quietReq = 1 << 63
+
+// Flush waits until the daemon has dealt with every SendAsync so far, and
+// returns the first failure among them (then forgets it). A connection lost
+// before that is a failure (ErrUnavailable): the daemon may or may not have
+// accepted the sends in flight. Non-durable async sends are "quiet" on the
+// socket: the daemon answers only failures, and Flush costs one round trip.
 func (c *Client) Flush(ctx context.Context) error {
+	// Quiet sends: a Sync answered means the daemon processed every frame
+	// before it, so the failures among them have already arrived.
+	if sent := c.quietSent.Load(); sent > c.quietSynced.Load() {
+		req := c.reqSeq.Add(1)
+		if err := c.call(ctx, req, &wire.Sync{Req: req}); err != nil {
+			c.pmu.Lock()
+			if c.asyncErr != nil {
+				err, c.asyncErr = c.asyncErr, nil
+			}
+			c.pmu.Unlock()
+			return err
+		}
+		for {
+			synced := c.quietSynced.Load()
+			if synced >= sent || c.quietSynced.CompareAndSwap(synced, sent) {
+				break
+			}
+		}
+	}
 	c.pmu.Lock()
 	if c.asyncN == 0 {
 		err := c.asyncErr

@@ -133,3 +133,59 @@ func TestStuckConsumerIsolated(t *testing.T) {
 		t.Fatal("no drop counted for the stuck mailbox's full inbox")
 	}
 }
+
+// Async sends are quiet on the socket (only failures are answered): Flush
+// still reports the first failure among them, once, and a daemon that goes
+// away before Flush is a failure too, never a silent success.
+func TestFlushReportsQuietSendFailures(t *testing.T) {
+	n := newNode(t, "mem", "east", "east-1")
+	n.start()
+	good := subscribe(t, n, "good")
+	pub := connect(t, n)
+	for i := range 100 {
+		target := client.Target{Group: "good"}
+		if i == 40 {
+			target = client.Target{Group: "nobody"}
+		}
+		if err := pub.SendAsync(target, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctxT(t, 5*time.Second)); !errors.Is(err, client.ErrNoMembers) {
+		t.Fatalf("Flush = %v, want ErrNoMembers", err)
+	}
+	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatalf("second Flush = %v, want nil (the failure was reported)", err)
+	}
+	for i := range 100 {
+		if i == 40 {
+			continue
+		}
+		m, err := good.Receive(ctxT(t, 5*time.Second))
+		if err != nil || string(m.Payload) != strconv.Itoa(i) {
+			t.Fatalf("message %d: %v %q", i, err, m.Payload)
+		}
+	}
+
+	// The daemon restarts between the sends and Flush: the client has
+	// reconnected, and a Sync on the new connection must not pass for a
+	// confirmation of sends made on the old one.
+	if err := pub.SendAsync(client.Target{Group: "good"}, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	n.d.Close()
+	n.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for pub.Reconnects() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not reconnect")
+		}
+		time.Sleep(5 * time.Millisecond) // polling: the SDK has no reconnect event
+	}
+	if err := pub.Flush(ctxT(t, 5*time.Second)); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("Flush after the daemon restarted = %v, want ErrUnavailable", err)
+	}
+	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatalf("second Flush = %v, want nil", err)
+	}
+}

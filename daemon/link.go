@@ -438,6 +438,7 @@ func (l *link) dataReader(s transport.Stream) {
 	}
 	lane := int(init.Lane)
 	var m wire.Data
+	frames := 0
 	for {
 		t, body, err := r.ReadFrame()
 		if err != nil {
@@ -451,7 +452,13 @@ func (l *link) dataReader(s transport.Stream) {
 			}
 			return
 		}
-		l.lastRecv.Store(time.Now().UnixNano())
+		// A sign of life for the keepalive, taken every 64 frames: under
+		// bulk traffic that is often enough, and otherwise the pings on
+		// the control stream keep it fresh (time.Now per frame cost 5 %
+		// of the whole path).
+		if frames++; frames&63 == 1 {
+			l.lastRecv.Store(time.Now().UnixNano())
+		}
 		if t != wire.TypeData {
 			l.protocolError(fmt.Errorf("unexpected %v on a data stream", t))
 			return
@@ -557,7 +564,8 @@ func (l *link) dataWriter(lane int) {
 				}
 				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
 			}
-			buf = wire.AppendFrame(buf, &wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr})
+			d := wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr}
+			buf = d.AppendFrame(buf)
 			batch[i] = nil
 		}
 		if _, err := s.Write(buf); err != nil {

@@ -55,6 +55,7 @@ type localClient struct {
 
 	tooMany   bool                // set at accept: over local.max_clients, refused after the hello
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
+	send      wire.Send           // owned by the reader goroutine: the Send being handled
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
 	omu      sync.Mutex // guards obuf, closed, appended, written, waiters, room
@@ -321,9 +322,11 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool 
 		c.omu.Unlock()
 		return false
 	}
-	at := c.appendLocked(m)
+	n := len(c.obuf)
+	c.obuf = m.AppendFrame(c.obuf) // not appendLocked: m stays off the heap
+	c.appended += uint64(len(c.obuf) - n)
 	if written != nil {
-		c.waiters = append(c.waiters, waiter{at: at, fn: written})
+		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}
 	c.omu.Unlock()
 	select {
@@ -357,6 +360,13 @@ func (c *localClient) waitRoom(ctx context.Context) bool {
 
 func (c *localClient) handle(t wire.Type, body []byte) error {
 	d := c.d
+	if t == wire.TypeSend { // the hot path: decoded into the client's own Send
+		if err := c.send.DecodeBody(body); err != nil {
+			return err
+		}
+		c.handleSend(&c.send)
+		return nil
+	}
 	m, err := wire.Decode(t, body)
 	if err != nil {
 		return err
@@ -396,16 +406,6 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 			return nil
 		}
 		c.result(m.Req, wire.StatusOK, "")
-	case *wire.Send:
-		if m.From != 0 && c.mailboxes[m.From] == nil {
-			c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
-			return nil
-		}
-		req := m.Req
-		st, msg := d.send(m, func(st uint8, msg string) { c.result(req, st, msg) })
-		if st != statusPending {
-			c.result(m.Req, st, msg)
-		}
 	case *wire.Sync:
 		c.result(m.Req, wire.StatusOK, "")
 	case *wire.Watch:
@@ -457,6 +457,26 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 	return nil
 }
 
+// handleSend sends m and answers it (a quiet send only if it failed; a
+// durable one once it is on disk). m is not kept: its payload aliases the
+// read buffer.
+func (c *localClient) handleSend(m *wire.Send) {
+	if m.From != 0 && c.mailboxes[m.From] == nil {
+		c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
+		return
+	}
+	var reply func(uint8, string)
+	if m.Flags&wire.FlagDurable != 0 {
+		req := m.Req
+		reply = func(st uint8, msg string) { c.result(req, st, msg) }
+	}
+	st, msg := c.d.send(m, reply)
+	quiet := m.Flags&(wire.FlagQuiet|wire.FlagDurable) == wire.FlagQuiet
+	if st != statusPending && (st != wire.StatusOK || !quiet) {
+		c.result(m.Req, st, msg)
+	}
+}
+
 func (c *localClient) checkGroupOp(mb uint64, group string) (uint8, string) {
 	if c.mailboxes[mb] == nil {
 		return wire.StatusNoMailbox, fmt.Sprintf("mailbox %d is not yours", mb)
@@ -500,6 +520,13 @@ func (d *Daemon) send(m *wire.Send, reply func(uint8, string)) (uint8, string) {
 	if m.Group != "" {
 		if err := validGroup(m.Group); err != nil {
 			return wire.StatusBadRequest, err.Error()
+		}
+		if m.Strategy == wire.StrategyClosest { // the common case: no lock held exclusively, no allocation
+			t, ok := d.groups.Closest(m.Group)
+			if !ok {
+				return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
+			}
+			return d.sendTo(m, t.Cluster, t.Node, t.Mailbox, reply)
 		}
 		targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
 		switch {
@@ -569,7 +596,7 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 		lane = buffer.LaneHigh
 	}
 	bm := &buffer.Message{
-		Lane: lane, Flags: m.Flags &^ wire.FlagHigh, To: to, From: m.From, Group: m.Group, Corr: m.Corr,
+		Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
 		Payload: append([]byte(nil), m.Payload...), Deadline: deadline,
 	}
 	if m.Flags&wire.FlagDurable != 0 {

@@ -485,32 +485,52 @@ func (r *Registry) closestLocked(group string) (m Member, ok bool) {
 		}
 	}
 	// rank: 0 same cluster reachable, 1 other cluster reachable, 2 unreachable.
-	bestRank, bestRTT := 3, time.Duration(0)
-	var best []Member
+	// Two walks and no allocation (this runs on every group send): the
+	// first finds the best rank and RTT and counts the members that have
+	// them, the second returns one of those at random.
+	rankOf := func(id NodeID, v *view) int {
+		switch {
+		case !v.reachable:
+			return 2
+		case id.Cluster == r.self.Cluster:
+			return 0
+		}
+		return 1
+	}
+	bestRank, bestRTT, n := 3, time.Duration(0), 0
 	for id, v := range r.views {
-		ms := v.members[group]
-		if len(ms) == 0 {
+		ms := len(v.members[group])
+		if ms == 0 {
 			continue
 		}
-		rank := 1
-		if !v.reachable {
-			rank = 2
-		} else if id.Cluster == r.self.Cluster {
-			rank = 0
-		}
-		if rank > bestRank || (rank == bestRank && v.rtt > bestRTT) {
-			continue
-		}
-		if rank < bestRank || v.rtt < bestRTT {
-			best = best[:0]
-		}
-		bestRank, bestRTT = rank, v.rtt
-		for mb, c := range ms {
-			best = append(best, Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable})
+		rank := rankOf(id, v)
+		switch {
+		case rank > bestRank || (rank == bestRank && v.rtt > bestRTT):
+		case rank < bestRank || v.rtt < bestRTT:
+			bestRank, bestRTT, n = rank, v.rtt, ms
+		default:
+			n += ms
 		}
 	}
-	if len(best) == 0 {
+	if n == 0 {
 		return Member{}, false
 	}
-	return best[rand.IntN(len(best))], true
+	k := rand.IntN(n)
+	for id, v := range r.views {
+		ms := v.members[group]
+		if len(ms) == 0 || rankOf(id, v) != bestRank || v.rtt != bestRTT {
+			continue
+		}
+		if k >= len(ms) {
+			k -= len(ms)
+			continue
+		}
+		for mb, c := range ms {
+			if k == 0 {
+				return Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable}, true
+			}
+			k--
+		}
+	}
+	panic("groups: closest member vanished between two walks under the lock")
 }

@@ -135,9 +135,35 @@ type Message interface {
 // capacity. The caller keeps bodies under the peer's limit; a body of 4 GiB
 // or more gets the length 0xffffffff, which every Reader rejects.
 func AppendFrame(dst []byte, m Message) []byte {
-	start := len(dst)
-	dst = append(dst, Version, byte(m.Type()), 0, 0, 0, 0, 0, 0)
-	dst = m.AppendBody(dst)
+	dst, start := beginFrame(dst, m.Type())
+	return endFrame(m.AppendBody(dst), start)
+}
+
+// AppendFrame appends m as a frame, like the function AppendFrame; a direct
+// call does not make m escape to the heap (the hot paths use it).
+func (m *Data) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeData)
+	return endFrame(m.AppendBody(dst), start)
+}
+
+// AppendFrame appends m as a frame (see (*Data).AppendFrame).
+func (m *Send) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeSend)
+	return endFrame(m.AppendBody(dst), start)
+}
+
+// AppendFrame appends m as a frame (see (*Data).AppendFrame).
+func (m *Deliver) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeDeliver)
+	return endFrame(m.AppendBody(dst), start)
+}
+
+func beginFrame(dst []byte, t Type) ([]byte, int) {
+	return append(dst, Version, byte(t), 0, 0, 0, 0, 0, 0), len(dst)
+}
+
+// endFrame writes the length of the frame that starts at start.
+func endFrame(dst []byte, start int) []byte {
 	n := uint64(len(dst) - start - HeaderSize)
 	if n > maxLength {
 		n = maxLength

@@ -88,6 +88,12 @@ const (
 // FlagHigh selects the high-priority lane (local Send only).
 const FlagHigh uint64 = 1 << 2
 
+// FlagQuiet (local Send only) asks the daemon to answer the Send only if it
+// fails: a client pipelining sends learns of their success from the Result
+// of a later Sync (the daemon answers frames in order). Ignored on a
+// durable Send, which is always answered.
+const FlagQuiet uint64 = 1 << 4
+
 // Sync asks the daemon to answer with Result once every frame sent before it
 // has been processed.
 type Sync struct{ Req uint64 }
