@@ -104,6 +104,16 @@ type Registry struct {
 	views    map[NodeID]*view                 // guarded by mu
 	onChange func(Delta)                      // called with mu held, in version order
 	changed  chan struct{}                    // guarded by mu: closed and replaced at every change
+	gen      uint64                           // guarded by mu: bumped by every change (changedLocked)
+	closest  sync.Map                         // group -> *closestSet; entries of an older gen are stale
+}
+
+// changedLocked records a change of membership, reachability or RTT: the
+// cached closest sets are dropped. Every method that takes mu for writing,
+// except Pick (round-robin positions only), calls it.
+func (r *Registry) changedLocked() {
+	r.gen++
+	r.closest.Clear()
 }
 
 // Changed returns a channel closed at the next change of any membership,
@@ -149,6 +159,7 @@ var ErrPartitionCount = errors.New("groups: partition claim does not fit the gro
 func (r *Registry) JoinClaim(group string, mailbox uint64, c Claim) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	for _, p := range c.Partitions {
 		if p >= c.N {
 			return fmt.Errorf("%w: partition %d of a group with %d partitions", ErrPartitionCount, p, c.N)
@@ -197,6 +208,7 @@ func (r *Registry) partitionCountLocked(group string) (uint64, bool) {
 func (r *Registry) Leave(group string, mailbox uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	return r.leaveLocked(group, mailbox)
 }
 
@@ -223,6 +235,7 @@ func (r *Registry) leaveLocked(group string, mailbox uint64) bool {
 func (r *Registry) RemoveMailbox(mailbox uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	for g := range r.local {
 		for r.local[g] != nil && r.local[g][mailbox] > 0 {
 			r.leaveLocked(g, mailbox)
@@ -267,6 +280,7 @@ func (r *Registry) Snapshot(snap func(version uint64, entries []Entry)) (uint64,
 func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entries []Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	if v := r.views[peer]; v != nil && incarnation < v.incarnation {
 		return fmt.Errorf("%w: snapshot of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
 	}
@@ -301,6 +315,7 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	v := r.views[peer]
 	if v == nil || incarnation > v.incarnation {
 		return fmt.Errorf("%w: delta %d of %s before its snapshot", ErrVersionGap, d.Version, peer)
@@ -356,6 +371,7 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 func (r *Registry) PeerDown(peer NodeID, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	if v := r.views[peer]; v != nil && v.reachable {
 		v.reachable = false
 		v.downSince = now
@@ -367,6 +383,7 @@ func (r *Registry) PeerDown(peer NodeID, now time.Time) {
 func (r *Registry) SetRTT(peer NodeID, rtt time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	if v := r.views[peer]; v != nil {
 		v.rtt = rtt
 	}
@@ -376,6 +393,7 @@ func (r *Registry) SetRTT(peer NodeID, rtt time.Duration) {
 func (r *Registry) ForgetPeer(peer NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	if v := r.views[peer]; v != nil {
 		r.emitViewDiffLocked(peer, v, nil)
 		delete(r.views, peer)
@@ -388,6 +406,7 @@ func (r *Registry) ForgetPeer(peer NodeID) {
 func (r *Registry) Expire(now time.Time, grace time.Duration) []NodeID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.changedLocked()
 	var gone []NodeID
 	for id, v := range r.views {
 		if !v.reachable && now.Sub(v.downSince) >= grace {
@@ -472,65 +491,68 @@ func (r *Registry) Closest(group string) (m Member, ok bool) {
 	return r.closestLocked(group)
 }
 
-// closestLocked is Closest with the registry locked. It walks the maps
-// without building or sorting a candidate list: it is on every send.
+// closestLocked is Closest with the registry locked (read or write). It is
+// on every group send, so the set of closest members of a group is cached
+// until the next change of the registry (membership, reachability, RTT):
+// a send then costs a map lookup and a random pick.
 func (r *Registry) closestLocked(group string) (m Member, ok bool) {
-	if loc := r.local[group]; len(loc) > 0 {
-		k := rand.IntN(len(loc))
-		for mb, c := range loc {
-			if k == 0 {
-				return Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mb, Count: c, Reachable: true}, true
-			}
-			k--
+	var best []Member
+	if v, hit := r.closest.Load(group); hit && v.(*closestSet).gen == r.gen {
+		best = v.(*closestSet).members
+	} else {
+		best = r.closestSetLocked(group)
+		if len(best) > 0 { // groups without members are not cached: any name can be asked for
+			r.closest.Store(group, &closestSet{gen: r.gen, members: best})
 		}
 	}
-	// rank: 0 same cluster reachable, 1 other cluster reachable, 2 unreachable.
-	// Two walks and no allocation (this runs on every group send): the
-	// first finds the best rank and RTT and counts the members that have
-	// them, the second returns one of those at random.
-	rankOf := func(id NodeID, v *view) int {
-		switch {
-		case !v.reachable:
-			return 2
-		case id.Cluster == r.self.Cluster:
-			return 0
-		}
-		return 1
-	}
-	bestRank, bestRTT, n := 3, time.Duration(0), 0
-	for id, v := range r.views {
-		ms := len(v.members[group])
-		if ms == 0 {
-			continue
-		}
-		rank := rankOf(id, v)
-		switch {
-		case rank > bestRank || (rank == bestRank && v.rtt > bestRTT):
-		case rank < bestRank || v.rtt < bestRTT:
-			bestRank, bestRTT, n = rank, v.rtt, ms
-		default:
-			n += ms
-		}
-	}
-	if n == 0 {
+	if len(best) == 0 {
 		return Member{}, false
 	}
-	k := rand.IntN(n)
+	return best[rand.IntN(len(best))], true
+}
+
+// closestSet is the cached answer of closestSetLocked for one group.
+type closestSet struct {
+	gen     uint64 // Registry.gen it was computed at
+	members []Member
+}
+
+// closestSetLocked returns the members Closest chooses among: this node's,
+// else those of the reachable nodes of this cluster, else of other
+// clusters, else unreachable ones (within the grace); among nodes of one
+// rank, those with the lowest RTT.
+func (r *Registry) closestSetLocked(group string) []Member {
+	if loc := r.local[group]; len(loc) > 0 {
+		out := make([]Member, 0, len(loc))
+		for mb, c := range loc {
+			out = append(out, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mb, Count: c, Reachable: true})
+		}
+		return out
+	}
+	// rank: 0 same cluster reachable, 1 other cluster reachable, 2 unreachable.
+	bestRank, bestRTT := 3, time.Duration(0)
+	var best []Member
 	for id, v := range r.views {
 		ms := v.members[group]
-		if len(ms) == 0 || rankOf(id, v) != bestRank || v.rtt != bestRTT {
+		if len(ms) == 0 {
 			continue
 		}
-		if k >= len(ms) {
-			k -= len(ms)
+		rank := 1
+		if !v.reachable {
+			rank = 2
+		} else if id.Cluster == r.self.Cluster {
+			rank = 0
+		}
+		if rank > bestRank || (rank == bestRank && v.rtt > bestRTT) {
 			continue
 		}
+		if rank < bestRank || v.rtt < bestRTT {
+			best = best[:0]
+		}
+		bestRank, bestRTT = rank, v.rtt
 		for mb, c := range ms {
-			if k == 0 {
-				return Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable}, true
-			}
-			k--
+			best = append(best, Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable})
 		}
 	}
-	panic("groups: closest member vanished between two walks under the lock")
+	return best
 }

@@ -807,3 +807,47 @@ func BenchmarkClosest(b *testing.B) {
 		})
 	}
 }
+
+// Closest caches its answer per group; every kind of change must show in
+// the next answer: joins and leaves, snapshots, RTT, reachability, a
+// forgotten peer.
+func TestClosestFollowsChanges(t *testing.T) {
+	r := groups.New(self, nil)
+	want := func(step, member string) {
+		t.Helper()
+		for range 50 {
+			m, ok := r.Closest("g")
+			got := "none"
+			if ok {
+				got = fmt.Sprintf("%s/%s#%d", m.Cluster, m.Node, m.Mailbox)
+			}
+			if got != member {
+				t.Fatalf("%s: Closest = %s, want %s", step, got, member)
+			}
+		}
+	}
+	want("empty", "none")
+	r.Join("g", 1)
+	want("local join", "c1/n1#1")
+	mustApplySnapshot(t, r, farA, 1, 0, groups.Entry{Group: "g", Mailbox: 3, Count: 1})
+	r.SetRTT(farA, 50*time.Millisecond)
+	want("remote joins, local still first", "c1/n1#1")
+	r.Leave("g", 1)
+	want("local left", "c2/a#3")
+	mustApplySnapshot(t, r, farB, 1, 0, groups.Entry{Group: "g", Mailbox: 4, Count: 1})
+	r.SetRTT(farB, 80*time.Millisecond)
+	want("slower remote", "c2/a#3")
+	r.SetRTT(farB, 10*time.Millisecond)
+	want("RTT changed", "c3/b#4")
+	r.PeerDown(farB, t0)
+	want("faster one down", "c2/a#3")
+	r.ForgetPeer(farA)
+	want("other forgotten", "c3/b#4")
+	if err := r.ApplyDelta(farB, 1, groups.Delta{Version: 1, Op: groups.OpLeave, Group: "g", Mailbox: 4}); err != nil {
+		t.Fatal(err)
+	}
+	want("left by delta", "none")
+	r.Join("g", 7)
+	r.RemoveMailbox(7)
+	want("mailbox removed", "none")
+}
