@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,12 +31,14 @@ func benchStream(b *testing.B, east, west *node, size int, opts []client.SendOpt
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
+	var received atomic.Int64
 	go func() {
 		n := 0
 		for ; n < b.N; n++ {
 			if _, err := mb.Receive(ctx); err != nil {
 				break
 			}
+			received.Add(1)
 		}
 		done <- n
 	}()
@@ -54,7 +57,14 @@ func benchStream(b *testing.B, east, west *node, size int, opts []client.SendOpt
 			}
 		}()
 	}
+	// A sender keeps at most window messages in flight (sent, not yet
+	// received): past the buffer's bound a send would be refused (ErrBusy)
+	// instead of waiting, by design.
+	const window = 200_000
 	for i := 0; i < b.N; i++ {
+		for int64(i)-received.Load() > window {
+			time.Sleep(50 * time.Microsecond)
+		}
 		if err := pub.SendAsync(client.Target{Group: "bench"}, payload, opts...); err != nil {
 			b.Fatal(err)
 		}
