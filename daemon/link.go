@@ -534,12 +534,13 @@ func (l *link) dataWriter(lane int) {
 	defer s.Close()
 	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
 	defer stop()
-	buf := wire.AppendFrame(make([]byte, 0, 64<<10), &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
+	// The buffer grows with the batches: an idle lane holds a few bytes.
+	buf := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
 	if _, err := s.Write(buf); err != nil {
 		l.fail(fmt.Errorf("data write: %w", err))
 		return
 	}
-	batch := make([]*buffer.Message, 0, maxBatch)
+	var batch []*buffer.Message // grows to maxBatch under load; an idle lane holds none
 	for {
 		batch = q.Next(l.gen, lane, maxBatch, batch[:0])
 		if len(batch) == 0 {
@@ -574,7 +575,7 @@ func (l *link) dataWriter(lane int) {
 		}
 		l.p.d.metrics.sent.Add(float64(len(batch)))
 		if cap(buf) > 4<<20 {
-			buf = make([]byte, 0, 64<<10)
+			buf = nil
 		}
 	}
 }

@@ -8,17 +8,13 @@ import (
 	"io"
 )
 
-// readBufferSize is the size of the bufio.Reader NewReader wraps around a
-// plain io.Reader.
-const readBufferSize = 64 << 10
-
 // growStep is the least a Reader's body buffer grows by while a large body
 // arrives.
 const growStep = 64 << 10
 
 // Reader reads frames from a stream. It is not safe for concurrent use.
 type Reader struct {
-	br       *bufio.Reader
+	br       io.Reader // a *bufio.Reader given to NewReader, else a *source
 	maxBody  int
 	buf      []byte // body buffer, reused across frames
 	hdr      [HeaderSize]byte
@@ -29,7 +25,8 @@ type Reader struct {
 
 // NewReader returns a Reader reading frames from r and rejecting bodies
 // longer than maxBody bytes (DefaultMaxBody if maxBody <= 0). Unless r is
-// already a *bufio.Reader, it is wrapped in one of 64 KiB.
+// already a *bufio.Reader, it is buffered by a buffer of 4 KiB that grows to
+// 64 KiB while the stream is busy.
 func NewReader(r io.Reader, maxBody int) *Reader {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
@@ -37,9 +34,11 @@ func NewReader(r io.Reader, maxBody int) *Reader {
 	if uint64(maxBody) >= maxLength {
 		maxBody = maxLength - 1
 	}
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReaderSize(r, readBufferSize)
+	var br io.Reader
+	if b, ok := r.(*bufio.Reader); ok {
+		br = b
+	} else {
+		br = newSource(r)
 	}
 	return &Reader{br: br, maxBody: maxBody, frameOff: -1}
 }
