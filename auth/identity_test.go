@@ -74,7 +74,7 @@ func TestCertificateRejectsBadIdentity(t *testing.T) {
 
 // selfSigned makes a certificate with the given URIs, signed by signer's key
 // but carrying pub.
-func selfSigned(t *testing.T, uris []string, pub, signer any) *x509.Certificate {
+func selfSigned(t testing.TB, uris []string, pub, signer any) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),

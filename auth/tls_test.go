@@ -196,7 +196,7 @@ func TestTLSConfigArguments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MinVersion != tls.VersionTLS13 || cfg.MaxVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequireAnyClientCert {
+	if cfg.MinVersion != tls.VersionTLS13 || cfg.MaxVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequestClientCert || !cfg.SessionTicketsDisabled {
 		t.Fatalf("server config: versions %x..%x, client auth %v", cfg.MinVersion, cfg.MaxVersion, cfg.ClientAuth)
 	}
 	cfg, err = ClientTLSConfig(id, pins, peer, testALPN, nil)

@@ -24,8 +24,10 @@ const ServerName = "wandist"
 // ServerTLSConfig returns the TLS 1.3 configuration of the accepting side of
 // a link. It presents id's certificate, requires one from the client, and
 // accepts the client only if the key it presents is pinned in pins for the
-// name it claims. On rejection it calls onReject (if not nil) and the
-// handshake fails with the *RejectError.
+// name it claims. On rejection, including a client without a certificate
+// (ReasonNoCertificate), it calls onReject (if not nil) and the handshake
+// fails with the *RejectError. Session tickets are off: no resumption, no
+// 0-RTT; every connection proves its key afresh.
 //
 // alpn lists the application protocols offered, in order of preference; at
 // least one is required and the handshake fails if none is agreed on.
@@ -34,7 +36,10 @@ func ServerTLSConfig(id Identity, pins *PinSet, alpn []string, onReject func(*Re
 	if err != nil {
 		return nil, err
 	}
-	cfg.ClientAuth = tls.RequireAnyClientCert
+	// The client's certificate is requested, not required by crypto/tls:
+	// the verifier refuses a client without one, so that the refusal has
+	// its own reason (ReasonNoCertificate) instead of a bare TLS error.
+	cfg.ClientAuth = tls.RequestClientCert
 	cfg.SessionTicketsDisabled = true // every link runs a full handshake and a fresh pin check
 	cfg.VerifyConnection = verifier(pins, nil, onReject)
 	return cfg, nil

@@ -112,6 +112,7 @@ type Link struct {
 	ReconnectMin      time.Duration // default 100ms
 	ReconnectMax      time.Duration // default 10s; >= ReconnectMin
 	MaxFrameSize      int           // bytes; default 1 MiB + 64 KiB; 4 KiB..64 MiB
+	MaxStreams        int           // streams a peer may have open on a link; default 16; 4..1024 (a link uses 4)
 }
 
 // Groups tunes process groups.
@@ -184,6 +185,7 @@ const (
 	DefaultReconnectMin      = 100 * time.Millisecond
 	DefaultReconnectMax      = 10 * time.Second
 	DefaultMaxFrameSize      = 1<<20 + 64<<10
+	DefaultMaxStreams        = 16
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20
 	DefaultBufferMaxMessages = 1_000_000
@@ -207,6 +209,7 @@ func Default() *Config {
 			ReconnectMin:      DefaultReconnectMin,
 			ReconnectMax:      DefaultReconnectMax,
 			MaxFrameSize:      DefaultMaxFrameSize,
+			MaxStreams:        DefaultMaxStreams,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -39,6 +40,25 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("parsed config does not validate: %v", err)
+		}
+	})
+}
+
+// FuzzParseSize: sizes parse to non-negative byte counts that parse back.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"65536", "64MiB", "512 KiB", "1.5GiB", "10MB", "0.5B", "9223372036854775807", "9223372036854775808", "1.", "kib", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d", s, n)
+		}
+		if again, err := ParseSize(strconv.FormatInt(n, 10)); err != nil || again != n {
+			t.Fatalf("%d does not parse back: %d %v", n, again, err)
 		}
 	})
 }

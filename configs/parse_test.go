@@ -32,6 +32,7 @@ func TestDefault(t *testing.T) {
 			ReconnectMin:      100 * time.Millisecond,
 			ReconnectMax:      10 * time.Second,
 			MaxFrameSize:      1114112,
+			MaxStreams:        16,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
@@ -104,7 +105,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}

@@ -8,7 +8,7 @@ var (
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full"}
 	adminKeys  = []string{"listen", "token"}
-	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
@@ -117,6 +117,8 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.duration(v, key, &l.ReconnectMax)
 		case "max_frame_size":
 			r.intSize(v, key, &l.MaxFrameSize)
+		case "max_streams":
+			r.integer(v, key, &l.MaxStreams)
 		}
 	})
 }

@@ -38,6 +38,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.ReconnectMin, d.Link.ReconnectMin)
 	setIfZero(&l.ReconnectMax, d.Link.ReconnectMax)
 	setIfZero(&l.MaxFrameSize, d.Link.MaxFrameSize)
+	setIfZero(&l.MaxStreams, d.Link.MaxStreams)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
@@ -201,6 +202,9 @@ func (r *reporter) checkLink(l *Link) {
 	}
 	if l.MaxFrameSize < MinFrameSize || l.MaxFrameSize > MaxFrameSize {
 		r.keyf("link.max_frame_size", "must be from %d (4KiB) to %d (64MiB) bytes, got %d", MinFrameSize, MaxFrameSize, l.MaxFrameSize)
+	}
+	if l.MaxStreams < 4 || l.MaxStreams > 1024 {
+		r.keyf("link.max_streams", "must be from 4 (a link uses 4 streams from each side) to 1024, got %d", l.MaxStreams)
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 // admission keeps a token bucket per source IP.
 type admission struct {
 	mu      sync.Mutex
+	now     func() time.Time   // guarded by mu; nil: time.Now (tests stop the clock)
 	buckets map[string]*source // guarded by mu
 }
 
@@ -41,9 +42,12 @@ func (a *admission) allow(addr net.Addr) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
+	if a.now != nil {
+		now = a.now()
+	}
 	if a.buckets == nil {
 		a.buckets = map[string]*source{}
 	}

@@ -86,6 +86,9 @@ type Daemon struct {
 	admit        admission // handshake rate per source address
 	rateLog      logOnce   // rate-limit warnings, at most one per interval
 	handshakeLog logOnce   // failed-handshake warnings, likewise
+	streamLog    logOnce   // refused-stream warnings, likewise
+	rejectLogs   sync.Map  // "reason claimed" -> *logOnce: rejection warnings, likewise (onReject)
+	rejectLogN   atomic.Int64
 
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
@@ -154,11 +157,13 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 
 	topts := transport.Options{
-		HandshakeTimeout: c.Link.HandshakeTimeout,
-		KeepAlivePeriod:  c.Link.KeepaliveInterval,
-		IdleTimeout:      c.Link.KeepaliveTimeout,
-		Logger:           d.log,
-		OnHandshakeError: d.onHandshakeError,
+		HandshakeTimeout:   c.Link.HandshakeTimeout,
+		KeepAlivePeriod:    c.Link.KeepaliveInterval,
+		IdleTimeout:        c.Link.KeepaliveTimeout,
+		Logger:             d.log,
+		OnHandshakeError:   d.onHandshakeError,
+		MaxIncomingStreams: c.Link.MaxStreams,
+		OnStreamRefused:    d.onStreamRefused,
 	}
 	d.transports = opts.Transports
 	if d.transports == nil {
@@ -297,7 +302,35 @@ func (d *Daemon) acceptLoop(ln transport.Listener) {
 
 func (d *Daemon) onReject(e *auth.RejectError) {
 	d.metrics.handshakeRejects.WithLabelValues(string(e.Reason)).Inc()
-	d.log.Warn("peer rejected", "reason", string(e.Reason), "claimed", e.Claimed.String(), "key", e.Key, "detail", e.Detail)
+	// One line per reason and claimed name per interval: a flood of refused
+	// handshakes is counted, not logged line by line. Claimed names come
+	// from the peer: past rejectLogCap of them, one key per reason.
+	key := string(e.Reason) + " " + e.Claimed.String()
+	if d.rejectLogN.Load() >= rejectLogCap {
+		if _, ok := d.rejectLogs.Load(key); !ok {
+			key = string(e.Reason)
+		}
+	}
+	v, loaded := d.rejectLogs.LoadOrStore(key, new(logOnce))
+	if !loaded {
+		d.rejectLogN.Add(1)
+	}
+	v.(*logOnce).Do(func() {
+		d.log.Warn("peer rejected", "reason", string(e.Reason), "claimed", e.Claimed.String(), "key", e.Key, "detail", e.Detail,
+			"note", "repeats within 10s are counted in wandist_handshake_rejections_total, not logged")
+	})
+}
+
+// rejectLogCap bounds the rejection log limiters kept (see onReject).
+const rejectLogCap = 256
+
+// onStreamRefused counts a stream a peer opened beyond link.max_streams.
+func (d *Daemon) onStreamRefused(remote net.Addr) {
+	d.metrics.protocolErrors.WithLabelValues("stream_refused").Inc()
+	d.streamLog.Do(func() {
+		d.log.Warn("link streams beyond the limit refused (further ones are counted in wandist_protocol_errors_total{kind=\"stream_refused\"})",
+			"remote", fmt.Sprint(remote), "max_streams", d.cfg.Link.MaxStreams)
+	})
 }
 
 func (d *Daemon) onHandshakeError(remote net.Addr, err error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -101,4 +102,56 @@ func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 1
 	return c
+}
+
+// encodeRecord encodes a decoded record again.
+func encodeRecord(r record) []byte {
+	switch r.typ {
+	case recMessage:
+		return encodeMessage(&r.msg)
+	case recAck:
+		return encodeAck(r.peer, r.seq)
+	case recReceived:
+		return encodeReceived(r.key, r.seq)
+	default:
+		return encodeCheckpoint(r.cp)
+	}
+}
+
+// FuzzDecodeRecord decodes arbitrary record plaintexts. FuzzRecover cannot
+// reach this decoder with mutated bytes (records are authenticated), so it
+// is fuzzed on its own, seeded with valid encodings of every record type:
+// it must not panic, and what it accepts encodes to a plaintext that
+// decodes to the same record.
+func FuzzDecodeRecord(f *testing.F) {
+	cp := newMeta()
+	cp.peers["west/w-1"] = peerMeta{next: 4, acked: 1}
+	cp.received[RecvKey{"east/e-1", 77}] = 12
+	for _, p := range [][]byte{
+		encodeMessage(msg("west/w-1", 2, 20)),
+		encodeMessage(&Message{Peer: "p"}),
+		encodeAck("west/w-1", 2),
+		encodeReceived(RecvKey{"east/e-1", 77}, 13),
+		encodeCheckpoint(cp),
+		encodeCheckpoint(newMeta()),
+		{recCheckpoint, 0xff, 0xff, 0xff, 0xff, 0x0f}, // a huge count, no entries
+		{},
+		{99},
+	} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return
+		}
+		again := encodeRecord(r)
+		r2, err := decodeRecord(again)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(r, r2) {
+			t.Fatalf("record changes through encoding:\n got %+v\nwant %+v", r2, r)
+		}
+	})
 }

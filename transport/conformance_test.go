@@ -44,6 +44,7 @@ func TestConformance(t *testing.T) {
 				{"BadConfig", testBadConfig},
 				{"AcceptQueueFull", testAcceptQueueFull},
 				{"ListenAddrInUse", testListenAddrInUse},
+				{"StreamLimit", testStreamLimit},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) { tt.fn(t, newEnv(t, tc)) })

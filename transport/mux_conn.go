@@ -41,6 +41,7 @@ type muxConn struct {
 	state tls.ConnectionState
 	opts  Options
 	done  chan struct{}
+	in    *incomingLimit // MaxIncomingStreams
 
 	mu      sync.Mutex
 	err     error // why the conn died; final once done is closed
@@ -52,6 +53,15 @@ type muxConn struct {
 
 func newMuxConn(name string, tc *tls.Conn, rc net.Conn, client bool, o Options) (*muxConn, error) {
 	raw := newTrackedConn(tc, rc, o.IdleTimeout)
+	c := &muxConn{
+		name:  name,
+		raw:   raw,
+		state: tc.ConnectionState(),
+		opts:  o,
+		done:  make(chan struct{}),
+	}
+	c.in = newIncomingLimit(o.MaxIncomingStreams, client, func() { o.streamRefused(rc.RemoteAddr()) })
+	raw.rst.onRST = c.in.sentRST // before yamux writes anything
 	cfg := &yamux.Config{
 		AcceptBacklog:          o.MaxIncomingStreams,
 		EnableKeepAlive:        false, // see monitor
@@ -73,14 +83,7 @@ func newMuxConn(name string, tc *tls.Conn, rc net.Conn, client bool, o Options) 
 		rc.Close()
 		return nil, fmt.Errorf("transport: yamux: %w", err)
 	}
-	c := &muxConn{
-		name:  name,
-		sess:  sess,
-		raw:   raw,
-		state: tc.ConnectionState(),
-		opts:  o,
-		done:  make(chan struct{}),
-	}
+	c.sess = sess
 	c.wg.Add(1)
 	go c.monitor()
 	return c, nil
@@ -103,6 +106,7 @@ func (c *muxConn) monitor() {
 			return
 		case <-t.C:
 		}
+		c.in.prune(handedRetention(c.opts))
 		quiet := c.raw.sinceLastRead()
 		if quiet >= c.opts.IdleTimeout {
 			c.fail(fmt.Errorf("%w: nothing received for %v", ErrIdleTimeout, quiet.Round(time.Millisecond)), true)
@@ -208,16 +212,34 @@ func (c *muxConn) OpenStream(ctx context.Context) (Stream, error) {
 	}
 }
 
+// AcceptStream waits for a free slot of MaxIncomingStreams, then for a
+// stream (see incomingLimit). A caller waiting here holds a slot.
 func (c *muxConn) AcceptStream(ctx context.Context) (Stream, error) {
+	select {
+	case c.in.slots <- struct{}{}:
+	case <-ctx.Done():
+		if c.sess.IsClosed() {
+			return nil, c.deadErr()
+		}
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, c.deadErr()
+	}
 	s, err := c.sess.AcceptStreamWithContext(ctx)
 	if err != nil {
+		c.in.release()
 		if ctx.Err() != nil && !c.sess.IsClosed() {
 			return nil, ctx.Err()
 		}
 		return nil, c.mapErr(err)
 	}
-	return &muxStream{c: c, s: s}, nil
+	c.in.handOut(s.StreamID())
+	return &muxStream{c: c, s: s, incoming: true}, nil
 }
+
+// RefusedStreams counts the streams the peer opened beyond
+// MaxIncomingStreams and its accept backlog, which were reset.
+func (c *muxConn) RefusedStreams() uint64 { return c.in.refused.Load() }
 
 func (c *muxConn) ConnectionState() tls.ConnectionState { return c.state }
 func (c *muxConn) LocalAddr() net.Addr                  { return c.raw.raw.LocalAddr() }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,9 +19,11 @@ const muxWriteChunk = 64 << 10
 
 // muxStream is a Stream of a muxConn.
 type muxStream struct {
-	c      *muxConn
-	s      *yamux.Stream
-	closed atomic.Bool
+	c        *muxConn
+	s        *yamux.Stream
+	incoming bool        // opened by the peer: holds a slot of MaxIncomingStreams
+	peerDone atomic.Bool // the peer's half ended: end-of-stream or reset seen
+	closed   atomic.Bool
 }
 
 func (s *muxStream) Read(b []byte) (int, error) {
@@ -29,6 +32,9 @@ func (s *muxStream) Read(b []byte) (int, error) {
 	}
 	n, err := s.s.Read(b)
 	if err != nil {
+		if err == io.EOF || errors.Is(err, yamux.ErrConnectionReset) {
+			s.peerDone.Store(true)
+		}
 		err = s.mapErr(err)
 	}
 	return n, err
@@ -75,6 +81,9 @@ func (s *muxStream) Close() error {
 	}
 	err := s.s.Close()
 	s.s.SetReadDeadline(time.Unix(1, 0)) // wake blocked readers; they see closed
+	if s.incoming {
+		s.c.in.closed(s.s.StreamID(), s.peerDone.Load())
+	}
 	if err != nil && !s.c.sess.IsClosed() {
 		return s.c.mapErr(err)
 	}
@@ -86,6 +95,7 @@ func (s *muxStream) SetDeadline(t time.Time) error { return s.s.SetDeadline(t) }
 // trackedConn is the TLS connection as yamux sees it. It remembers when data
 // was last read and the first I/O error, and bounds Close.
 type trackedConn struct {
+	rst   rstWatcher // written frames; used by yamux's send loop only
 	tc    *tls.Conn
 	raw   net.Conn // under tc
 	start time.Time
@@ -114,6 +124,7 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 
 func (t *trackedConn) Write(b []byte) (int, error) {
 	n, err := t.tc.Write(b)
+	t.rst.observe(b[:n])
 	if err != nil {
 		t.record(err)
 	}

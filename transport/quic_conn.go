@@ -145,6 +145,10 @@ func (c *quicConn) RemoteAddr() net.Addr                 { return c.qc.RemoteAdd
 func (c *quicConn) Transport() string                    { return "quic" }
 func (c *quicConn) Done() <-chan struct{}                { return c.done }
 
+// RefusedStreams is always 0: quic-go does not let the peer open more
+// streams than MaxIncomingStreams (see Options).
+func (c *quicConn) RefusedStreams() uint64 { return 0 }
+
 func (c *quicConn) Err() error {
 	select {
 	case <-c.done:

@@ -45,6 +45,13 @@
 // by end-of-stream, local reads stop (returning ErrClosed), and the peer's
 // further writes fail (QUIC) or are discarded (yamux).
 //
+// A peer has at most Options.MaxIncomingStreams streams accepted and open
+// at a time; a stream it opens beyond waits (QUIC: its OpenStream blocks;
+// yamux: the stream is not accepted yet) and, over yamux, streams beyond
+// the accept backlog as well are reset and counted (RefusedStreams,
+// Options.OnStreamRefused). Close the streams AcceptStream returns: each
+// holds its slot until then.
+//
 // When the Conn dies, pending and further stream operations fail with an error
 // matching the Conn's Err (ErrClosed, ErrPeerClosed, ErrIdleTimeout, ...), never
 // with a bare io.EOF. Data written just before either side closes the whole
@@ -137,8 +144,16 @@ type Options struct {
 	// peer before it is declared dead: QUIC MaxIdleTimeout; for yamux both the
 	// receive silence limit and ConnectionWriteTimeout (default 5s).
 	IdleTimeout time.Duration
-	// MaxIncomingStreams limits the streams the peer may have open towards us
-	// (QUIC) or waiting to be accepted (yamux) (default 16).
+	// MaxIncomingStreams limits the streams the peer may have open towards
+	// us (default 16). A stream counts until both sides closed it (QUIC) or
+	// until it is closed locally (TCP, mem).
+	//
+	// QUIC: the peer cannot open more; its OpenStream waits (a peer that
+	// ignores the limit is closed by quic-go with STREAM_LIMIT_ERROR).
+	// TCP, mem (yamux): AcceptStream hands out at most this many open
+	// streams; up to as many more wait in yamux's accept backlog, not
+	// accepted, and streams beyond those are reset, counted (see
+	// RefusedStreams) and reported to OnStreamRefused.
 	MaxIncomingStreams int
 	// Logger receives debug output (default: discard).
 	Logger *slog.Logger
@@ -146,6 +161,10 @@ type Options struct {
 	// (for counting or logging). The error matches ErrHandshake. It is called
 	// from listener goroutines and must not block.
 	OnHandshakeError func(remote net.Addr, err error)
+	// OnStreamRefused, if set, is called for every stream the peer opened
+	// that was reset because of MaxIncomingStreams (TCP, mem). It is called
+	// from connection goroutines and must not block.
+	OnStreamRefused func(remote net.Addr)
 }
 
 const (
@@ -179,6 +198,14 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// streamRefused reports a stream refused by MaxIncomingStreams.
+func (o Options) streamRefused(remote net.Addr) {
+	o.Logger.Debug("transport: stream beyond the limit refused", "remote", remote, "max_incoming_streams", o.MaxIncomingStreams)
+	if o.OnStreamRefused != nil {
+		o.OnStreamRefused(remote)
+	}
 }
 
 // handshakeFailed reports a failed inbound handshake.

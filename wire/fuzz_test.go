@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -72,14 +73,27 @@ func checkReencode(t *testing.T, m Message, body []byte) {
 	if !reflect.DeepEqual(m2, m) {
 		t.Fatalf("%v re-decodes differently:\n got %#v\nwant %#v", m.Type(), m2, m)
 	}
-	for _, other := range sampleMessages() {
-		if other.Type() == m.Type() {
-			if err := other.DecodeBody(again); err != nil || !reflect.DeepEqual(other, m) {
-				t.Fatalf("%v decoded into a used struct: %#v, %v; want %#v", m.Type(), other, err, m)
-			}
+	for _, body := range sampleBodies()[m.Type()] {
+		other, err := Decode(m.Type(), body) // a struct that held a sample
+		if err != nil {
+			t.Fatalf("sample %v does not decode: %v", m.Type(), err)
+		}
+		if err := other.DecodeBody(again); err != nil || !reflect.DeepEqual(other, m) {
+			t.Fatalf("%v decoded into a used struct: %#v, %v; want %#v", m.Type(), other, err, m)
 		}
 	}
 }
+
+// sampleBodies returns the encoded bodies of the sample messages by type,
+// built once: the fuzz targets check every decoded frame against them, and
+// building the samples for each frame made FuzzReader slow.
+var sampleBodies = sync.OnceValue(func() map[Type][][]byte {
+	out := map[Type][][]byte{}
+	for _, m := range sampleMessages() {
+		out[m.Type()] = append(out[m.Type()], m.AppendBody(nil))
+	}
+	return out
+})
 
 func checkDecodeError(t *testing.T, typ Type, err error) {
 	t.Helper()
@@ -167,6 +181,35 @@ func TestSeedCorpus(t *testing.T) {
 	for name, s := range decodeSeeds() {
 		want[filepath.Join("testdata", "fuzz", "FuzzDecode", name)] =
 			fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", s.t, s.body)
+	}
+	// Every message type has a seed.
+	covered := map[Type]bool{}
+	for _, m := range sampleMessages() {
+		covered[m.Type()] = true
+	}
+	for i := range 256 {
+		if typ := Type(i); typ.Known() && !covered[typ] {
+			t.Errorf("no sample message (so no fuzz seed) of type %v: add one to sampleMessages", typ)
+		}
+	}
+	// Seed files that no longer match a sample (the list moved) go.
+	for _, target := range []string{"FuzzReader", "FuzzDecode"} {
+		old, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "seed-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range old {
+			if _, ok := want[path]; ok {
+				continue
+			}
+			if *updateSeeds {
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			t.Errorf("stale seed file %s (run go test ./wire -run TestSeedCorpus -update-seeds)", path)
+		}
 	}
 	for path, content := range want {
 		if *updateSeeds {
