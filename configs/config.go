@@ -113,6 +113,8 @@ type Link struct {
 	ReconnectMax      time.Duration // default 10s; >= ReconnectMin
 	MaxFrameSize      int           // bytes; default 1 MiB + 64 KiB; 4 KiB..64 MiB
 	MaxStreams        int           // streams a peer may have open on a link; default 16; 4..1024 (a link uses 4)
+	HandshakeRate     int           // handshakes a second one source address may start; default 20; 1..100000
+	HandshakeBurst    int           // and in bursts of up to this many; default 40; 1..100000
 }
 
 // Groups tunes process groups.
@@ -186,6 +188,8 @@ const (
 	DefaultReconnectMax      = 10 * time.Second
 	DefaultMaxFrameSize      = 1<<20 + 64<<10
 	DefaultMaxStreams        = 16
+	DefaultHandshakeRate     = 20
+	DefaultHandshakeBurst    = 40
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20
 	DefaultBufferMaxMessages = 1_000_000
@@ -210,6 +214,8 @@ func Default() *Config {
 			ReconnectMax:      DefaultReconnectMax,
 			MaxFrameSize:      DefaultMaxFrameSize,
 			MaxStreams:        DefaultMaxStreams,
+			HandshakeRate:     DefaultHandshakeRate,
+			HandshakeBurst:    DefaultHandshakeBurst,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),

@@ -33,6 +33,8 @@ func TestDefault(t *testing.T) {
 			ReconnectMax:      10 * time.Second,
 			MaxFrameSize:      1114112,
 			MaxStreams:        16,
+			HandshakeRate:     20,
+			HandshakeBurst:    40,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
@@ -105,7 +107,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}

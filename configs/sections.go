@@ -8,7 +8,7 @@ var (
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full"}
 	adminKeys  = []string{"listen", "token"}
-	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
@@ -119,6 +119,10 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.intSize(v, key, &l.MaxFrameSize)
 		case "max_streams":
 			r.integer(v, key, &l.MaxStreams)
+		case "handshake_rate":
+			r.integer(v, key, &l.HandshakeRate)
+		case "handshake_burst":
+			r.integer(v, key, &l.HandshakeBurst)
 		}
 	})
 }

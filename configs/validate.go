@@ -39,6 +39,8 @@ func (c *Config) fillZero() {
 	setIfZero(&l.ReconnectMax, d.Link.ReconnectMax)
 	setIfZero(&l.MaxFrameSize, d.Link.MaxFrameSize)
 	setIfZero(&l.MaxStreams, d.Link.MaxStreams)
+	setIfZero(&l.HandshakeRate, d.Link.HandshakeRate)
+	setIfZero(&l.HandshakeBurst, d.Link.HandshakeBurst)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
@@ -205,6 +207,12 @@ func (r *reporter) checkLink(l *Link) {
 	}
 	if l.MaxStreams < 4 || l.MaxStreams > 1024 {
 		r.keyf("link.max_streams", "must be from 4 (a link uses 4 streams from each side) to 1024, got %d", l.MaxStreams)
+	}
+	if l.HandshakeRate < 1 || l.HandshakeRate > 100000 {
+		r.keyf("link.handshake_rate", "must be from 1 to 100000 handshakes a second, got %d", l.HandshakeRate)
+	}
+	if l.HandshakeBurst < 1 || l.HandshakeBurst > 100000 {
+		r.keyf("link.handshake_burst", "must be from 1 to 100000, got %d", l.HandshakeBurst)
 	}
 }
 

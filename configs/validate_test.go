@@ -79,6 +79,8 @@ func TestValidateErrors(t *testing.T) {
 		{"negative handshake", func(c *Config) { c.Link.HandshakeTimeout = -time.Second }, "link.handshake_timeout"},
 		{"frame size", func(c *Config) { c.Link.MaxFrameSize = 100 }, "link.max_frame_size"},
 		{"max streams", func(c *Config) { c.Link.MaxStreams = 3 }, "link.max_streams"},
+		{"handshake rate", func(c *Config) { c.Link.HandshakeRate = -1 }, "link.handshake_rate"},
+		{"handshake burst", func(c *Config) { c.Link.HandshakeBurst = 1 << 20 }, "link.handshake_burst"},
 		{"overflow", func(c *Config) { c.Buffer.Overflow = "block" }, "buffer.overflow"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"client buffer", func(c *Config) { c.Local.ClientBuffer = 1000 }, "local.client_buffer"},

@@ -14,18 +14,16 @@ import (
 // many connections too fast.
 var ErrRateLimited = errors.New("daemon: too many handshakes from this address")
 
-// Handshake admission: each source IP may start handshakeRate handshakes a
-// second, in bursts of handshakeBurst. Established links are not affected:
-// they do not handshake again. At most maxSources addresses are tracked; past
-// that the oldest entries are forgotten.
-const (
-	handshakeRate  = 20
-	handshakeBurst = 40
-	maxSources     = 4096
-)
+// Handshake admission: each source IP may start link.handshake_rate
+// handshakes a second, in bursts of link.handshake_burst. Established links
+// are not affected: they do not handshake again. At most maxSources
+// addresses are tracked; past that the oldest entries are forgotten.
+const maxSources = 4096
 
 // admission keeps a token bucket per source IP.
 type admission struct {
+	rate    rate.Limit // set before the first handshake, then read-only
+	burst   int        // likewise
 	mu      sync.Mutex
 	now     func() time.Time   // guarded by mu; nil: time.Now (tests stop the clock)
 	buckets map[string]*source // guarded by mu
@@ -56,7 +54,7 @@ func (a *admission) allow(addr net.Addr) bool {
 		if len(a.buckets) >= maxSources {
 			a.evictLocked(now)
 		}
-		s = &source{lim: rate.NewLimiter(handshakeRate, handshakeBurst)}
+		s = &source{lim: rate.NewLimiter(a.rate, a.burst)}
 		a.buckets[host] = s
 	}
 	s.seen = now
@@ -88,7 +86,7 @@ func (d *Daemon) admitting(tc *tls.Config) *tls.Config {
 		if hi.Conn != nil && !d.admit.allow(hi.Conn.RemoteAddr()) {
 			d.metrics.handshakeRejects.WithLabelValues("rate_limited").Inc()
 			d.rateLog.Do(func() {
-				d.log.Warn("handshakes refused: a source address is over its rate", "remote", hi.Conn.RemoteAddr().String(), "rate_per_s", handshakeRate)
+				d.log.Warn("handshakes refused: a source address is over its rate", "remote", hi.Conn.RemoteAddr().String(), "rate_per_s", float64(d.admit.rate))
 			})
 			return nil, ErrRateLimited
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/transport"
+	"golang.org/x/time/rate"
 )
 
 // ALPN is the protocol name negotiated on every link; it versions the link protocol.
@@ -153,6 +154,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	// Mailbox ids carry 24 bits of the incarnation so that an id from an
 	// earlier run of this node never names a mailbox of this run.
 	d.mailboxSeq.Store((d.incarnation & 0xffffff) << 40)
+	d.admit.rate, d.admit.burst = rate.Limit(c.Link.HandshakeRate), c.Link.HandshakeBurst
 	d.metrics = newMetrics(d)
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 

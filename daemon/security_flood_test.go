@@ -37,11 +37,13 @@ var floodSource = net.IPv4(127, 0, 0, 2)
 func TestHandshakeFloodPerSource(t *testing.T) {
 	for _, tr := range []string{"quic", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			east, _, logs, check := securedPair(t, tr, nil, nil)
+			// A burst other than the default: the limit is the configured one.
+			east, _, logs, check := securedPair(t, tr, func(n *node) { n.cfg.Link.HandshakeBurst = 25 }, nil)
 			stopAdmissionClock(east.d)
-			const attempts = 3 * handshakeBurst
+			handshakeBurst := float64(east.d.cfg.Link.HandshakeBurst)
+			attempts := 3 * handshakeBurst
 			addr := east.addr(tr)
-			for range attempts {
+			for range int(attempts) {
 				if tr == "quic" {
 					floodQUIC(t, addr)
 				} else {
