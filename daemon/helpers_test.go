@@ -125,8 +125,17 @@ func (n *node) start() {
 // pair starts east (accepting) and west (dialling east) over tr.
 func pair(t testing.TB, tr string) (east, west *node) {
 	t.Helper()
+	return pairWith(t, tr, nil)
+}
+
+// pairWith is pair, with setup run on both nodes before they start.
+func pairWith(t testing.TB, tr string, setup func(east, west *node)) (east, west *node) {
+	t.Helper()
 	east = newNode(t, tr, "east", "east-1")
 	west = newNode(t, tr, "west", "west-1")
+	if setup != nil {
+		setup(east, west)
+	}
 	east.cfg.Peers = []configs.Peer{peerOf(west, tr, "", "accept")}
 	east.start()
 	west.cfg.Peers = []configs.Peer{peerOf(east, tr, east.addr(tr), "connect")}

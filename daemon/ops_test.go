@@ -141,18 +141,21 @@ func TestAdminToken(t *testing.T) {
 // line), nothing is dropped at the receiver, and once the consumer reads
 // again every message arrives, once and in order.
 func TestStuckConsumerHoldGrowsSenderBacklog(t *testing.T) {
-	east, west := pair(t, "mem")
-	var logs syncBuffer
-	east.d.Close()
-	east.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	east.opts.Alerts = AlertOptions{Messages: 1000, For: time.Nanosecond}
-	east.cfg.Admin.Listen = "127.0.0.1:0"
-	east.start()
-	west.d.Close()
-	west.cfg.Local.InboxFull, west.cfg.Local.ClientBuffer = configs.InboxHold, 64<<10
-	west.cfg.Admin.Listen = "127.0.0.1:0"
-	west.start()
-	waitLink(t, east.d, "west", "west-1")
+	for _, tr := range []string{"mem", "quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) { testStuckConsumerHold(t, tr) })
+	}
+}
+
+func testStuckConsumerHold(t *testing.T, tr string) {
+	var logs, westLogs syncBuffer
+	east, west := pairWith(t, tr, func(east, west *node) {
+		east.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		east.opts.Alerts = AlertOptions{Messages: 1000, For: time.Nanosecond}
+		east.cfg.Admin.Listen = "127.0.0.1:0"
+		west.opts.Logger = slog.New(slog.NewTextHandler(&westLogs, nil))
+		west.cfg.Local.InboxFull, west.cfg.Local.ClientBuffer = configs.InboxHold, 64<<10
+		west.cfg.Admin.Listen = "127.0.0.1:0"
+	})
 
 	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 64 << 10, HoldWhenFull: true})
 	if err != nil {
@@ -169,14 +172,19 @@ func TestStuckConsumerHoldGrowsSenderBacklog(t *testing.T) {
 	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "stuck", 1); err != nil {
 		t.Fatal(err)
 	}
-	// 40 MB: far more than every buffer between the two (client inbox,
-	// client buffer, socket, stream windows) holds.
+	// 40 MB on two lanes (each lane's stream window fills while held):
+	// far more than every buffer between the two (client inbox, client
+	// buffer, socket, stream windows) holds.
 	const total = 40_000
 	pub := connect(t, east)
 	payload := make([]byte, 1024)
 	for i := range total {
 		binary.BigEndian.PutUint32(payload, uint32(i))
-		if err := pub.SendAsync(client.Target{Group: "stuck"}, payload); err != nil {
+		var opts []client.SendOption
+		if i%2 == 1 {
+			opts = append(opts, client.WithHighPriority())
+		}
+		if err := pub.SendAsync(client.Target{Group: "stuck"}, payload, opts...); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
@@ -236,21 +244,29 @@ func TestStuckConsumerHoldGrowsSenderBacklog(t *testing.T) {
 		return strings.Contains(logs.String(), "backlog alert: destination buffer over threshold")
 	})
 
-	// Unstick: every message arrives, once, in order; none was dropped.
+	// Unstick: every message arrives, once, in order per lane (even
+	// numbers on the normal lane, odd on the high); none was dropped.
+	next := [2]uint32{0, 1}
 	for i := range total {
 		m, err := smb.Receive(ctxT(t, 20*time.Second))
 		if err != nil {
 			t.Fatalf("after %d messages: %v", i, err)
 		}
-		if got := binary.BigEndian.Uint32(m.Payload); got != uint32(i) {
-			t.Fatalf("message %d carries %d", i, got)
+		got := binary.BigEndian.Uint32(m.Payload)
+		if got != next[got%2] {
+			t.Fatalf("lane %d: message %d, want %d (lost, duplicated or reordered)", got%2, got, next[got%2])
 		}
+		next[got%2] += 2
 	}
 	if n := smb.Dropped(); n != 0 {
 		t.Fatalf("%d dropped in the SDK inbox", n)
 	}
 	if v := metricValue(t, scrape(t, west.d.AdminAddr()), `wandist_messages_dropped_total{reason="inbox_full"}`); v != 0 {
 		t.Fatalf("receiver dropped %v for a full inbox", v)
+	}
+	// The held lanes did not starve the link: it stayed up throughout.
+	if ups := east.d.LinkUps("west", "west-1"); ups != 1 {
+		t.Fatalf("the link came up %d times: holding the lanes broke it\neast:\n%s\nwest:\n%s", ups, logs.String(), westLogs.String())
 	}
 	waitFor("alert not cleared", func() bool { return strings.Contains(logs.String(), "backlog alert cleared") })
 	if n := strings.Count(logs.String(), "backlog alert: destination"); n != 1 {

@@ -1,13 +1,7 @@
-// Package impair is a user-space impairment relay: it forwards UDP
-// datagrams between a client and a server and can cut the path (a blackhole:
-// packets vanish, no FIN, no RST), drop a share of packets, or delay them.
-// Tests, the demo and the chaos suite put it between two daemons where the
-// kernel has no netem.
 package impair
 
 import (
 	"errors"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,23 +10,24 @@ import (
 
 // UDPRelay forwards datagrams from clients on its listen address to one
 // target, and the answers back. Each client address gets its own upstream
-// socket, as NAT would.
+// socket, as NAT would. Forward is client to target.
 type UDPRelay struct {
 	ln     *net.UDPConn
 	target *net.UDPAddr
+	faults pathFaults
+	lines  [2]*delayLine // forward, backward
 
-	blackhole atomic.Bool
-	lossPPM   atomic.Uint32 // drop probability in parts per million
-	delayNS   atomic.Int64  // one-way delay added to every datagram
-
-	Forwarded atomic.Uint64 // datagrams forwarded (both directions)
-	Dropped   atomic.Uint64 // datagrams dropped (blackhole or loss)
+	Forwarded atomic.Uint64 // datagrams written (both directions, duplicates included)
+	Dropped   atomic.Uint64 // datagrams dropped (blackhole, loss or rate queue)
 
 	mu       sync.Mutex
 	sessions map[string]*net.UDPConn // client address -> upstream socket; guarded by mu
 	closed   bool                    // guarded by mu
 	wg       sync.WaitGroup
 }
+
+// udpQueueLimit bounds the bytes a relay direction holds for later.
+const udpQueueLimit = 16 << 20
 
 // NewUDPRelay listens on listen (e.g. "127.0.0.1:0") and forwards to target.
 func NewUDPRelay(listen, target string) (*UDPRelay, error) {
@@ -48,7 +43,8 @@ func NewUDPRelay(listen, target string) (*UDPRelay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &UDPRelay{ln: ln, target: ta, sessions: map[string]*net.UDPConn{}}
+	r := &UDPRelay{ln: ln, target: ta, sessions: map[string]*net.UDPConn{}, faults: newPathFaults(),
+		lines: [2]*delayLine{newDelayLine(udpQueueLimit), newDelayLine(udpQueueLimit)}}
 	r.wg.Go(r.serve)
 	return r, nil
 }
@@ -56,42 +52,52 @@ func NewUDPRelay(listen, target string) (*UDPRelay, error) {
 // Addr is the relay's listen address: dial this instead of the target.
 func (r *UDPRelay) Addr() string { return r.ln.LocalAddr().String() }
 
-// SetBlackhole cuts (true) or heals (false) the path in both directions.
-func (r *UDPRelay) SetBlackhole(on bool) { r.blackhole.Store(on) }
+// SetFaults sets the faults of dir (Forward, Backward or Both).
+func (r *UDPRelay) SetFaults(dir Direction, f Faults) error { return r.faults.set(dir, f) }
 
-// SetLoss drops each datagram with probability p (0..1).
-func (r *UDPRelay) SetLoss(p float64) { r.lossPPM.Store(uint32(p * 1e6)) }
+// Stats returns what dir did so far (Both: the sum).
+func (r *UDPRelay) Stats(dir Direction) Stats { return r.faults.stats(dir) }
 
-// SetDelay delays every datagram by d (one way).
-func (r *UDPRelay) SetDelay(d time.Duration) { r.delayNS.Store(int64(d)) }
+// SetBlackhole cuts (true) or heals (false) the path in both directions,
+// keeping the other faults.
+func (r *UDPRelay) SetBlackhole(on bool) { r.faults.update(Both, func(f *Faults) { f.Blackhole = on }) }
 
-func (r *UDPRelay) pass() bool {
-	if r.blackhole.Load() {
+// SetLoss drops each datagram with probability p (0..1), both ways.
+func (r *UDPRelay) SetLoss(p float64) { r.faults.update(Both, func(f *Faults) { f.Loss = p }) }
+
+// SetDelay delays every datagram by d (one way), both ways.
+func (r *UDPRelay) SetDelay(d time.Duration) { r.faults.update(Both, func(f *Faults) { f.Delay = d }) }
+
+// relay applies dir's faults to one datagram and writes it with write.
+func (r *UDPRelay) relay(dir Direction, b []byte, write func([]byte)) {
+	v := r.faults.shaper(dir).admit(time.Now(), len(b), false, len(b) > 0)
+	if v.copies == 0 {
 		r.Dropped.Add(1)
-		return false
-	}
-	if ppm := r.lossPPM.Load(); ppm > 0 && rand.Uint32N(1_000_000) < ppm {
-		r.Dropped.Add(1)
-		return false
-	}
-	return true
-}
-
-func (r *UDPRelay) send(c *net.UDPConn, b []byte, to *net.UDPAddr) {
-	r.Forwarded.Add(1)
-	if d := time.Duration(r.delayNS.Load()); d > 0 {
-		pkt := append([]byte(nil), b...)
-		time.AfterFunc(d, func() { r.write(c, pkt, to) })
 		return
 	}
-	r.write(c, b, to)
-}
-
-func (r *UDPRelay) write(c *net.UDPConn, b []byte, to *net.UDPAddr) {
-	if to == nil {
-		_, _ = c.Write(b)
-	} else {
-		_, _ = c.WriteToUDP(b, to)
+	pkt := append([]byte(nil), b...)
+	if v.corrupt {
+		corrupt(pkt, 0)
+	}
+	line := r.lines[0]
+	if dir == Backward {
+		line = r.lines[1]
+	}
+	sh := r.faults.shaper(dir)
+	out := func(p []byte) {
+		write(p)
+		r.Forwarded.Add(1)
+		sh.c.forwarded.Add(1)
+	}
+	for i := range v.copies {
+		p := pkt
+		if i > 0 {
+			p = append([]byte(nil), pkt...)
+		}
+		if !line.push(v.at, p, out, false) {
+			r.Dropped.Add(1)
+			sh.c.queueDrops.Add(1)
+		}
 	}
 }
 
@@ -109,9 +115,7 @@ func (r *UDPRelay) serve() {
 		if up == nil {
 			return
 		}
-		if r.pass() {
-			r.send(up, buf[:n], nil)
-		}
+		r.relay(Forward, buf[:n], func(p []byte) { _, _ = up.Write(p) })
 	}
 }
 
@@ -139,9 +143,7 @@ func (r *UDPRelay) session(from *net.UDPAddr) *net.UDPConn {
 				}
 				continue // e.g. ICMP port unreachable while the target restarts
 			}
-			if r.pass() {
-				r.send(r.ln, buf[:n], from)
-			}
+			r.relay(Backward, buf[:n], func(p []byte) { _, _ = r.ln.WriteToUDP(p, from) })
 		}
 	})
 	return up
@@ -157,5 +159,8 @@ func (r *UDPRelay) Close() error {
 	r.mu.Unlock()
 	err := r.ln.Close()
 	r.wg.Wait()
+	for _, l := range r.lines {
+		l.close()
+	}
 	return err
 }

@@ -11,8 +11,13 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
+// Flow-control windows. The connection window is larger than the stream
+// windows of a link's three data streams together: a receiver that stops
+// reading its data streams (local.inbox_full: hold) fills their windows,
+// and the control stream (keepalives, acks) must still have room, or the
+// link is declared dead (found by the chaos suite: stuck-consumer-hold).
 const (
-	quicMaxStreamWindow = 16 << 20
+	quicMaxStreamWindow = 8 << 20
 	quicMaxConnWindow   = 32 << 20
 	// quicAckData is written on the unidirectional stream the acceptor opens
 	// to confirm a connection (see the package doc).
@@ -42,7 +47,11 @@ func (t *quicTransport) config(server bool) *quic.Config {
 		MaxIncomingUniStreams:      -1, // none
 		MaxStreamReceiveWindow:     quicMaxStreamWindow,
 		MaxConnectionReceiveWindow: quicMaxConnWindow,
-		Allow0RTT:                  false,
+		// The whole connection window from the start: quic-go grows it only
+		// as the application reads, so data held unread on a stream could
+		// otherwise use all of a small window and starve the others.
+		InitialConnectionReceiveWindow: quicMaxConnWindow,
+		Allow0RTT:                      false,
 	}
 	if !server {
 		c.MaxIncomingUniStreams = 1 // the acceptor's confirmation

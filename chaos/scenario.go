@@ -1,0 +1,137 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"time"
+
+	"github.com/wandist/wandist/impair"
+)
+
+// Scenario is one fault and its timeline. By default the runner applies
+// Net for Hold and clears it (the heal); Do replaces that with a timeline
+// of its own (kill and restart, flapping, a stuck consumer).
+type Scenario struct {
+	Name  string
+	Fault string    // what is done, for the table
+	Net   *NetFault // the network fault, held for Hold
+	Hold  time.Duration
+	Do    func(ctx context.Context, r *runState) error
+	// SpoolTmpfs puts the sending node's spool on a tmpfs of this size.
+	SpoolTmpfs int64
+	// Kills: a daemon is killed, so only durable must lose nothing (reliable
+	// holds while both daemons live; at-most-once never retransmits).
+	Kills bool
+	// Stuck: the consumer stops reading; losses must be the receiving
+	// daemon's counted inbox drops (local.inbox_full: drop).
+	Stuck bool
+	// InboxHold sets local.inbox_full: hold (skipped where the daemon does
+	// not have it): a stuck consumer then holds up the lane instead of
+	// dropping, and nothing may be lost.
+	InboxHold bool
+	// SpoolFull: durable sends may be refused (busy or unavailable) while
+	// the spool's disk is full; nothing accepted may be lost.
+	SpoolFull bool
+	// StableLink: nothing breaks the network, so the link must not
+	// reconnect (a reconnect loses at-most-once messages in flight).
+	StableLink bool
+	Rate       int  // messages per second per flow; 0: the run's default
+	Plot       bool // record throughput and backlog over time for the plot
+	Short      bool // part of the short profile
+}
+
+// Scenarios returns the matrix of a profile ("short" or "full"). The short
+// profile holds each fault for less time.
+func Scenarios(profile string) []Scenario {
+	hold := 10 * time.Second
+	flap := time.Minute
+	if profile == "short" {
+		hold, flap = 4*time.Second, 9*time.Second
+	}
+	both := impair.Both
+	all := []Scenario{
+		{Name: "baseline", Fault: "none", Net: &NetFault{}, Hold: hold, StableLink: true},
+		{Name: "delay-100ms-jitter-20ms", Fault: "delay 100 ms ± 20 ms each way", Net: &NetFault{Dir: both, Delay: 100 * time.Millisecond, Jitter: 20 * time.Millisecond}, Hold: hold},
+		{Name: "loss-1pct", Fault: "1 % loss each way", Net: &NetFault{Dir: both, Loss: 0.01}, Hold: hold},
+		{Name: "loss-5pct", Fault: "5 % loss each way, 50 ms ± 10 ms delay", Net: &NetFault{Dir: both, Loss: 0.05, Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond}, Hold: hold, Short: true},
+		{Name: "loss-20pct", Fault: "20 % loss each way", Net: &NetFault{Dir: both, Loss: 0.20}, Hold: hold},
+		{Name: "reorder-25pct", Fault: "25 % of packets held back 10 ms (reordered), 5 ms delay", Net: &NetFault{Dir: both, Delay: 5 * time.Millisecond, Reorder: 0.25}, Hold: hold},
+		{Name: "duplicate-5pct", Fault: "5 % of packets duplicated each way", Net: &NetFault{Dir: both, Duplicate: 0.05}, Hold: hold},
+		{Name: "corrupt-1pct", Fault: "1 % of packets with a byte changed (checksums fixed) each way", Net: &NetFault{Dir: both, Corrupt: 0.01}, Hold: hold},
+		{Name: "rate-1mbit", Fault: "1 Mbit/s cap each way", Net: &NetFault{Dir: both, RateBits: 1_000_000}, Hold: hold},
+		{Name: "partition-two-way", Fault: "two-way partition (TCP RST, ICMP unreachable)", Net: &NetFault{Dir: both, Reject: true}, Hold: hold},
+		{Name: "partition-east-to-west", Fault: "one-way partition: east->west dropped", Net: &NetFault{Dir: impair.Forward, Blackhole: true}, Hold: hold},
+		{Name: "partition-west-to-east", Fault: "one-way partition: west->east dropped (acks)", Net: &NetFault{Dir: impair.Backward, Blackhole: true}, Hold: hold},
+		{Name: "blackhole", Fault: "blackhole both ways (no FIN, no RST: half-open)", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Short: true},
+		{Name: "buffer-full", Fault: "blackhole both ways at 5 × the load (1,000 msgs/s per flow): the 4 MiB buffer fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Rate: 1000},
+		{Name: "flapping", Fault: "link flapping: 2 s up, 1 s down (blackhole), for " + flap.String(), Do: flapping(flap, 2*time.Second, time.Second), Plot: true, Short: true},
+		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, Short: true},
+		{Name: "kill9-receiver", Fault: "kill -9 of the receiving daemon, restart after 2 s (spool)", Do: killRestart("west", 2*time.Second), Kills: true, Short: true},
+		{Name: "stuck-consumer", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: drop, 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, StableLink: true},
+		{Name: "stuck-consumer-hold", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: hold, 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, InboxHold: true, StableLink: true},
+		{Name: "spool-disk-full", Fault: "sender's spool on a 384 KiB tmpfs, blackhole until it fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, SpoolTmpfs: 384 << 10, SpoolFull: true},
+	}
+	if profile != "short" {
+		return all
+	}
+	var out []Scenario
+	for _, s := range all {
+		if s.Short {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// flapping cuts the link (silently) for down every up+down, for total.
+func flapping(total, up, down time.Duration) func(ctx context.Context, r *runState) error {
+	return func(ctx context.Context, r *runState) error {
+		end := time.Now().Add(total)
+		for time.Now().Add(up + down).Before(end.Add(time.Millisecond)) {
+			if err := r.pause(ctx, up); err != nil {
+				return err
+			}
+			if err := r.fault(ctx, NetFault{Dir: impair.Both, Blackhole: true}, down); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// killRestart kills one cluster's daemon with SIGKILL and restarts it
+// after down, with the same config and spool.
+func killRestart(cluster string, down time.Duration) func(ctx context.Context, r *runState) error {
+	return func(ctx context.Context, r *runState) error {
+		n := r.node(cluster)
+		start := time.Now()
+		n.Kill9()
+		if err := r.pause(ctx, down); err != nil {
+			return err
+		}
+		if err := n.Start(ctx); err != nil {
+			return err
+		}
+		r.window(start, time.Now())
+		r.actf("%s killed (SIGKILL) and restarted %.1f s later", n.Name, time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// stuckConsumer stops the consumer process for hold.
+func stuckConsumer(hold time.Duration) func(ctx context.Context, r *runState) error {
+	return func(ctx context.Context, r *runState) error {
+		start := time.Now()
+		if err := r.consumer.Pause(true); err != nil {
+			return err
+		}
+		perr := r.pause(ctx, hold)
+		if err := r.consumer.Pause(false); err != nil {
+			return err
+		}
+		r.window(start, time.Now())
+		r.actf("consumer stopped for %.1f s", time.Since(start).Seconds())
+		return perr
+	}
+}
