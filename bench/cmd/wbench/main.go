@@ -1,0 +1,85 @@
+// Command wbench is the side-by-side benchmark: it builds wandistd, a
+// gateway-linked nats-server and a raw relay, starts every system as
+// separate processes on loopback, runs the same workloads on each (one-way
+// throughput, request-reply latency at fixed rates and the highest
+// sustainable rate, time from link restore to redelivery, memory per idle
+// link and per group member), alternating systems over repeats, and prints
+// a Markdown table with ratios against NATS and the raw relay chain. A full
+// run writes it to BENCHMARKS.md at the repository root.
+//
+//	cd bench && go run ./cmd/wbench            # full run, writes ../BENCHMARKS.md
+//	cd bench && go run ./cmd/wbench -quick     # short smoke run, prints only
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/wandist/wandist/bench/harness"
+	"github.com/wandist/wandist/bench/report"
+	"github.com/wandist/wandist/bench/suite"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	quick := flag.Bool("quick", false, "a short smoke run: one repeat, small counts, short steps")
+	systems := flag.String("systems", strings.Join(suite.SystemNames, ","), "systems to run, comma-separated")
+	workloads := flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
+	repeat := flag.Int("repeat", 0, "repeats of the one-way and fixed-rate workloads (default 3, 1 with -quick)")
+	out := flag.String("out", "auto", `Markdown file to write the report to ("auto": ../BENCHMARKS.md on a full run of every system and workload, nothing otherwise; "-": nowhere)`)
+	installErlang := flag.Bool("install-erlang", true, "install Debian's erlang-base with apt-get when erl is missing")
+	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := suite.Options{
+		Quick:         *quick,
+		Systems:       split(*systems),
+		Workloads:     split(*workloads),
+		Repeat:        *repeat,
+		InstallErlang: *installErlang,
+		Keep:          *keep,
+		Log:           os.Stderr,
+		Command:       strings.TrimSpace("cd bench && go run ./cmd/wbench " + strings.Join(os.Args[1:], " ")),
+	}
+	res, err := suite.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wbench:", err)
+		return 1
+	}
+	report.Write(os.Stdout, res.Meta, res.Records)
+	path := *out
+	if path == "auto" {
+		path = ""
+		if res.Complete {
+			path = res.DefaultOut
+		}
+	}
+	if path != "" && path != "-" {
+		if err := suite.WriteMarkdown(path, res); err != nil {
+			fmt.Fprintln(os.Stderr, "wbench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "wrote", path)
+	}
+	return 0
+}
+
+func split(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
