@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +22,29 @@ type segFile interface {
 type hooks struct {
 	wrapFile func(segFile) segFile // applied to every segment file the writer opens
 	noSync   bool                  // skip every fsync (fuzzing only: recovery logic without disk latency)
+	// statfs reports the free and total bytes of the filesystem holding
+	// dir; nil: statfs(2).
+	statfs func(dir string) (free, size int64, err error)
+}
+
+// space returns the free and total bytes of the filesystem holding dir.
+func (h hooks) space(dir string) (free, size int64, err error) {
+	if h.statfs != nil {
+		return h.statfs(dir)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, int64(st.Blocks) * st.Bsize, nil
+}
+
+// reserveFor is the room kept free on the spool's filesystem for records
+// that free space (acks, received positions) and for a new segment's
+// checkpoint: MESSAGE records are refused (ErrFull) rather than use it.
+// Without it a full disk could not record the acks that would empty it.
+func reserveFor(fsSize int64) int64 {
+	return min(max(fsSize/16, 16<<10), 4<<20)
 }
 
 // noSyncFile is a segment file whose Sync does nothing (hooks.noSync).
@@ -67,6 +91,10 @@ type writer struct {
 	dirty  bool       // bytes written to f since its last fsync
 	broken error      // wraps ErrBroken once an fsync failed
 
+	free      int64     // filesystem bytes free at the start of the batch, less what it wrote; -1: unknown
+	reserve   int64     // reserveFor the filesystem's size
+	lastNoSpc time.Time // when running out of space was last logged
+
 	// The batch being flushed.
 	batch    []op
 	res      []error // outcome per op
@@ -83,6 +111,10 @@ func (w *writer) active() *segment { return w.segs[len(w.segs)-1] }
 // callbacks run.
 func (w *writer) flush(batch []op) {
 	w.batch = batch
+	w.free = -1
+	if free, size, err := w.h.space(w.dir); err == nil {
+		w.free, w.reserve = free, reserveFor(size)
+	}
 	w.res = w.res[:0]
 	for range batch {
 		w.res = append(w.res, errPending)
@@ -119,6 +151,7 @@ func (w *writer) flush(batch []op) {
 		w.writeChunk() // a failure is recorded in w.res
 	}
 	w.deleteAcked()
+	w.reclaimActive()
 	if w.needSync && w.broken == nil {
 		w.sync() // failure is recorded in w.res through w.broken
 	}
@@ -157,6 +190,18 @@ func (w *writer) makeRoom(o *op, size int64) (opErr, err error) {
 			return nil, err
 		}
 	}
+	if o.kind == recMessage && w.free >= 0 && w.free-int64(len(w.buf))-size < w.reserve {
+		// The filesystem is nearly full: free what acks allow, then refuse
+		// messages, keeping the reserve for the acks that will free more.
+		if err := w.writeChunk(); err != nil {
+			return nil, err
+		}
+		w.deleteAcked()
+		w.reclaimActive()
+		if w.free-int64(len(w.buf))-size < w.reserve {
+			return fmt.Errorf("%w: the spool's filesystem has %d bytes free; %d are kept for acknowledgements", ErrFull, max(w.free, 0), w.reserve), nil
+		}
+	}
 	if o.kind == recAck || w.total+int64(len(w.buf))+size <= w.maxBytes {
 		return nil, nil
 	}
@@ -191,7 +236,17 @@ func (w *writer) writeChunk() error {
 	_, err := w.f.WriteAt(w.buf, act.size)
 	if err != nil {
 		err = fmt.Errorf("spool: write %s at offset %d: %w", act.path, act.size, err)
-		w.s.log.Error("spool write failed; batch failed", "err", err)
+		if errors.Is(err, syscall.ENOSPC) {
+			// Out of space (another writer filled the filesystem): the
+			// senders are told busy, and it is logged once per interval.
+			err = fmt.Errorf("%w: %w", ErrFull, err)
+			if time.Since(w.lastNoSpc) >= 10*time.Second {
+				w.lastNoSpc = time.Now()
+				w.s.log.Error("spool filesystem full; writes fail until space is freed (logged once per 10s)", "err", err)
+			}
+		} else {
+			w.s.log.Error("spool write failed; batch failed", "err", err)
+		}
 		if terr := w.f.Truncate(act.size); terr != nil {
 			// The file may now hold a partial record past act.size; recovery
 			// would stop there, but new records cannot follow it safely.
@@ -205,6 +260,9 @@ func (w *writer) writeChunk() error {
 	}
 	act.size += int64(len(w.buf))
 	w.total += int64(len(w.buf))
+	if w.free >= 0 {
+		w.free -= int64(len(w.buf))
+	}
 	w.dirty = true
 	for _, i := range w.chunk {
 		o := &w.batch[i]
@@ -358,6 +416,30 @@ func (h hooks) syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// reclaimActive rotates the active segment when every message in it is
+// acknowledged and it is worth it (an eighth of a segment, or the filesystem
+// is short of space), so that deleteAcked can remove it: otherwise acked
+// records stay on disk until the segment fills.
+func (w *writer) reclaimActive() {
+	act := w.active()
+	if w.broken != nil || act.size == act.base || !act.deletable(w.meta) {
+		return
+	}
+	low := w.free >= 0 && w.free-int64(len(w.buf)) < 2*w.reserve
+	if act.size-act.base < w.segBytes/8 && !low {
+		return
+	}
+	before := w.total
+	if err := w.rotate(); err != nil {
+		w.s.log.Warn("spool: cannot start a new segment to free an acknowledged one", "err", err)
+		return
+	}
+	w.deleteAcked()
+	if w.free >= 0 {
+		w.free += before - w.total
+	}
 }
 
 // deleteAcked removes the non-active segments whose messages are all
