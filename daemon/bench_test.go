@@ -57,10 +57,10 @@ func benchStream(b *testing.B, east, west *node, size int, opts []client.SendOpt
 			}
 		}()
 	}
-	// A sender keeps at most window messages in flight (sent, not yet
-	// received): past the buffer's bound a send would be refused (ErrBusy)
-	// instead of waiting, by design.
-	const window = 200_000
+	// A sender keeps at most window messages (16 MiB) in flight (sent, not
+	// yet received): past the buffer's bound a send would be refused
+	// (ErrBusy) instead of waiting, by design.
+	window := int64(min(200_000, (16<<20)/max(size, 1))) // messages, within the SDK (32 MiB) and daemon (64 MiB) buffers
 	for i := 0; i < b.N; i++ {
 		for int64(i)-received.Load() > window {
 			time.Sleep(50 * time.Microsecond)

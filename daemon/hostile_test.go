@@ -25,13 +25,6 @@ import (
 // hand, so a test can then misbehave on the link.
 func rawPeer(t *testing.T, tr string, target *node, as *node) (transport.Conn, transport.Stream, *wire.Reader) {
 	t.Helper()
-	pins := auth.NewPinSet()
-	pins.Set(auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}, []ed25519.PublicKey{target.pub()})
-	id := auth.Identity{ID: auth.PeerID{Cluster: as.cfg.Cluster, Node: as.cfg.Node}, Key: as.key}
-	tc, err := auth.ClientTLSConfig(id, pins, auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}, []string{ALPN}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var trp transport.Transport
 	switch tr {
 	case "quic":
@@ -41,7 +34,22 @@ func rawPeer(t *testing.T, tr string, target *node, as *node) (transport.Conn, t
 	default:
 		trp = transport.NewMem(transport.Options{})
 	}
-	ctx := ctxT(t, 5*time.Second)
+	return handshakeAs(t, trp, tr, target, as)
+}
+
+// handshakeAs dials target over trp as the pinned node `as` and completes
+// the link handshake (Hello, Welcome, Ready) by hand.
+func handshakeAs(t *testing.T, trp transport.Transport, tr string, target, as *node) (transport.Conn, transport.Stream, *wire.Reader) {
+	t.Helper()
+	targetID := auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}
+	pins := auth.NewPinSet()
+	pins.Set(targetID, []ed25519.PublicKey{target.pub()})
+	id := auth.Identity{ID: auth.PeerID{Cluster: as.cfg.Cluster, Node: as.cfg.Node}, Key: as.key}
+	tc, err := auth.ClientTLSConfig(id, pins, targetID, []string{ALPN}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
 	conn, err := trp.Dial(ctx, target.addr(tr), tc)
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +62,9 @@ func rawPeer(t *testing.T, tr string, target *node, as *node) (transport.Conn, t
 	ctl.Write(wire.AppendFrame(nil, &wire.Hello{Cluster: as.cfg.Cluster, Node: as.cfg.Node, Incarnation: 7, MaxFrame: 1 << 20}))
 	r := wire.NewReader(ctl, 1<<20)
 	typ, body, err := r.ReadFrame()
-	if err != nil || typ != wire.TypeWelcome {
-		t.Fatalf("welcome: %v %v", typ, err)
-	}
 	var w wire.Welcome
-	if err := w.DecodeBody(body); err != nil || w.Status != wire.WelcomeOK {
-		t.Fatalf("welcome: %+v %v", w, err)
+	if err != nil || typ != wire.TypeWelcome || w.DecodeBody(body) != nil || w.Status != wire.WelcomeOK {
+		t.Fatalf("welcome: %v %v %+v", typ, err, w)
 	}
 	ctl.Write(wire.AppendFrame(nil, &wire.Ready{}))
 	return conn, ctl, r

@@ -574,10 +574,15 @@ func (l *link) dataWriter(lane int) {
 			return
 		}
 		l.p.d.metrics.sent.Add(float64(len(batch)))
-		if cap(buf) > 4<<20 {
+		if cap(buf) > maxKeptWriteBuffer {
 			buf = nil
 		}
 	}
 }
 
 func groupsID(id auth.PeerID) groups.NodeID { return groups.NodeID{Cluster: id.Cluster, Node: id.Node} }
+
+// maxKeptWriteBuffer bounds the write buffer a lane writer or a local
+// client's writer keeps between writes (see the client package's
+// constant of the same name).
+const maxKeptWriteBuffer = 16 << 20

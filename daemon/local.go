@@ -258,7 +258,7 @@ func (c *localClient) writer() {
 			w.fn()
 		}
 		clear(ready)
-		if cap(out) > 4<<20 {
+		if cap(out) > maxKeptWriteBuffer {
 			out = nil
 		}
 	}

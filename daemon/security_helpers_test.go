@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/transport"
 	"github.com/wandist/wandist/wire"
 )
@@ -216,32 +214,7 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // on the link. It returns the connection.
 func linkPeer(t *testing.T, trp transport.Transport, tr string, target, as *node) transport.Conn {
 	t.Helper()
-	targetID := auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}
-	pins := auth.NewPinSet()
-	pins.Set(targetID, []ed25519.PublicKey{target.pub()})
-	id := auth.Identity{ID: auth.PeerID{Cluster: as.cfg.Cluster, Node: as.cfg.Node}, Key: as.key}
-	tc, err := auth.ClientTLSConfig(id, pins, targetID, []string{ALPN}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := ctxT(t, 10*time.Second)
-	conn, err := trp.Dial(ctx, target.addr(tr), tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ctl, err := conn.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl.Write(wire.AppendFrame(nil, &wire.Hello{Cluster: as.cfg.Cluster, Node: as.cfg.Node, Incarnation: 7, MaxFrame: 1 << 20}))
-	r := wire.NewReader(ctl, 1<<20)
-	typ, body, err := r.ReadFrame()
-	var w wire.Welcome
-	if err != nil || typ != wire.TypeWelcome || w.DecodeBody(body) != nil || w.Status != wire.WelcomeOK {
-		t.Fatalf("welcome: %v %v %+v", typ, err, w)
-	}
-	ctl.Write(wire.AppendFrame(nil, &wire.Ready{}))
+	conn, ctl, r := handshakeAs(t, trp, tr, target, as)
 	// Answer the daemon's control traffic (pings) so that the link stays up.
 	go func() {
 		for {
