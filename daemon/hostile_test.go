@@ -37,9 +37,9 @@ func rawPeer(t *testing.T, tr string, target *node, as *node) (transport.Conn, t
 	return handshakeAs(t, trp, tr, target, as)
 }
 
-// handshakeAs dials target over trp as the pinned node `as` and completes
-// the link handshake (Hello, Welcome, Ready) by hand.
-func handshakeAs(t *testing.T, trp transport.Transport, tr string, target, as *node) (transport.Conn, transport.Stream, *wire.Reader) {
+// dialAs dials target at addr over trp with as's key and certificate,
+// pinning target's key. The connection is closed when the test ends.
+func dialAs(t *testing.T, ctx context.Context, trp transport.Transport, addr string, target, as *node) transport.Conn {
 	t.Helper()
 	targetID := auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}
 	pins := auth.NewPinSet()
@@ -49,12 +49,20 @@ func handshakeAs(t *testing.T, trp transport.Transport, tr string, target, as *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 10*time.Second)
-	conn, err := trp.Dial(ctx, target.addr(tr), tc)
+	conn, err := trp.Dial(ctx, addr, tc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// handshakeAs dials target over trp as the pinned node `as` and completes
+// the link handshake (Hello, Welcome, Ready) by hand.
+func handshakeAs(t *testing.T, trp transport.Transport, tr string, target, as *node) (transport.Conn, transport.Stream, *wire.Reader) {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	conn := dialAs(t, ctx, trp, target.addr(tr), target, as)
 	ctl, err := conn.OpenStream(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/ed25519"
 	"testing"
 	"time"
 
@@ -74,19 +73,8 @@ func TestPinnedKeyClaimingAnotherName(t *testing.T) {
 // names claim; it returns the Welcome.
 func helloAs(t *testing.T, trp transport.Transport, addr string, target, as *node, claim auth.PeerID) *wire.Welcome {
 	t.Helper()
-	targetID := auth.PeerID{Cluster: target.cfg.Cluster, Node: target.cfg.Node}
-	pins := auth.NewPinSet()
-	pins.Set(targetID, []ed25519.PublicKey{target.pub()})
-	id := auth.Identity{ID: auth.PeerID{Cluster: as.cfg.Cluster, Node: as.cfg.Node}, Key: as.key}
-	tc, err := auth.ClientTLSConfig(id, pins, targetID, []string{ALPN}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := ctxT(t, 10*time.Second)
-	conn, err := trp.Dial(ctx, addr, tc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialAs(t, ctx, trp, addr, target, as)
 	defer conn.Close()
 	ctl, err := conn.OpenStream(ctx)
 	if err != nil {
