@@ -315,10 +315,15 @@ func (c *localClient) result(req uint64, status uint8, msg string) {
 // deliver queues m for the client; it is false if the client is gone, or if
 // its buffer is over local.client_buffer and force is not set. force is for
 // a caller that waited for room first (waitRoom): the buffer may then pass
-// its bound by a message per waiting link lane.
+// its bound by a message per waiting link lane, and never by more than the
+// bound again (past that, even a forced delivery is dropped and counted).
 func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool {
+	limit := c.d.cfg.Local.ClientBuffer
+	if force {
+		limit *= 2
+	}
 	c.omu.Lock()
-	if c.closed || (!force && len(c.obuf) > c.d.cfg.Local.ClientBuffer) {
+	if c.closed || len(c.obuf) > limit {
 		c.omu.Unlock()
 		return false
 	}
@@ -691,6 +696,14 @@ func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data) bool {
 	}
 	v, _ := d.mailboxes.Load(m.To)
 	mb, _ := v.(*mailbox)
+	if mb == nil && m.Group != "" {
+		// It will be rerouted to a local member (deliverLocal): wait for
+		// that member's client.
+		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
+			v, _ = d.mailboxes.Load(mem.Mailbox)
+			mb, _ = v.(*mailbox)
+		}
+	}
 	if mb == nil {
 		return true
 	}
