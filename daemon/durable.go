@@ -135,14 +135,11 @@ func (d *Daemon) waitDeliverable(ctx context.Context, fromCluster string, m *wir
 	var timer *time.Timer
 	for {
 		ch := d.groups.Changed()
-		if _, ok := d.mailboxes.Load(m.To); ok {
+		if d.localMailbox(m.To, m.Group) != nil {
 			return true
 		}
 		if m.Group == "" {
 			return false
-		}
-		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
-			return true
 		}
 		if timer == nil {
 			timer = time.NewTimer(durableWait)

@@ -632,15 +632,10 @@ func (d *Daemon) sendTo(m *wire.Send, cluster, node string, to uint64, reply fun
 //
 // force skips the client's buffer bound (see localClient.deliver).
 func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force bool) (ok, found bool) {
-	v, _ := d.mailboxes.Load(m.Mailbox)
-	mb, _ := v.(*mailbox)
-	if mb == nil && m.Group != "" {
-		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
-			v, _ = d.mailboxes.Load(mem.Mailbox)
-			mb, _ = v.(*mailbox)
-			m.Mailbox = mem.Mailbox
-			d.metrics.rerouted.Inc()
-		}
+	mb := d.localMailbox(m.Mailbox, m.Group)
+	if mb != nil && mb.id != m.Mailbox {
+		m.Mailbox = mb.id
+		d.metrics.rerouted.Inc()
 	}
 	if mb == nil {
 		d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
@@ -686,6 +681,22 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold)
 }
 
+// localMailbox returns the mailbox a message to mailbox id, sent to group,
+// goes to on this node: that mailbox, or if it is gone (it died with an
+// earlier run of this node, or its client reconnected) a local member of
+// the group; nil if neither exists.
+func (d *Daemon) localMailbox(id uint64, group string) *mailbox {
+	v, _ := d.mailboxes.Load(id)
+	mb, _ := v.(*mailbox)
+	if mb == nil && group != "" {
+		if mem, ok := d.groups.Closest(group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
+			v, _ = d.mailboxes.Load(mem.Mailbox)
+			mb, _ = v.(*mailbox)
+		}
+	}
+	return mb
+}
+
 // holdForRoom, under local.inbox_full: hold, waits until the client of the
 // message's mailbox has room in its buffer. It is false if ctx (the link)
 // ended first: the message was not delivered, and the link's resume will
@@ -694,16 +705,9 @@ func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data) bool {
 	if d.cfg.Local.InboxFull != configs.InboxHold {
 		return true
 	}
-	v, _ := d.mailboxes.Load(m.To)
-	mb, _ := v.(*mailbox)
-	if mb == nil && m.Group != "" {
-		// It will be rerouted to a local member (deliverLocal): wait for
-		// that member's client.
-		if mem, ok := d.groups.Closest(m.Group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
-			v, _ = d.mailboxes.Load(mem.Mailbox)
-			mb, _ = v.(*mailbox)
-		}
-	}
+	// A message rerouted to another local member (deliverLocal) waits for
+	// that member's client.
+	mb := d.localMailbox(m.To, m.Group)
 	if mb == nil {
 		return true
 	}
