@@ -151,7 +151,11 @@ func (w *writer) flush(batch []op) {
 		w.writeChunk() // a failure is recorded in w.res
 	}
 	w.deleteAcked()
-	w.reclaimActive()
+	if w.broken == nil {
+		if err := w.reclaimActive(false); err != nil {
+			w.s.log.Warn("spool: cannot start a new segment to free an acknowledged one", "err", err)
+		}
+	}
 	if w.needSync && w.broken == nil {
 		w.sync() // failure is recorded in w.res through w.broken
 	}
@@ -197,7 +201,9 @@ func (w *writer) makeRoom(o *op, size int64) (opErr, err error) {
 			return nil, err
 		}
 		w.deleteAcked()
-		w.reclaimActive()
+		if err := w.reclaimActive(false); err != nil {
+			w.s.log.Warn("spool: cannot start a new segment to free an acknowledged one", "err", err)
+		}
 		if w.free-int64(len(w.buf))-size < w.reserve {
 			return fmt.Errorf("%w: the spool's filesystem has %d bytes free; %d are kept for acknowledgements", ErrFull, max(w.free, 0), w.reserve), nil
 		}
@@ -212,11 +218,10 @@ func (w *writer) makeRoom(o *op, size int64) (opErr, err error) {
 		return nil, err
 	}
 	w.deleteAcked()
-	if act := w.active(); w.total+size > w.maxBytes && act.size > act.base && act.deletable(w.meta) {
-		if err := w.rotate(); err != nil {
+	if w.total+size > w.maxBytes {
+		if err := w.reclaimActive(true); err != nil {
 			return nil, err
 		}
-		w.deleteAcked()
 	}
 	if w.total+size > w.maxBytes {
 		return fmt.Errorf("%w: %d bytes in segments + %d-byte record > MaxBytes %d", ErrFull, w.total, size, w.maxBytes), nil
@@ -422,24 +427,26 @@ func (h hooks) syncDir(dir string) error {
 // acknowledged and it is worth it (an eighth of a segment, or the filesystem
 // is short of space), so that deleteAcked can remove it: otherwise acked
 // records stay on disk until the segment fills.
-func (w *writer) reclaimActive() {
+// With always set it rotates whenever that frees something. A failed
+// rotation is returned to the caller.
+func (w *writer) reclaimActive(always bool) error {
 	act := w.active()
-	if w.broken != nil || act.size == act.base || !act.deletable(w.meta) {
-		return
+	if act.size == act.base || !act.deletable(w.meta) {
+		return nil
 	}
 	low := w.free >= 0 && w.free-int64(len(w.buf)) < 2*w.reserve
-	if act.size-act.base < w.segBytes/8 && !low {
-		return
+	if !always && act.size-act.base < w.segBytes/8 && !low {
+		return nil
 	}
 	before := w.total
 	if err := w.rotate(); err != nil {
-		w.s.log.Warn("spool: cannot start a new segment to free an acknowledged one", "err", err)
-		return
+		return err
 	}
 	w.deleteAcked()
 	if w.free >= 0 {
 		w.free += before - w.total
 	}
+	return nil
 }
 
 // deleteAcked removes the non-active segments whose messages are all
