@@ -169,8 +169,15 @@ func TestFlushReportsQuietSendFailures(t *testing.T) {
 
 	// The daemon restarts between the sends and Flush: the client has
 	// reconnected, and a Sync on the new connection must not pass for a
-	// confirmation of sends made on the old one.
-	if err := pub.SendAsync(client.Target{Group: "good"}, []byte("x")); err != nil {
+	// confirmation of sends made on the old one. The send goes to the
+	// sender's own mailbox: the daemon either delivers it or never reads
+	// it, whichever way its shutdown goes (to another client's mailbox it
+	// could be refused as that client's connection closes first).
+	self, err := pub.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.SendAsync(client.Target{Addr: self.Addr()}, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	n.d.Close()
