@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
 	"strings"
@@ -161,19 +162,26 @@ func TestReaderLimit(t *testing.T) {
 // for it.
 func TestReaderHugeLengthNoAllocation(t *testing.T) {
 	stream := header(Version, TypeData, 0, 0xfffffff0)
-	r := NewReader(bytes.NewReader(stream), 1<<31)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, _, err := r.ReadFrame()
-	runtime.ReadMemStats(&after)
-	frameError(t, err, ErrFrameTooLarge)
-	// The only allocation allowed is the small read buffer, made at the
-	// first read.
-	if n := after.TotalAlloc - before.TotalAlloc; n > smallReadBuffer+512 {
-		t.Errorf("rejecting the frame allocated %d bytes", n)
+	// TotalAlloc is process-wide: a runtime or race-detector goroutine may
+	// allocate during one attempt. The least of several attempts is the
+	// Reader's own cost (a CI run once saw 9,864 bytes in a single try).
+	least := uint64(math.MaxUint64)
+	for range 20 {
+		r := NewReader(bytes.NewReader(stream), 1<<31)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := r.ReadFrame()
+		runtime.ReadMemStats(&after)
+		frameError(t, err, ErrFrameTooLarge)
+		if r.buf != nil {
+			t.Fatalf("body buffer allocated: cap %d", cap(r.buf))
+		}
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
-	if r.buf != nil {
-		t.Errorf("body buffer allocated: cap %d", cap(r.buf))
+	// The only allocation allowed is the small read buffer, made at the
+	// first read, and the Reader's own small structs.
+	if least > smallReadBuffer+512 {
+		t.Errorf("rejecting the frame allocated %d bytes", least)
 	}
 }
 
