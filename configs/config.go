@@ -102,6 +102,9 @@ type Admin struct {
 	// Token (token), when set, must come with every admin request as
 	// "Authorization: Bearer TOKEN". Default "": none (loopback only).
 	Token string
+	// Pprof (pprof) serves Go's profiles under /debug/pprof/ on the admin
+	// listener, behind the same token. Default false.
+	Pprof bool
 }
 
 // Link tunes the links between nodes.

@@ -122,6 +122,20 @@ func (r *reporter) str(n *yaml.Node, key string, dst *string) {
 	}
 }
 
+// boolean sets *dst to the YAML boolean in n (true or false).
+func (r *reporter) boolean(n *yaml.Node, key string, dst *bool) {
+	n = r.scalar(n, key, "true or false")
+	if n == nil {
+		return
+	}
+	var v bool
+	if n.ShortTag() != "!!bool" || n.Decode(&v) != nil {
+		r.keyf(key, "must be true or false, got %s", describe(n))
+		return
+	}
+	*dst = v
+}
+
 // duration sets *dst to the Go duration (such as "500ms") in n.
 func (r *reporter) duration(n *yaml.Node, key string, dst *time.Duration) {
 	n = r.scalar(n, key, `a duration such as "500ms" or "30s"`)

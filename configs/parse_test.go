@@ -306,3 +306,17 @@ func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminPprof(t *testing.T) {
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: 127.0.0.1:7103, pprof: true }\n"), "c.yaml")
+	if err != nil || !c.Admin.Pprof {
+		t.Fatalf("pprof: true: %v %+v", err, c.Admin)
+	}
+	for _, v := range []string{`"yes"`, "1", "on", "[true]"} {
+		_, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin:\n  listen: 127.0.0.1:7103\n  pprof: "+v+"\n"), "c.yaml")
+		var el ErrorList
+		if !errors.As(err, &el) || el[0].Key != "admin.pprof" || el[0].Line != 6 || !strings.Contains(el[0].Msg, "true or false") {
+			t.Errorf("pprof: %s: %v", v, err)
+		}
+	}
+}

@@ -7,7 +7,7 @@ var (
 	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full"}
-	adminKeys  = []string{"listen", "token"}
+	adminKeys  = []string{"listen", "token", "pprof"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
@@ -63,6 +63,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 					r.str(v, key, &c.Admin.Listen)
 				case "token":
 					r.str(v, key, &c.Admin.Token)
+				case "pprof":
+					r.boolean(v, key, &c.Admin.Pprof)
 				}
 			})
 		case "link":

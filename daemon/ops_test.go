@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -134,6 +135,42 @@ func TestAdminToken(t *testing.T) {
 		t.Fatalf("with the token: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// admin.pprof serves Go's profiles behind the admin token, and only when
+// it is on.
+func TestAdminPprof(t *testing.T) {
+	get := func(n *node, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.d.AdminAddr()+"/debug/pprof/goroutine?debug=1", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), "goroutine profile:") {
+			t.Errorf("pprof answered 200 without a goroutine profile: %.200s", body)
+		}
+		return resp.StatusCode
+	}
+	off := newNode(t, "mem", "east", "east-1")
+	off.cfg.Admin.Listen = "127.0.0.1:0"
+	off.start()
+	if c := get(off, ""); c != http.StatusNotFound {
+		t.Errorf("pprof off: status %d, want 404", c)
+	}
+	on := newNode(t, "mem", "west", "west-1")
+	on.cfg.Admin.Listen, on.cfg.Admin.Token, on.cfg.Admin.Pprof = "127.0.0.1:0", "s3cret", true
+	on.start()
+	if c := get(on, ""); c != http.StatusUnauthorized {
+		t.Errorf("pprof without the token: status %d, want 401", c)
+	}
+	if c := get(on, "s3cret"); c != http.StatusOK {
+		t.Errorf("pprof with the token: status %d, want 200", c)
+	}
 }
 
 // local.inbox_full: hold. A consumer that stops reading holds its messages
