@@ -369,6 +369,24 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 	return dst
 }
 
+// Ready reports whether Next(gen, ln, ...) would find a message to hand out
+// now (an expired one counts too: Next discards it). A link starts a lane's
+// writer, and opens its stream, only once the lane is Ready.
+func (q *Queue) Ready(gen uint64, ln int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if gen != q.gen {
+		return false
+	}
+	l := &q.lanes[ln]
+	for _, m := range l.msgs[l.sent:] {
+		if !m.dead {
+			return true
+		}
+	}
+	return false
+}
+
 // trimLocked drops tombstones at the front of the lane.
 func (q *Queue) trimLocked(l *lane) {
 	n := 0

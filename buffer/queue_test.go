@@ -1199,3 +1199,37 @@ func BenchmarkEnqueueNext(b *testing.B) {
 		}
 	}
 }
+
+// Ready tells whether Next would hand out something now: per lane, for the
+// current generation only, and again after a Rewind for what was handed out
+// but not acknowledged.
+func TestReady(t *testing.T) {
+	q := New(Limits{}, newClock().now)
+	if q.Ready(0, LaneNormal) || q.Ready(0, LaneHigh) {
+		t.Fatal("empty queue Ready")
+	}
+	mustEnqueue(t, q, rel(LaneNormal, 1, 10))
+	if !q.Ready(0, LaneNormal) || q.Ready(0, LaneHigh) || q.Ready(0, LaneDurable) {
+		t.Fatal("one normal message: want only the normal lane Ready")
+	}
+	if q.Ready(1, LaneNormal) {
+		t.Fatal("Ready for a generation that is not the current one")
+	}
+	if got := q.Next(0, LaneNormal, 10, nil); len(got) != 1 {
+		t.Fatalf("Next: %d messages", len(got))
+	}
+	if q.Ready(0, LaneNormal) {
+		t.Fatal("Ready with everything handed out")
+	}
+	gen := q.Rewind()
+	if !q.Ready(gen, LaneNormal) || q.Ready(gen-1, LaneNormal) {
+		t.Fatal("after Rewind: the unacknowledged message must make the lane Ready for the new generation only")
+	}
+	if err := q.Ack(LaneNormal, 1); err != nil {
+		t.Fatal(err)
+	}
+	if q.Ready(gen, LaneNormal) {
+		t.Fatal("Ready after the ack")
+	}
+	checkInvariants(t, q)
+}

@@ -98,11 +98,8 @@ func (l *link) run() {
 	l.gen = l.p.queue.Rewind()
 	l.sendSnapshot(true)
 	l.wg.Go(l.controlWriter)
-	l.wg.Go(l.keepalive)
+	l.wg.Go(l.keepalive) // it starts the lanes' writers too
 	l.wg.Go(l.acceptStreams)
-	for lane := range buffer.NumLanes {
-		l.wg.Go(func() { l.dataWriter(lane) })
-	}
 	l.controlReader() // in this goroutine
 	l.fail(io.EOF)
 	l.conn.Close()
@@ -218,16 +215,44 @@ func (l *link) controlWriter() {
 	}
 }
 
+// keepalive pings the peer, fails the link when nothing has come for
+// link.keepalive_timeout, sends membership digests, and starts each lane's
+// writer once the lane first has a message to send. It never blocks on I/O
+// (a blocked write must not stop a dead link from being noticed).
+//
+// A lane's writer, and its stream, exist only from the lane's first message
+// on: an idle link holds a control stream and three goroutines instead of
+// four streams and nine (the peer's stream readers included).
 func (l *link) keepalive() {
 	lc := l.p.d.cfg.Link
 	t := time.NewTicker(lc.KeepaliveInterval)
 	defer t.Stop()
 	dt := time.NewTicker(l.p.d.digestInterval)
 	defer dt.Stop()
+	q := l.p.queue
+	var idle [buffer.NumLanes]<-chan struct{} // nil once the lane's writer runs
+	var _ = [1]struct{}{}[buffer.NumLanes-3]  // the select below has a case per lane
+	for lane := range idle {
+		idle[lane] = q.Notify(lane)
+	}
+	start := func(lane int) {
+		// The wake-up is consumed here; the writer looks at the queue
+		// before it first waits, so it misses nothing.
+		if q.Ready(l.gen, lane) {
+			idle[lane] = nil
+			l.wg.Go(func() { l.dataWriter(lane) })
+		}
+	}
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
+		case <-idle[buffer.LaneNormal]:
+			start(buffer.LaneNormal)
+		case <-idle[buffer.LaneHigh]:
+			start(buffer.LaneHigh)
+		case <-idle[buffer.LaneDurable]:
+			start(buffer.LaneDurable)
 		case <-dt.C:
 			l.sendDigest()
 		case now := <-t.C:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -354,4 +356,81 @@ func TestClientReconnectsAfterDaemonRestart(t *testing.T) {
 	if c.Reconnects() != 1 || mb.Addr() == old {
 		t.Fatalf("reconnects %d, address %v (was %v)", c.Reconnects(), mb.Addr(), old)
 	}
+}
+
+// laneGoroutines counts the running lane writers and data stream readers of
+// every link in this process.
+func laneGoroutines(t *testing.T) (writers, readers int) {
+	t.Helper()
+	var b strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "daemon.(*link).dataWriter(") {
+			writers++
+		}
+		if strings.Contains(g, "daemon.(*link).dataReader(") {
+			readers++
+		}
+	}
+	return writers, readers
+}
+
+// An idle link runs no lane writer and opens no data stream: a lane's
+// writer, its stream and the peer's reader of it come with the lane's first
+// message, and only for that lane.
+func TestLaneStreamsOpenOnFirstMessage(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		east, west := pair(t, tr)
+		mb := subscribe(t, west, "jobs", east) // membership: control stream only
+		if w, r := laneGoroutines(t); w != 0 || r != 0 {
+			t.Fatalf("idle link: %d lane writers, %d stream readers; want none", w, r)
+		}
+		pub := connect(t, east)
+		want := func(step string, w, r int) {
+			t.Helper()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				gw, gr := laneGoroutines(t)
+				if gw == w && gr == r {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d lane writers, %d stream readers; want %d, %d", step, gw, gr, w, r)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		for i, high := range []bool{false, false, true} {
+			var opts []client.SendOption
+			if high {
+				opts = append(opts, client.WithHighPriority())
+			}
+			if err := pub.SendGroup(ctxT(t, 5*time.Second), "jobs", []byte(strconv.Itoa(i)), opts...); err != nil {
+				t.Fatal(err)
+			}
+			m, err := mb.Receive(ctxT(t, 5*time.Second))
+			if err != nil || string(m.Payload) != strconv.Itoa(i) {
+				t.Fatalf("message %d: %v %q", i, err, m.Payload)
+			}
+			if high {
+				want("after a high-priority message", 2, 2)
+			} else {
+				want("after normal messages", 1, 1)
+			}
+		}
+		// A reply goes the other way, on west's own normal lane.
+		emb, err := pub.NewMailbox(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mb.Send(ctxT(t, 5*time.Second), emb.Addr(), []byte("back")); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := emb.Receive(ctxT(t, 5*time.Second)); err != nil || string(m.Payload) != "back" {
+			t.Fatalf("reply: %v %q", err, m.Payload)
+		}
+		want("after a reply", 3, 3)
+	})
 }
