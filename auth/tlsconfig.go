@@ -89,6 +89,11 @@ func baseConfig(id Identity, pins *PinSet, alpn []string) (*tls.Config, error) {
 		MaxVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   slices.Clone(alpn),
+		// A link is a long-lived bulk pipe: full-size records from the
+		// first byte. (Small records at the start only help a browser
+		// render early; here they cost a record and a system call each
+		// for a new link's first 128 KiB, its redelivery burst.)
+		DynamicRecordSizingDisabled: true,
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -96,6 +97,7 @@ func (s *muxStream) SetDeadline(t time.Time) error { return s.s.SetDeadline(t) }
 // was last read and the first I/O error, and bounds Close.
 type trackedConn struct {
 	rst   rstWatcher // written frames; used by yamux's send loop only
+	out   []byte     // a data frame's header held for its body; yamux's send loop only
 	tc    *tls.Conn
 	raw   net.Conn // under tc
 	start time.Time
@@ -122,7 +124,45 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write is called by yamux's send loop only. yamux writes a data frame's
+// 12-byte header and then its body, in two calls: alone, the header would
+// be a TLS record and a system call of its own (four in ten of a busy
+// link's writes were those). So a data header that announces a body is
+// held and goes out with the start of the body, in one record.
 func (t *trackedConn) Write(b []byte) (int, error) {
+	if len(t.out) == 0 && len(b) == yamuxHeaderSize && b[1] == yamuxTypeData && binary.BigEndian.Uint32(b[8:12]) > 0 {
+		t.out = append(t.out, b...)
+		return len(b), nil
+	}
+	if len(t.out) == 0 {
+		return t.write(b)
+	}
+	// The header, then as much of the body as fills one full-size TLS
+	// record (bounding the copy); the rest is written as it is.
+	k := min(len(b), maxCoalescedBody)
+	t.out = append(t.out, b[:k]...)
+	n, err := t.write(t.out)
+	held := len(t.out) - k
+	t.out = t.out[:0]
+	if cap(t.out) > maxCoalescedBody+yamuxHeaderSize {
+		t.out = nil
+	}
+	if n < held+k || err != nil {
+		return max(n-held, 0), err
+	}
+	if k == len(b) {
+		return k, nil
+	}
+	m, err := t.write(b[k:])
+	return k + m, err
+}
+
+// maxCoalescedBody is how much of a data frame's body trackedConn.Write
+// copies to send with its header: with the header, a TLS record's largest
+// plaintext (16 KiB).
+const maxCoalescedBody = 16<<10 - yamuxHeaderSize
+
+func (t *trackedConn) write(b []byte) (int, error) {
 	n, err := t.tc.Write(b)
 	t.rst.observe(b[:n])
 	if err != nil {

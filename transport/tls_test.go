@@ -83,10 +83,11 @@ func serverTLS(id identity, pins ...[32]byte) *tls.Config {
 // clientTLS is a dialer config that pins the server to one of pins.
 func clientTLS(id identity, pins ...[32]byte) *tls.Config {
 	return &tls.Config{
-		Certificates:       []tls.Certificate{id.cert},
-		InsecureSkipVerify: true,
-		VerifyConnection:   pinCheck(pins...),
-		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{testALPN},
+		DynamicRecordSizingDisabled: true, // as auth's configs
+		Certificates:                []tls.Certificate{id.cert},
+		InsecureSkipVerify:          true,
+		VerifyConnection:            pinCheck(pins...),
+		MinVersion:                  tls.VersionTLS13,
+		NextProtos:                  []string{testALPN},
 	}
 }
