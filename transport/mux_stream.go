@@ -99,7 +99,8 @@ type trackedConn struct {
 	rst   rstWatcher // written frames; used by yamux's send loop only
 	out   []byte     // a data frame's header held for its body; yamux's send loop only
 	tc    *tls.Conn
-	raw   net.Conn // under tc
+	raw   net.Conn   // under tc
+	batch *batchConn // under tc, when it batches writes; else nil
 	start time.Time
 	grace time.Duration // longest wait for sending close_notify
 
@@ -110,7 +111,9 @@ type trackedConn struct {
 }
 
 func newTrackedConn(tc *tls.Conn, raw net.Conn, grace time.Duration) *trackedConn {
-	return &trackedConn{tc: tc, raw: raw, start: time.Now(), grace: grace}
+	t := &trackedConn{tc: tc, raw: raw, start: time.Now(), grace: grace}
+	t.batch, _ = tc.NetConn().(*batchConn)
+	return t
 }
 
 func (t *trackedConn) Read(b []byte) (int, error) {
@@ -128,33 +131,47 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 // 12-byte header and then its body, in two calls: alone, the header would
 // be a TLS record and a system call of its own (four in ten of a busy
 // link's writes were those). So a data header that announces a body is
-// held and goes out with the start of the body, in one record.
+// held and goes out with the start of the body, in one record; and the
+// records of one frame reach the connection in one write (batchConn).
 func (t *trackedConn) Write(b []byte) (int, error) {
 	if len(t.out) == 0 && len(b) == yamuxHeaderSize && b[1] == yamuxTypeData && binary.BigEndian.Uint32(b[8:12]) > 0 {
 		t.out = append(t.out, b...)
 		return len(b), nil
 	}
+	if t.batch != nil {
+		t.batch.begin()
+	}
+	var n int
+	var err error
 	if len(t.out) == 0 {
-		return t.write(b)
+		n, err = t.seal(b)
+	} else {
+		// The header, then as much of the body as fills one full-size
+		// TLS record (bounding the copy), then the rest as it is.
+		k := min(len(b), maxCoalescedBody)
+		held := len(t.out)
+		t.out = append(t.out, b[:k]...)
+		n, err = t.seal(t.out)
+		n = max(n-held, 0)
+		t.out = t.out[:0]
+		if cap(t.out) > maxCoalescedBody+yamuxHeaderSize {
+			t.out = nil
+		}
+		if err == nil && k < len(b) {
+			var m int
+			m, err = t.seal(b[k:])
+			n += m
+		}
 	}
-	// The header, then as much of the body as fills one full-size TLS
-	// record (bounding the copy); the rest is written as it is.
-	k := min(len(b), maxCoalescedBody)
-	t.out = append(t.out, b[:k]...)
-	n, err := t.write(t.out)
-	held := len(t.out) - k
-	t.out = t.out[:0]
-	if cap(t.out) > maxCoalescedBody+yamuxHeaderSize {
-		t.out = nil
+	if t.batch != nil {
+		if ferr := t.batch.flush(); ferr != nil && err == nil {
+			n, err = 0, ferr
+		}
 	}
-	if n < held+k || err != nil {
-		return max(n-held, 0), err
+	if err != nil {
+		t.record(err)
 	}
-	if k == len(b) {
-		return k, nil
-	}
-	m, err := t.write(b[k:])
-	return k + m, err
+	return n, err
 }
 
 // maxCoalescedBody is how much of a data frame's body trackedConn.Write
@@ -162,12 +179,10 @@ func (t *trackedConn) Write(b []byte) (int, error) {
 // plaintext (16 KiB).
 const maxCoalescedBody = 16<<10 - yamuxHeaderSize
 
-func (t *trackedConn) write(b []byte) (int, error) {
+// seal writes b through TLS and shows the written bytes to the reset watcher.
+func (t *trackedConn) seal(b []byte) (int, error) {
 	n, err := t.tc.Write(b)
 	t.rst.observe(b[:n])
-	if err != nil {
-		t.record(err)
-	}
 	return n, err
 }
 

@@ -144,7 +144,7 @@ func (l *tlsMuxListener) Close() error {
 // the returned conn holds a reserved slot of q. It closes rc on failure.
 func serverHandshake(ctx context.Context, name string, rc net.Conn, conf *tls.Config, o Options, q *acceptQueue) (*muxConn, error) {
 	stop := context.AfterFunc(ctx, func() { rc.SetDeadline(longAgo) })
-	tc := tls.Server(rc, conf)
+	tc := tls.Server(&batchConn{Conn: rc}, conf)
 	err := tc.HandshakeContext(ctx)
 	if err == nil {
 		err = checkNegotiated(tc.ConnectionState())
@@ -189,7 +189,7 @@ func serverHandshake(ctx context.Context, name string, rc net.Conn, conf *tls.Co
 // closes rc on failure.
 func clientHandshake(ctx context.Context, name string, rc net.Conn, conf *tls.Config, o Options) (*muxConn, error) {
 	stop := context.AfterFunc(ctx, func() { rc.SetDeadline(longAgo) })
-	tc := tls.Client(rc, conf)
+	tc := tls.Client(&batchConn{Conn: rc}, conf)
 	err := tc.HandshakeContext(ctx)
 	if err == nil {
 		err = checkNegotiated(tc.ConnectionState())
