@@ -62,11 +62,13 @@ type link struct {
 	lastRecv atomic.Int64 // unix nanos of the last frame received
 	rtt      atomic.Int64 // nanoseconds, last measured
 
-	cmu     sync.Mutex // guards cbuf and ackOut
-	cbuf    []byte     // control frames waiting for the control writer
-	ackOut  [buffer.NumLanes]uint64
-	ackSent [buffer.NumLanes]uint64 // owned by the control writer
-	cwake   chan struct{}           // capacity 1
+	cmu      sync.Mutex // guards cbuf, ackOut, ackSent and ackArmed
+	cbuf     []byte     // control frames waiting for the control writer
+	ackOut   [buffer.NumLanes]uint64
+	ackSent  [buffer.NumLanes]uint64 // written by the control writer
+	ackArmed bool                    // ackTimer runs for acks not yet sent
+	ackTimer *time.Timer             // wakes the control writer ackDelay after a lone ack
+	cwake    chan struct{}           // capacity 1
 
 	goaway atomic.Bool // a GoAway was queued
 }
@@ -78,6 +80,8 @@ func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader,
 		since:    p.d.now(),
 		cwake:    make(chan struct{}, 1),
 	}
+	l.ackTimer = time.AfterFunc(time.Hour, l.wakeControl)
+	l.ackTimer.Stop()
 	if l.maxFrame <= 0 {
 		l.maxFrame = p.d.cfg.Link.MaxFrameSize
 	}
@@ -104,6 +108,7 @@ func (l *link) run() {
 	l.fail(io.EOF)
 	l.conn.Close()
 	l.wg.Wait()
+	l.ackTimer.Stop()
 	d.linksMu.Lock()
 	delete(d.upLinks, l)
 	d.linksMu.Unlock()
@@ -170,15 +175,38 @@ func (l *link) wakeControl() {
 	}
 }
 
+// Acks are delayed, as TCP delays its own: an ack frees the sender's buffer
+// and spool, nothing waits on it, and one per message cost a wake-up and a
+// write on this side and a read on the other, per message, at low rates.
+const (
+	// ackDelay is the longest an ack waits for more messages to cover (or
+	// for another control frame to ride with).
+	ackDelay = 10 * time.Millisecond
+	// ackEvery is how many messages of a lane an ack waits for at most.
+	ackEvery = 512
+)
+
 // ackLater records that everything up to seq on lane was received; the
-// control writer sends one cumulative Ack per lane per flush.
+// control writer sends one cumulative Ack per lane per flush: once ackEvery
+// messages of the lane wait for it, after ackDelay, or with the next
+// control frame, whichever is first.
 func (l *link) ackLater(lane int, seq uint64) {
 	l.cmu.Lock()
 	if seq > l.ackOut[lane] {
 		l.ackOut[lane] = seq
 	}
+	now := l.ackOut[lane]-l.ackSent[lane] >= ackEvery
+	arm := !now && !l.ackArmed
+	if arm {
+		l.ackArmed = true
+	}
 	l.cmu.Unlock()
-	l.wakeControl()
+	switch {
+	case now:
+		l.wakeControl()
+	case arm:
+		l.ackTimer.Reset(ackDelay)
+	}
 }
 
 func (l *link) controlWriter() {
@@ -190,7 +218,11 @@ func (l *link) controlWriter() {
 			return
 		}
 		l.cmu.Lock()
-		out, l.cbuf = l.cbuf, out[:0]
+		// Acks first: a GoAway among the control frames ends the link at
+		// the peer, and an ack behind it would be lost (the messages it
+		// covers would come again).
+		out = out[:0]
+		l.ackArmed = false // the timer may still fire: a wake-up with nothing to do
 		for lane := range buffer.NumLanes {
 			if l.ackOut[lane] > l.ackSent[lane] {
 				l.ackSent[lane] = l.ackOut[lane]
@@ -200,6 +232,12 @@ func (l *link) controlWriter() {
 				}
 				out = wire.AppendFrame(out, &wire.Ack{Lane: uint8(lane), Incarnation: stream, Seq: l.ackOut[lane]})
 			}
+		}
+		if len(out) == 0 {
+			out, l.cbuf = l.cbuf, out // no copy
+		} else {
+			out = append(out, l.cbuf...)
+			l.cbuf = l.cbuf[:0]
 		}
 		l.cmu.Unlock()
 		if len(out) == 0 {

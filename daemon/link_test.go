@@ -434,3 +434,44 @@ func TestLaneStreamsOpenOnFirstMessage(t *testing.T) {
 		want("after a reply", 3, 3)
 	})
 }
+
+// A few messages, fewer than ackEvery, are acknowledged by the ack timer,
+// without waiting for another control frame to ride with: with keepalives
+// and digests a minute apart, the sender's buffer still empties at once.
+func TestDelayedAckTimer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		east, west := pairWith(t, tr, func(east, west *node) {
+			for _, n := range []*node{east, west} {
+				n.cfg.Link.KeepaliveInterval, n.cfg.Link.KeepaliveTimeout = time.Minute, 2*time.Minute
+				n.opts.DigestInterval = time.Minute
+			}
+		})
+		mb := subscribe(t, west, "jobs", east)
+		pub := connect(t, east)
+		for i := range 3 {
+			if err := pub.SendGroup(ctxT(t, 5*time.Second), "jobs", []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		receiveSeqBytes := func() {
+			for i := range 3 {
+				m, err := mb.Receive(ctxT(t, 5*time.Second))
+				if err != nil || len(m.Payload) != 1 || m.Payload[0] != byte(i) {
+					t.Fatalf("message %d: %v %v", i, err, m)
+				}
+			}
+		}
+		receiveSeqBytes()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st := east.d.Status()
+			if len(st.Links) == 1 && st.Links[0].QueuedMessages == 0 && st.Links[0].InFlightBytes == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sender still holds unacknowledged messages: %+v", st.Links)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
