@@ -77,12 +77,40 @@ func (c *Client) Call(ctx context.Context, target Target, payload []byte, opts .
 		return nil, err
 	}
 	s.Corr = corr
-	if err := c.call(ctx, req, &s); err != nil {
+	if s.Flags&wire.FlagDurable != 0 {
+		// A durable request is answered once it is on disk.
+		if err := c.call(ctx, req, &s); err != nil {
+			return nil, err
+		}
+		return c.awaitReply(ctx, ch, nil)
+	}
+	// Quiet: the daemon answers the request only if it fails (no route,
+	// busy, ...), so a call costs no Result frame, wake-up and write on
+	// either side; a lost connection fails it like any pending request.
+	s.Flags |= wire.FlagQuiet
+	s.Req |= quietReq | callReq
+	failed := make(chan error, 1)
+	c.pmu.Lock()
+	c.pending[s.Req] = failed
+	c.pmu.Unlock()
+	defer func() {
+		c.pmu.Lock()
+		delete(c.pending, s.Req)
+		c.pmu.Unlock()
+	}()
+	if err := c.enqueueSend(&s); err != nil {
 		return nil, err
 	}
+	return c.awaitReply(ctx, ch, failed)
+}
+
+// awaitReply waits for a Call's reply on ch, or its failure on failed.
+func (c *Client) awaitReply(ctx context.Context, ch <-chan *Message, failed <-chan error) (*Message, error) {
 	select {
 	case m := <-ch:
 		return m, nil
+	case err := <-failed:
+		return nil, err
 	case <-ctx.Done():
 		return nil, ctxError(ctx.Err())
 	case <-c.done:

@@ -593,6 +593,13 @@ func (c *Client) answer(req uint64, err error) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	if req&quietReq != 0 { // a quiet send: only failures are answered
+		if req&callReq != 0 { // a Call's request: its failure is the Call's
+			if ch, ok := c.pending[req]; ok {
+				delete(c.pending, req)
+				ch <- err
+			}
+			return
+		}
 		if err != nil && c.asyncErr == nil {
 			c.asyncErr = err
 		}

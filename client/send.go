@@ -182,6 +182,10 @@ func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 // it only with a failure, collected for Flush.
 const quietReq = 1 << 63
 
+// callReq marks, with quietReq, the request of a Call: its failure goes to
+// the Call (or nowhere, once the Call gave up), never to Flush.
+const callReq = 1 << 62
+
 // Flush waits until the daemon has dealt with every SendAsync so far, and
 // returns the first failure among them (then forgets it). A connection lost
 // before that is a failure (ErrUnavailable): the daemon may or may not have

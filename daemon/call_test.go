@@ -57,3 +57,21 @@ func TestCallAcrossDaemons(t *testing.T) {
 		<-served
 	})
 }
+
+// A Call's request is quiet (the daemon answers it only if it fails), yet a
+// refused request still fails the Call at once, with the daemon's reason,
+// and the failure is the Call's alone: a Flush after it reports nothing.
+func TestCallFailsAtOnce(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		east, _ := pair(t, tr)
+		c := connect(t, east)
+		_, err := c.CallGroup(ctxT(t, 10*time.Second), "nobody-joined", []byte("x"))
+		var ce *client.Error
+		if !errors.As(err, &ce) || errors.Is(err, client.ErrTimeout) {
+			t.Fatalf("call to a group without members: %v, want the daemon's refusal", err)
+		}
+		if err := c.Flush(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatalf("Flush after a refused Call: %v", err)
+		}
+	})
+}
