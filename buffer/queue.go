@@ -174,11 +174,14 @@ func (q *Queue) wake(lane int) {
 // Enqueue adds m. It never blocks: a full queue answers ErrBusy at once
 // (Reject) or makes room by dropping the oldest unsent message of m's lane
 // (DropOldest). It assigns m.Seq for reliable messages.
-func (q *Queue) Enqueue(m *Message) error {
+func (q *Queue) Enqueue(m *Message) error { return q.EnqueueAt(m, q.now()) }
+
+// EnqueueAt is Enqueue for a message that arrived at now (a time read from
+// the queue's clock a moment earlier, shared by the messages of one read).
+func (q *Queue) EnqueueAt(m *Message, now time.Time) error {
 	if int(m.Lane) >= NumLanes {
 		return fmt.Errorf("buffer: lane %d out of range", m.Lane)
 	}
-	now := q.now()
 	if !m.Deadline.IsZero() && !now.Before(m.Deadline) {
 		q.mu.Lock()
 		q.st.Dropped[DropExpired]++

@@ -43,6 +43,18 @@ func NewReader(r io.Reader, maxBody int) *Reader {
 	return &Reader{br: br, maxBody: maxBody, frameOff: -1}
 }
 
+// Buffered returns how many bytes the Reader holds that no ReadFrame has
+// returned yet: at 0, the next ReadFrame waits for the stream.
+func (r *Reader) Buffered() int {
+	switch b := r.br.(type) {
+	case *source:
+		return b.w - b.r
+	case *bufio.Reader:
+		return b.Buffered()
+	}
+	return 0
+}
+
 // Offset returns the number of bytes consumed from the stream so far.
 func (r *Reader) Offset() int64 { return r.off }
 

@@ -274,3 +274,31 @@ func TestNewReaderKeepsBufio(t *testing.T) {
 		t.Errorf("plain reader buffered by %T", r.br)
 	}
 }
+
+// Buffered counts the bytes read from the stream that no ReadFrame has
+// returned yet, whatever the Reader buffers with.
+func TestReaderBuffered(t *testing.T) {
+	one := AppendFrame(nil, &Ping{Echo: 1})
+	two := append(append([]byte(nil), one...), one...)
+	for name, src := range map[string]func() io.Reader{
+		"source": func() io.Reader { return bytes.NewReader(two) },
+		"bufio":  func() io.Reader { return bufio.NewReader(bytes.NewReader(two)) },
+	} {
+		r := NewReader(src(), 0)
+		if n := r.Buffered(); n != 0 {
+			t.Errorf("%s: %d buffered before the first read", name, n)
+		}
+		if _, _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.Buffered(); n != len(one) {
+			t.Errorf("%s: %d buffered after the first of two frames, want %d", name, n, len(one))
+		}
+		if _, _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.Buffered(); n != 0 {
+			t.Errorf("%s: %d buffered after both frames", name, n)
+		}
+	}
+}
