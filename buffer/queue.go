@@ -120,6 +120,7 @@ type lane struct {
 	nextSeq  uint64     // next reliable Seq to assign
 	resent   uint64     // after Rewind: messages with Seq <= resent are redeliveries
 	inflight int64      // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
+	slab     []byte     // free room of the block that EnqueueCopy copies small payloads into
 }
 
 // Queue is a bounded per-destination queue with per-lane sequence numbers.
@@ -174,11 +175,18 @@ func (q *Queue) wake(lane int) {
 // Enqueue adds m. It never blocks: a full queue answers ErrBusy at once
 // (Reject) or makes room by dropping the oldest unsent message of m's lane
 // (DropOldest). It assigns m.Seq for reliable messages.
-func (q *Queue) Enqueue(m *Message) error { return q.EnqueueAt(m, q.now()) }
+func (q *Queue) Enqueue(m *Message) error { return q.enqueue(m, q.now(), false) }
 
 // EnqueueAt is Enqueue for a message that arrived at now (a time read from
 // the queue's clock a moment earlier, shared by the messages of one read).
-func (q *Queue) EnqueueAt(m *Message, now time.Time) error {
+func (q *Queue) EnqueueAt(m *Message, now time.Time) error { return q.enqueue(m, now, false) }
+
+// EnqueueCopy is EnqueueAt for a message whose payload the caller will
+// reuse: once the message is accepted, its payload is a copy (see slab.go).
+// A refused message keeps the caller's payload.
+func (q *Queue) EnqueueCopy(m *Message, now time.Time) error { return q.enqueue(m, now, true) }
+
+func (q *Queue) enqueue(m *Message, now time.Time, copyPayload bool) error {
 	if int(m.Lane) >= NumLanes {
 		return fmt.Errorf("buffer: lane %d out of range", m.Lane)
 	}
@@ -206,6 +214,9 @@ func (q *Queue) EnqueueAt(m *Message, now time.Time) error {
 		}
 	}
 	l := &q.lanes[m.Lane]
+	if copyPayload {
+		m.Payload = l.copyPayload(m.Payload)
+	}
 	m.Enqueued = now
 	if !m.AtMostOnce() {
 		m.Seq = l.nextSeq

@@ -1233,3 +1233,46 @@ func TestReady(t *testing.T) {
 	}
 	checkInvariants(t, q)
 }
+
+// EnqueueCopy keeps a copy of each accepted payload, small ones packed in a
+// shared block, each capped at its length; the caller's buffer is free
+// again at once.
+func TestEnqueueCopy(t *testing.T) {
+	q := New(Limits{}, newClock().now)
+	buf := make([]byte, slabMax+1)
+	var want [][]byte
+	for i, n := range []int{1, 128, slabMax, slabMax + 1, 0, 300} {
+		for k := range buf[:n] {
+			buf[k] = byte(i + 1)
+		}
+		m := &Message{Lane: LaneNormal, Payload: buf[:n]}
+		if err := q.EnqueueCopy(m, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 && &m.Payload[0] == &buf[0] {
+			t.Fatalf("payload %d aliases the caller's buffer", i)
+		}
+		if cap(m.Payload) != n {
+			t.Fatalf("payload %d: cap %d, want its length %d", i, cap(m.Payload), n)
+		}
+		want = append(want, bytes.Repeat([]byte{byte(i + 1)}, n))
+		clear(buf) // the caller reuses its buffer
+	}
+	got := q.Next(0, LaneNormal, 10, nil)
+	for i, m := range got {
+		if !bytes.Equal(m.Payload, want[i]) {
+			t.Errorf("payload %d changed: % x...", i, m.Payload[:min(len(m.Payload), 8)])
+		}
+	}
+	if s := q.Stats(); s.Bytes != int64(1+128+slabMax+slabMax+1+0+300) {
+		t.Errorf("queued bytes %d: the payloads' sizes, not the blocks', count", s.Bytes)
+	}
+	// A refused message keeps the caller's payload.
+	full := New(Limits{MaxMessages: 1}, newClock().now)
+	mustEnqueue(t, full, rel(LaneNormal, 1, 1))
+	m := &Message{Lane: LaneNormal, Payload: buf[:5]}
+	if err := full.EnqueueCopy(m, time.Time{}); !errors.Is(err, ErrBusy) || &m.Payload[0] != &buf[0] {
+		t.Fatalf("refused: %v", err)
+	}
+	checkInvariants(t, q)
+}

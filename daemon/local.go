@@ -610,13 +610,13 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to ui
 	}
 	bm := &buffer.Message{
 		Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
-		Payload: append([]byte(nil), m.Payload...), Deadline: deadline,
+		Payload: m.Payload, Deadline: deadline, // the payload aliases the read buffer until EnqueueCopy copies it
 	}
 	if m.Flags&wire.FlagDurable != 0 {
-		bm.Lane, bm.Flags = buffer.LaneDurable, wire.FlagDurable
+		bm.Lane, bm.Flags, bm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
 		return d.sendDurable(p, bm, reply)
 	}
-	switch err := p.queue.EnqueueAt(bm, now); {
+	switch err := p.queue.EnqueueCopy(bm, now); {
 	case errors.Is(err, buffer.ErrBusy):
 		d.metrics.busy.Inc()
 		return wire.StatusBusy, fmt.Sprintf("buffer for %s/%s is full", cluster, node)
