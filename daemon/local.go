@@ -59,10 +59,10 @@ type localClient struct {
 	now       time.Time           // owned by the reader goroutine: when the frame being handled was read
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
-	omu      sync.Mutex // guards obuf, closed, appended, written, waiters, room
-	obuf     []byte
+	omu      sync.Mutex // guards out, closed, appended, written, waiters, room
+	out      outBuf
 	closed   bool
-	appended uint64        // bytes ever appended to obuf
+	appended uint64        // bytes ever appended to out
 	written  uint64        // bytes ever written to the connection
 	waiters  []waiter      // run once written reaches their offset, in order
 	room     chan struct{} // closed by the writer after a write; nil until someone waits for room
@@ -219,19 +219,22 @@ type waiter struct {
 	fn func()
 }
 
-// appendLocked appends a frame to obuf and returns the offset of its end.
+// appendLocked appends a frame to out and returns the offset of its end.
 func (c *localClient) appendLocked(m wire.Message) uint64 {
-	n := len(c.obuf)
-	c.obuf = wire.AppendFrame(c.obuf, m)
-	c.appended += uint64(len(c.obuf) - n)
+	b := c.out.tail(512) // control frames: small
+	n := len(b)
+	b = wire.AppendFrame(b, m)
+	c.out.commit(b)
+	c.appended += uint64(len(b) - n)
 	return c.appended
 }
 
-// writer owns the connection's writes: it drains obuf and writes it at
+// writer owns the connection's writes: it drains out and writes it at
 // once, then runs the waiters whose bytes are now written. Waiters of bytes
 // never written (the connection ended) are never run.
 func (c *localClient) writer() {
-	var out []byte
+	var chunks [][]byte
+	var scratch net.Buffers
 	var ready []waiter
 	for {
 		select {
@@ -240,17 +243,18 @@ func (c *localClient) writer() {
 			return
 		}
 		c.omu.Lock()
-		out, c.obuf = c.obuf, out[:0]
+		var n int
+		chunks, n = c.out.take(chunks)
 		c.omu.Unlock()
-		if len(out) == 0 {
+		if n == 0 {
 			continue
 		}
-		if _, err := c.conn.Write(out); err != nil {
+		if err := writeChunks(c.conn, chunks, &scratch); err != nil {
 			c.conn.Close()
 			return
 		}
 		c.omu.Lock()
-		c.written += uint64(len(out))
+		c.written += uint64(n)
 		if c.room != nil {
 			close(c.room)
 			c.room = nil
@@ -266,9 +270,6 @@ func (c *localClient) writer() {
 			w.fn()
 		}
 		clear(ready)
-		if cap(out) > maxKeptWriteBuffer {
-			out = nil
-		}
 	}
 }
 
@@ -296,7 +297,7 @@ func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
 		c.omu.Unlock()
 		return true
 	}
-	if len(c.obuf) > c.d.cfg.Local.ClientBuffer {
+	if c.out.n > c.d.cfg.Local.ClientBuffer {
 		if !*overflowed {
 			*overflowed = true
 			c.appendLocked(&wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
@@ -331,13 +332,15 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool 
 		limit *= 2
 	}
 	c.omu.Lock()
-	if c.closed || len(c.obuf) > limit {
+	if c.closed || c.out.n > limit {
 		c.omu.Unlock()
 		return false
 	}
-	n := len(c.obuf)
-	c.obuf = m.AppendFrame(c.obuf) // not appendLocked: m stays off the heap
-	c.appended += uint64(len(c.obuf) - n)
+	b := c.out.tail(len(m.Payload) + len(m.Group) + len(m.FromCluster) + len(m.FromNode) + 64)
+	n := len(b)
+	b = m.AppendFrame(b) // not appendLocked: m stays off the heap
+	c.out.commit(b)
+	c.appended += uint64(len(b) - n)
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}
@@ -353,7 +356,7 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool 
 // or the client is gone. It is false if ctx ended first.
 func (c *localClient) waitRoom(ctx context.Context) bool {
 	c.omu.Lock()
-	for !c.closed && len(c.obuf) > c.d.cfg.Local.ClientBuffer {
+	for !c.closed && c.out.n > c.d.cfg.Local.ClientBuffer {
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
