@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/wandist/wandist/auth"
@@ -59,8 +60,17 @@ type localClient struct {
 	now       time.Time           // owned by the reader goroutine: when the frame being handled was read
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
-	omu      sync.Mutex // guards out, closed, appended, written, waiters, room
+	// Writes: the writer goroutine owns the connection's blocking writes.
+	// A goroutine that queues a frame while the writer is idle and nothing
+	// else is queued first tries to write it at once, without blocking
+	// (writeNowLocked, under omu): at low rates this spares a wake-up of
+	// the writer per frame, on the path of every request and reply.
+	// Whatever the socket does not take at once is left to the writer.
+	raw syscall.RawConn // the connection's, for writes that must not block; nil if it has none
+
+	omu      sync.Mutex // guards out, writing, closed, appended, written, waiters, room
 	out      outBuf
+	writing  bool // the writer goroutine is writing chunks it took from out
 	closed   bool
 	appended uint64        // bytes ever appended to out
 	written  uint64        // bytes ever written to the connection
@@ -101,6 +111,9 @@ func (s *localServer) acceptLoop() {
 			return
 		}
 		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{})}
+		if sc, ok := conn.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -245,17 +258,18 @@ func (c *localClient) writer() {
 		c.omu.Lock()
 		var n int
 		chunks, n = c.out.take(chunks)
+		c.writing = n > 0
 		c.omu.Unlock()
-		if n == 0 {
-			continue
-		}
-		if err := writeChunks(c.conn, chunks, &scratch); err != nil {
-			c.conn.Close()
-			return
+		if n > 0 { // else: woken for waiters of bytes written at once
+			if err := writeChunks(c.conn, chunks, &scratch); err != nil {
+				c.conn.Close()
+				return
+			}
 		}
 		c.omu.Lock()
+		c.writing = false
 		c.written += uint64(n)
-		if c.room != nil {
+		if c.room != nil && n > 0 {
 			close(c.room)
 			c.room = nil
 		}
@@ -278,11 +292,46 @@ func (c *localClient) reply(m wire.Message) {
 	if !c.closed {
 		c.appendLocked(m)
 	}
+	done := c.writeNowLocked()
 	c.omu.Unlock()
+	if !done {
+		c.wakeWriter()
+	}
+}
+
+func (c *localClient) wakeWriter() {
 	select {
 	case c.owake <- struct{}{}:
 	default:
 	}
+}
+
+// writeNowLocked writes what out holds at once, if the writer goroutine is
+// idle, as far as the socket takes it without blocking, and reports whether
+// out is empty then. Waiters whose bytes went are left for the writer to
+// run: a caller with waiters wakes it.
+func (c *localClient) writeNowLocked() bool {
+	if c.raw == nil || c.writing || c.closed {
+		return c.out.n == 0
+	}
+	for len(c.out.chunks) > 0 {
+		b := c.out.chunks[0]
+		if len(b) == 0 {
+			c.out.drop(0)
+			continue
+		}
+		n := tryWrite(c.raw, b)
+		if n == 0 {
+			return false
+		}
+		c.out.drop(n)
+		c.written += uint64(n)
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
+	}
+	return len(c.waiters) == 0
 }
 
 // maxWatches bounds the watches of one client.
@@ -344,10 +393,10 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool 
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}
+	done := c.writeNowLocked()
 	c.omu.Unlock()
-	select {
-	case c.owake <- struct{}{}:
-	default:
+	if !done {
+		c.wakeWriter()
 	}
 	return true
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net"
 	"sync"
+	"syscall"
 )
 
 // outBuf holds the frames waiting for a local client's writer, in chunks of
@@ -70,4 +71,38 @@ func writeChunks(conn net.Conn, chunks [][]byte, scratch *net.Buffers) error {
 		chunks[i] = nil
 	}
 	return err
+}
+
+// tryWrite writes b to the socket behind raw as far as it goes without
+// blocking: one write system call, no wait. It returns how much went
+// (0 when the socket buffer is full, or on any error: the writer goroutine
+// then meets the error itself).
+func tryWrite(raw syscall.RawConn, b []byte) int {
+	var n int
+	err := raw.Write(func(fd uintptr) bool {
+		n, _ = syscall.Write(int(fd), b)
+		return true // never wait for writability
+	})
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// drop removes the first n bytes of o's first chunk, written without the
+// writer goroutine, and gives a chunk wholly written back to the pool.
+func (o *outBuf) drop(n int) {
+	b := o.chunks[0]
+	o.n -= n
+	if n < len(b) {
+		o.chunks[0] = b[n:]
+		return
+	}
+	if cap(b) == outChunk {
+		b = b[:0]
+		outChunks.Put(&b)
+	}
+	copy(o.chunks, o.chunks[1:])
+	o.chunks[len(o.chunks)-1] = nil
+	o.chunks = o.chunks[:len(o.chunks)-1]
 }
