@@ -519,6 +519,9 @@ func (l *link) dataReader(s transport.Stream) {
 		// bulk traffic that is often enough, and otherwise the pings on
 		// the control stream keep it fresh (time.Now per frame cost 5 %
 		// of the whole path).
+		// The last frame the reader holds: its delivery may write to the
+		// client at once instead of waking the client's writer.
+		last := r.Buffered() == 0
 		if frames++; frames&63 == 1 {
 			l.lastRecv.Store(time.Now().UnixNano())
 		}
@@ -569,7 +572,7 @@ func (l *link) dataReader(s transport.Stream) {
 			}
 		}
 		dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
-			d.deliverRemote(l.p.id, stream, &m, handled)
+			d.deliverRemote(l.p.id, stream, &m, handled, last)
 		})
 		if dup {
 			// Already delivered: its own delivery acks it (or, if that was

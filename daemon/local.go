@@ -61,11 +61,13 @@ type localClient struct {
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 
 	// Writes: the writer goroutine owns the connection's blocking writes.
-	// A goroutine that queues a frame while the writer is idle and nothing
-	// else is queued first tries to write it at once, without blocking
-	// (writeNowLocked, under omu): at low rates this spares a wake-up of
-	// the writer per frame, on the path of every request and reply.
-	// Whatever the socket does not take at once is left to the writer.
+	// A link's stream reader that delivers the last frame it had buffered
+	// while the writer is idle first tries to write what is queued at once,
+	// without blocking (writeNowLocked, under omu): at low rates this
+	// spares a wake-up of the writer per frame, on the path of every
+	// request and reply, and a burst still goes out in the writer's large
+	// writes. Whatever the socket does not take at once is left to the
+	// writer.
 	raw syscall.RawConn // the connection's, for writes that must not block; nil if it has none
 
 	omu      sync.Mutex // guards out, writing, closed, appended, written, waiters, room
@@ -292,11 +294,8 @@ func (c *localClient) reply(m wire.Message) {
 	if !c.closed {
 		c.appendLocked(m)
 	}
-	done := c.writeNowLocked()
 	c.omu.Unlock()
-	if !done {
-		c.wakeWriter()
-	}
+	c.wakeWriter()
 }
 
 func (c *localClient) wakeWriter() {
@@ -375,7 +374,13 @@ func (c *localClient) result(req uint64, status uint8, msg string) {
 // a caller that waited for room first (waitRoom): the buffer may then pass
 // its bound by a message per waiting link lane, and never by more than the
 // bound again (past that, even a forced delivery is dropped and counted).
-func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool {
+//
+// now says the caller has nothing more to deliver for the moment (the end
+// of what its link stream had buffered): the frame, and whatever is queued
+// with it, is then written at once if the socket takes it without
+// blocking and the writer is idle. Otherwise the writer is woken, and
+// takes the frames of a burst together.
+func (c *localClient) deliver(m *wire.Deliver, written func(), force, now bool) bool {
 	limit := c.d.cfg.Local.ClientBuffer
 	if force {
 		limit *= 2
@@ -393,7 +398,7 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force bool) bool 
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}
-	done := c.writeNowLocked()
+	done := now && c.writeNowLocked()
 	c.omu.Unlock()
 	if !done {
 		c.wakeWriter()
@@ -643,7 +648,7 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to ui
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
 		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false)
+			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false)
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
@@ -691,7 +696,7 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to ui
 // queued to a client whose connection ends before the write.
 //
 // force skips the client's buffer bound (see localClient.deliver).
-func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force bool) (ok, found bool) {
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool) (ok, found bool) {
 	mb := d.localMailbox(m.Mailbox, m.Group)
 	if mb != nil && mb.id != m.Mailbox {
 		m.Mailbox = mb.id
@@ -704,7 +709,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force bool) (ok, 
 		}
 		return false, false
 	}
-	if !mb.c.deliver(m, handled, force) {
+	if !mb.c.deliver(m, handled, force, now) {
 		mb.dropped.Add(1)
 		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
 		if handled != nil {
@@ -723,7 +728,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force bool) (ok, 
 //
 // Under local.inbox_full: hold the caller has waited for room (holdForRoom),
 // so the message is not dropped for a full buffer.
-func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func()) {
+func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func(), now bool) {
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
@@ -738,7 +743,7 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq
 	}
-	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold)
+	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold, now)
 }
 
 // localMailbox returns the mailbox a message to mailbox id, sent to group,
