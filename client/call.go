@@ -98,7 +98,7 @@ func (c *Client) Call(ctx context.Context, target Target, payload []byte, opts .
 		delete(c.pending, s.Req)
 		c.pmu.Unlock()
 	}()
-	if err := c.enqueueSend(&s); err != nil {
+	if err := c.enqueueNow(s.AppendFrame); err != nil {
 		return nil, err
 	}
 	return c.awaitReply(ctx, ch, failed)
@@ -172,7 +172,7 @@ func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption)
 		return err
 	}
 	s.Corr, s.Flags = m.corr, s.Flags|wire.FlagReply
-	return c.call(ctx, req, &s)
+	return c.callWith(ctx, req, &s, true)
 }
 
 // IsRequest reports whether the message was sent with Call and expects a Reply.
