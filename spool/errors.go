@@ -25,6 +25,8 @@ var (
 	// decrypt with Options.Key. The returned error also wraps a *CorruptError
 	// naming the first such record.
 	ErrKeyMismatch = errors.New("spool: the spool key does not match the key the records were written with")
+	// ErrLocked: another open spool holds the directory (its LOCK file).
+	ErrLocked = errors.New("spool: directory in use")
 )
 
 // CorruptError describes a place in a segment file that cannot be used (a

@@ -31,6 +31,16 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 	if err := ensureDir(o.Dir, h); err != nil {
 		return nil, nil, err
 	}
+	lock, err := lockDir(o.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	rc := &recovery{key: o.Key, meta: newMeta(), msgs: map[string][]Message{}}
 	if err := rc.scan(o.Dir); err != nil {
 		return nil, nil, err
@@ -45,7 +55,7 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 		rc.stream = newStreamID()
 	}
 
-	s := &Spool{log: o.Logger, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	s := &Spool{log: o.Logger, lock: lock, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	w := &writer{
 		s: s, h: h, seal: newSealer(o.Key, rc.stream), dir: o.Dir,
 		maxBytes: o.MaxBytes, segBytes: o.SegmentBytes, meta: rc.meta,
@@ -60,6 +70,7 @@ func open(o Options, h hooks) (*Spool, *State, error) {
 	}
 	w.deleteAcked()
 	w.publish()
+	ok = true
 	go s.run()
 	return s, rc.state(), nil
 }

@@ -3,6 +3,7 @@ package spool
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -73,6 +74,7 @@ type Spool struct {
 	closed bool
 	broken error // set once by the writer, wraps ErrBroken
 
+	lock     *os.File      // the directory's LOCK, held until the writer returns
 	wake     chan struct{} // capacity 1: "the queue is not empty or the spool is closing"
 	exited   chan struct{} // closed when the writer returns
 	closeErr error         // the writer's final error, read after exited
@@ -178,6 +180,7 @@ func (s *Spool) Close() error {
 // batch, and repeats until the spool is closed and the queue is empty.
 func (s *Spool) run() {
 	defer close(s.exited)
+	defer s.lock.Close() // after the files: the next spool may open at once
 	for {
 		s.mu.Lock()
 		batch := s.queue
