@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wandist/wandist/internal/sockio"
 	"github.com/wandist/wandist/wire"
 )
 
@@ -140,7 +141,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	}
 	c.cluster, c.node = sh.Cluster, sh.Node
 	c.maxMsg.Store(int64(sh.MaxMessage))
-	c.conn, c.raw, c.up = conn, rawConn(conn), true
+	c.conn, c.raw, c.up = conn, sockio.Raw(conn), true
 	c.wg.Go(c.writer)
 	c.wg.Go(func() { c.run(r) })
 	return c, nil
@@ -245,7 +246,7 @@ func (c *Client) reconnect() *wire.Reader {
 			conn.Close()
 			return nil
 		}
-		c.conn, c.raw, c.up = conn, rawConn(conn), true
+		c.conn, c.raw, c.up = conn, sockio.Raw(conn), true
 		c.wmu.Unlock()
 		c.reconnects.Add(1)
 		return r
@@ -486,7 +487,7 @@ func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
 	}
 	c.wbuf = appendFrame(c.wbuf)
 	if now && !c.writing && c.raw != nil {
-		n := tryWrite(c.raw, c.wbuf)
+		n := sockio.TryWrite(c.raw, c.wbuf)
 		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[n:])]
 	}
 	empty := len(c.wbuf) == 0
@@ -498,32 +499,6 @@ func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
 		}
 	}
 	return nil
-}
-
-// rawConn returns conn's syscall.RawConn, or nil.
-func rawConn(conn net.Conn) syscall.RawConn {
-	if sc, ok := conn.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			return rc
-		}
-	}
-	return nil
-}
-
-// tryWrite writes b to the socket behind raw as far as it goes without
-// blocking: one write system call, no wait. It returns how much went (0
-// when the socket buffer is full, or on any error: the writer then meets
-// the error itself).
-func tryWrite(raw syscall.RawConn, b []byte) int {
-	var n int
-	err := raw.Write(func(fd uintptr) bool {
-		n, _ = syscall.Write(int(fd), b)
-		return true // never wait for writability
-	})
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }
 
 // writer owns the socket's writes: it drains wbuf and writes it at once.

@@ -16,6 +16,7 @@ import (
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/groups"
+	"github.com/wandist/wandist/internal/sockio"
 	"github.com/wandist/wandist/wire"
 )
 
@@ -113,9 +114,7 @@ func (s *localServer) acceptLoop() {
 			return
 		}
 		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{})}
-		if sc, ok := conn.(syscall.Conn); ok {
-			c.raw, _ = sc.SyscallConn()
-		}
+		c.raw = sockio.Raw(conn)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -319,7 +318,7 @@ func (c *localClient) writeNowLocked() bool {
 			c.out.drop(0)
 			continue
 		}
-		n := tryWrite(c.raw, b)
+		n := sockio.TryWrite(c.raw, b)
 		if n == 0 {
 			return false
 		}

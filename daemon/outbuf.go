@@ -3,7 +3,6 @@ package daemon
 import (
 	"net"
 	"sync"
-	"syscall"
 )
 
 // outBuf holds the frames waiting for a local client's writer, in chunks of
@@ -71,22 +70,6 @@ func writeChunks(conn net.Conn, chunks [][]byte, scratch *net.Buffers) error {
 		chunks[i] = nil
 	}
 	return err
-}
-
-// tryWrite writes b to the socket behind raw as far as it goes without
-// blocking: one write system call, no wait. It returns how much went
-// (0 when the socket buffer is full, or on any error: the writer goroutine
-// then meets the error itself).
-func tryWrite(raw syscall.RawConn, b []byte) int {
-	var n int
-	err := raw.Write(func(fd uintptr) bool {
-		n, _ = syscall.Write(int(fd), b)
-		return true // never wait for writability
-	})
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }
 
 // drop removes the first n bytes of o's first chunk, written without the
