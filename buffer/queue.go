@@ -177,13 +177,11 @@ func (q *Queue) wake(lane int) {
 // (DropOldest). It assigns m.Seq for reliable messages.
 func (q *Queue) Enqueue(m *Message) error { return q.enqueue(m, q.now(), false) }
 
-// EnqueueAt is Enqueue for a message that arrived at now (a time read from
-// the queue's clock a moment earlier, shared by the messages of one read).
-func (q *Queue) EnqueueAt(m *Message, now time.Time) error { return q.enqueue(m, now, false) }
-
-// EnqueueCopy is EnqueueAt for a message whose payload the caller will
-// reuse: once the message is accepted, its payload is a copy (see slab.go).
-// A refused message keeps the caller's payload.
+// EnqueueCopy is Enqueue for a message that arrived at now (a time read
+// from the queue's clock a moment earlier, shared by the messages of one
+// read) and whose payload the caller will reuse: once the message is
+// accepted, its payload is a copy (see slab.go). A refused message keeps
+// the caller's payload.
 func (q *Queue) EnqueueCopy(m *Message, now time.Time) error { return q.enqueue(m, now, true) }
 
 func (q *Queue) enqueue(m *Message, now time.Time, copyPayload bool) error {

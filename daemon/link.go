@@ -648,7 +648,7 @@ func (l *link) dataWriter(lane int) {
 
 func groupsID(id auth.PeerID) groups.NodeID { return groups.NodeID{Cluster: id.Cluster, Node: id.Node} }
 
-// maxKeptWriteBuffer bounds the write buffer a lane writer or a local
-// client's writer keeps between writes (see the client package's
-// constant of the same name).
+// maxKeptWriteBuffer bounds the write buffer a lane writer keeps between
+// writes (see the client package's constant of the same name; a local
+// client's writer uses pooled chunks, outBuf).
 const maxKeptWriteBuffer = 16 << 20

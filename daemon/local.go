@@ -310,7 +310,7 @@ func (c *localClient) wakeWriter() {
 // run: a caller with waiters wakes it.
 func (c *localClient) writeNowLocked() bool {
 	if c.raw == nil || c.writing || c.closed {
-		return c.out.n == 0
+		return c.out.n == 0 && len(c.waiters) == 0
 	}
 	for len(c.out.chunks) > 0 {
 		b := c.out.chunks[0]
