@@ -136,7 +136,7 @@ func (c *Client) routeReply(d *wire.Deliver) bool {
 		return false
 	}
 	if ch := c.calls.waiting[d.Corr]; ch != nil {
-		ch <- newMessage(d, nil)
+		ch <- newMessage(&c.alloc, d, nil)
 		delete(c.calls.waiting, d.Corr)
 	} else {
 		c.calls.late++
@@ -221,10 +221,12 @@ func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
 	}
 }
 
-// newMessage makes a Message from a delivery (payload copied).
-func newMessage(d *wire.Deliver, mb *Mailbox) *Message {
-	msg := &Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
-		Payload: append([]byte(nil), d.Payload...), corr: d.Corr, mb: mb}
+// newMessage makes a Message from a delivery (payload copied), carved out
+// of a's blocks; a nil a allocates them one by one.
+func newMessage(a *msgAlloc, d *wire.Deliver, mb *Mailbox) *Message {
+	msg := a.message()
+	*msg = Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
+		Payload: a.payload(d.Payload), corr: d.Corr, mb: mb}
 	if d.TTL > 0 {
 		msg.deadline = time.Now().Add(time.Duration(d.TTL) * time.Millisecond)
 	}
@@ -232,4 +234,53 @@ func newMessage(d *wire.Deliver, mb *Mailbox) *Message {
 		msg.corr = 0 // a reply is not itself a request
 	}
 	return msg
+}
+
+// Block sizes of a msgAlloc.
+const (
+	msgBlock     = 32       // Messages per allocation
+	payloadBlock = 16 << 10 // bytes per payload block
+	// payloadOwn is the payload size from which a payload gets its own
+	// allocation rather than a piece of a block.
+	payloadOwn = 1 << 10
+)
+
+// msgAlloc carves the Messages of deliveries and their small payloads out
+// of larger blocks: one allocation per msgBlock Messages and about one per
+// payloadBlock bytes of payload, instead of two per delivery. A block stays
+// in memory while any Message or payload carved from it is referenced (see
+// Message.Payload). Owned by the goroutine that dispatches deliveries.
+type msgAlloc struct {
+	msgs []Message // not yet handed out
+	buf  []byte    // free part of the current payload block
+}
+
+func (a *msgAlloc) message() *Message {
+	if a == nil {
+		return new(Message)
+	}
+	if len(a.msgs) == 0 {
+		a.msgs = make([]Message, msgBlock)
+	}
+	m := &a.msgs[0]
+	a.msgs = a.msgs[1:]
+	return m
+}
+
+// payload returns a copy of p whose capacity is its length, so that an
+// append by its owner reallocates instead of writing into a neighbour.
+func (a *msgAlloc) payload(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	if a == nil || len(p) >= payloadOwn {
+		return append([]byte(nil), p...)
+	}
+	if len(a.buf) < len(p) {
+		a.buf = make([]byte, payloadBlock)
+	}
+	b := a.buf[:len(p):len(p)]
+	copy(b, p)
+	a.buf = a.buf[len(p):]
+	return b
 }

@@ -101,6 +101,8 @@ type Client struct {
 	// Seq delivered to this client: a durable message the daemon delivers
 	// again (after its restart) is dropped here. Owned by the reader.
 	seen map[durableKey]uint64
+	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
+	alloc msgAlloc
 
 	calls calls // request-reply
 

@@ -40,9 +40,13 @@ func ParseAddr(s string) (Addr, error) {
 
 // Message is one received message.
 type Message struct {
-	From    Addr   // sender's mailbox (Mailbox 0: an anonymous sender on that node)
-	Group   string // the group it was sent to, "" for a direct send
-	Payload []byte // owned by the receiver
+	From  Addr   // sender's mailbox (Mailbox 0: an anonymous sender on that node)
+	Group string // the group it was sent to, "" for a direct send
+	// Payload is the receiver's to keep and modify. A small payload (under
+	// 1 KiB) shares a 16 KiB block with the payloads delivered around it,
+	// and the block stays in memory while any of them is referenced: copy a
+	// small payload that is kept for long while the others are dropped.
+	Payload []byte
 
 	corr     uint64    // request: the caller's correlation id
 	deadline time.Time // request: when its caller stops waiting (zero: no TTL)
@@ -125,7 +129,7 @@ func (m *Mailbox) Dropped() uint64 {
 }
 
 func (m *Mailbox) push(d *wire.Deliver) {
-	msg := newMessage(d, m)
+	msg := newMessage(&m.c.alloc, d, m)
 	m.mu.Lock()
 	// Under HoldWhenFull the reader (our caller) waits for room; an empty
 	// inbox takes any one message, so a message larger than the bound

@@ -69,41 +69,70 @@ const (
 	Broadcast = Strategy(wire.StrategyBroadcast)
 )
 
-// WithStrategy sets the routing strategy of a group send.
-func WithStrategy(s Strategy) SendOption { return func(o *sendOpts) { o.strategy = s } }
+// SendOption sets an option of one send: WithMode, WithTTL, WithKey,
+// WithStrategy, WithHighPriority. The zero SendOption sets nothing.
+//
+// It is a small value, not a function, so that applying options does not
+// allocate on every send.
+type SendOption struct {
+	set      optField
+	ttl      time.Duration
+	mode     Mode
+	key      string
+	strategy Strategy
+}
 
-// SendOption sets an option of one send.
-type SendOption func(*sendOpts)
+// optField says which option a SendOption sets.
+type optField uint8
+
+const (
+	optNone optField = iota
+	optHigh
+	optTTL
+	optMode
+	optKey
+	optStrategy
+)
+
+// WithStrategy sets the routing strategy of a group send.
+func WithStrategy(s Strategy) SendOption { return SendOption{set: optStrategy, strategy: s} }
 
 // WithHighPriority sends on the high-priority lane.
-func WithHighPriority() SendOption { return func(o *sendOpts) { o.high = true } }
+func WithHighPriority() SendOption { return SendOption{set: optHigh} }
 
 // WithTTL discards the message if it is not delivered within d.
-func WithTTL(d time.Duration) SendOption { return func(o *sendOpts) { o.ttl = d } }
+func WithTTL(d time.Duration) SendOption { return SendOption{set: optTTL, ttl: d} }
 
 // WithMode sets the delivery mode.
-func WithMode(m Mode) SendOption { return func(o *sendOpts) { o.mode = m } }
+func WithMode(m Mode) SendOption { return SendOption{set: optMode, mode: m} }
 
 // WithKey routes a group send by key (strategy ByKey): every node sends the
 // same key to the same member, the owner of partition KeyHash(k) mod N in a
 // partitioned group.
-func WithKey(k string) SendOption {
-	return func(o *sendOpts) { o.key, o.strategy = k, ByKey }
-}
+func WithKey(k string) SendOption { return SendOption{set: optKey, key: k} }
 
+// applyOpts applies opts in order: a later option overrides an earlier one.
 func applyOpts(opts []SendOption) sendOpts {
 	var o sendOpts
-	for _, f := range opts {
-		f(&o)
+	for i := range opts {
+		switch x := &opts[i]; x.set {
+		case optHigh:
+			o.high = true
+		case optTTL:
+			o.ttl = x.ttl
+		case optMode:
+			o.mode = x.mode
+		case optKey:
+			o.key, o.strategy = x.key, ByKey
+		case optStrategy:
+			o.strategy = x.strategy
+		}
 	}
 	return o
 }
 
 func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (wire.Send, error) {
-	var o sendOpts
-	if len(opts) > 0 { // kept out of the common case: o would escape to the heap
-		o = applyOpts(opts)
-	}
+	o := applyOpts(opts)
 	if t.Group == "" && t.Addr.IsZero() {
 		return wire.Send{}, errNoTarget
 	}

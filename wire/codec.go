@@ -75,6 +75,19 @@ func (d *decoder) u8(field string) uint8 {
 }
 
 func (d *decoder) uvarint(field string) uint64 {
+	// Fast path, small enough to inline: most varints of a frame (flags,
+	// lengths, small ids) are one byte. It does not look at d.err: after an
+	// error the fields decoded are thrown away, and the first error stays.
+	if i := d.off; i < len(d.body) {
+		if b := d.body[i]; b < 0x80 {
+			d.off = i + 1
+			return uint64(b)
+		}
+	}
+	return d.uvarintSlow(field)
+}
+
+func (d *decoder) uvarintSlow(field string) uint64 {
 	if d.err != nil {
 		return 0
 	}

@@ -87,6 +87,11 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 
 func (r *Reader) readFrame() (Type, []byte, error) {
 	r.frameOff = r.off
+	if s, ok := r.br.(*source); ok {
+		if t, body, ok := r.sliceFrame(s); ok {
+			return t, body, nil
+		}
+	}
 	n, err := io.ReadFull(r.br, r.hdr[:])
 	r.off += int64(n)
 	if err != nil {
@@ -112,6 +117,26 @@ func (r *Reader) readFrame() (Type, []byte, error) {
 		return 0, nil, err
 	}
 	return t, body, nil
+}
+
+// sliceFrame is readFrame's fast path: when the whole frame is already in
+// the source's buffer and its header is good, the body is returned as a
+// slice of that buffer (no copy), valid until the next read like any body.
+// Otherwise it consumes nothing and returns false, and readFrame takes the
+// general path (which also reports any error in the header).
+func (r *Reader) sliceFrame(s *source) (Type, []byte, bool) {
+	b := s.buf[s.r:s.w]
+	if len(b) < HeaderSize || b[0] != Version || b[2] != 0 || b[3] != 0 {
+		return 0, nil, false
+	}
+	length := binary.BigEndian.Uint32(b[4:8])
+	if uint64(length) > uint64(r.maxBody) || uint64(length) > uint64(len(b)-HeaderSize) {
+		return 0, nil, false
+	}
+	n := HeaderSize + int(length)
+	s.r += n
+	r.off += int64(n)
+	return Type(b[1]), b[HeaderSize:n:n], true
 }
 
 func (r *Reader) headerError(t Type, sentinel error, reason string) error {
