@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -37,7 +39,30 @@ func run() int {
 	out := flag.String("out", "auto", `Markdown file to write the report to ("auto": ../BENCHMARKS.md on a full run of every system and workload, nothing otherwise; "-": nowhere)`)
 	installErlang := flag.Bool("install-erlang", true, "install Debian's erlang-base with apt-get when erl is missing")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
+	sizes := flag.String("sizes", "", "one-way payload sizes in bytes, comma-separated (default 128,4096)")
+	count := flag.Int("count", 0, "messages per one-way run, for every size (default 2000000 for 128 B, 250000 for 4096 B)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this harness process (publisher, subscriber, checker) to the file")
 	flag.Parse()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wbench: -cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "wbench: -cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	tune, err := oneWayTune(*sizes, *count)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wbench:", err)
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -48,6 +73,7 @@ func run() int {
 		Repeat:        *repeat,
 		InstallErlang: *installErlang,
 		Keep:          *keep,
+		Tune:          tune,
 		Log:           os.Stderr,
 		Command:       strings.TrimSpace("cd bench && go run ./cmd/wbench " + strings.Join(os.Args[1:], " ")),
 	}
@@ -72,6 +98,42 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "wrote", path)
 	}
 	return 0
+}
+
+// oneWayTune returns the harness adjustment for the -sizes and -count
+// flags, or nil when neither is set.
+func oneWayTune(sizes string, count int) (func(*harness.Config), error) {
+	if count < 0 {
+		return nil, fmt.Errorf("-count %d: must be positive", count)
+	}
+	var list []int
+	for _, f := range split(sizes) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 16 || n > 1<<20 {
+			return nil, fmt.Errorf("-sizes: %q is not a payload size in bytes from 16 to 1048576", f)
+		}
+		list = append(list, n)
+	}
+	if len(list) == 0 && count == 0 {
+		return nil, nil
+	}
+	return func(c *harness.Config) {
+		if len(list) > 0 {
+			c.Sizes = list
+		}
+		if count > 0 {
+			c.Count = map[int]int{}
+			for _, s := range c.Sizes {
+				c.Count[s] = count
+			}
+		} else {
+			for _, s := range c.Sizes {
+				if c.Count[s] == 0 {
+					c.Count[s] = 250_000
+				}
+			}
+		}
+	}, nil
 }
 
 func split(s string) []string {
