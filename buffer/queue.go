@@ -121,6 +121,7 @@ type lane struct {
 	resent   uint64     // after Rewind: messages with Seq <= resent are redeliveries
 	inflight int64      // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
 	slab     []byte     // free room of the block that EnqueueCopy copies small payloads into
+	spare    []Message  // not yet used part of the block that EnqueueCopy copies messages into
 }
 
 // Queue is a bounded per-destination queue with per-lane sequence numbers.
@@ -175,46 +176,80 @@ func (q *Queue) wake(lane int) {
 // Enqueue adds m. It never blocks: a full queue answers ErrBusy at once
 // (Reject) or makes room by dropping the oldest unsent message of m's lane
 // (DropOldest). It assigns m.Seq for reliable messages.
-func (q *Queue) Enqueue(m *Message) error { return q.enqueue(m, q.now(), false) }
+func (q *Queue) Enqueue(m *Message) error {
+	now := q.now()
+	size := int64(len(m.Payload))
+	if err := q.admit(m, now); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	if err := q.roomLocked(m.Lane, size, now); err != nil {
+		return err
+	}
+	q.addLocked(&q.lanes[m.Lane], m, now, size)
+	return nil
+}
 
 // EnqueueCopy is Enqueue for a message that arrived at now (a time read
 // from the queue's clock a moment earlier, shared by the messages of one
-// read) and whose payload the caller will reuse: once the message is
-// accepted, its payload is a copy (see slab.go). A refused message keeps
-// the caller's payload.
-func (q *Queue) EnqueueCopy(m *Message, now time.Time) error { return q.enqueue(m, now, true) }
+// read) and that the caller will reuse, payload included: once the message
+// is accepted, the queue holds a copy of it and of its payload (see
+// slab.go), and m itself is not kept, nor is its Seq set.
+func (q *Queue) EnqueueCopy(m *Message, now time.Time) error {
+	size := int64(len(m.Payload))
+	if err := q.admit(m, now); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	if err := q.roomLocked(m.Lane, size, now); err != nil {
+		return err
+	}
+	l := &q.lanes[m.Lane]
+	c := l.newMessage()
+	*c = *m
+	c.Payload = l.copyPayload(m.Payload)
+	q.addLocked(l, c, now, size)
+	return nil
+}
 
-func (q *Queue) enqueue(m *Message, now time.Time, copyPayload bool) error {
+// admit checks m's lane and deadline; when they are good it returns with
+// q.mu locked.
+func (q *Queue) admit(m *Message, now time.Time) error {
 	if int(m.Lane) >= NumLanes {
 		return fmt.Errorf("buffer: lane %d out of range", m.Lane)
 	}
+	q.mu.Lock()
 	if !m.Deadline.IsZero() && !now.Before(m.Deadline) {
-		q.mu.Lock()
 		q.st.Dropped[DropExpired]++
 		q.mu.Unlock()
 		return ErrExpired
 	}
-	size := int64(len(m.Payload))
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.count+1 > q.limits.MaxMessages || q.bytes+size > q.limits.MaxBytes {
-		q.expireHeadLocked(now)
-		full := q.count+1 > q.limits.MaxMessages || q.bytes+size > q.limits.MaxBytes
-		if full && q.limits.Overflow == DropOldest {
-			full = !q.dropOldestLocked(m.Lane, size)
-		}
-		for i := range q.lanes {
-			q.compactLocked(&q.lanes[i])
-		}
-		if full {
-			q.st.Rejected++
-			return ErrBusy
-		}
+	return nil
+}
+
+// roomLocked makes room for a message of size bytes in lane ln, or answers
+// ErrBusy.
+func (q *Queue) roomLocked(ln uint8, size int64, now time.Time) error {
+	if q.count+1 <= q.limits.MaxMessages && q.bytes+size <= q.limits.MaxBytes {
+		return nil
 	}
-	l := &q.lanes[m.Lane]
-	if copyPayload {
-		m.Payload = l.copyPayload(m.Payload)
+	q.expireHeadLocked(now)
+	full := q.count+1 > q.limits.MaxMessages || q.bytes+size > q.limits.MaxBytes
+	if full && q.limits.Overflow == DropOldest {
+		full = !q.dropOldestLocked(ln, size)
 	}
+	for i := range q.lanes {
+		q.compactLocked(&q.lanes[i])
+	}
+	if full {
+		q.st.Rejected++
+		return ErrBusy
+	}
+	return nil
+}
+
+// addLocked appends the admitted message m to lane l.
+func (q *Queue) addLocked(l *lane, m *Message, now time.Time, size int64) {
 	m.Enqueued = now
 	if !m.AtMostOnce() {
 		m.Seq = l.nextSeq
@@ -227,7 +262,6 @@ func (q *Queue) enqueue(m *Message, now time.Time, copyPayload bool) error {
 	q.bytes += size
 	q.st.Enqueued++
 	q.wake(int(m.Lane))
-	return nil
 }
 
 // handedOut reports whether m, held at or after l.sent, was handed to a link

@@ -1245,23 +1245,30 @@ func TestEnqueueCopy(t *testing.T) {
 		for k := range buf[:n] {
 			buf[k] = byte(i + 1)
 		}
-		m := &Message{Lane: LaneNormal, Payload: buf[:n]}
-		if err := q.EnqueueCopy(m, time.Time{}); err != nil {
+		m := Message{Lane: LaneNormal, From: uint64(i), Payload: buf[:n]}
+		if err := q.EnqueueCopy(&m, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 && &m.Payload[0] == &buf[0] {
-			t.Fatalf("payload %d aliases the caller's buffer", i)
-		}
-		if cap(m.Payload) != n {
-			t.Fatalf("payload %d: cap %d, want its length %d", i, cap(m.Payload), n)
+		if m.Seq != 0 || len(m.Payload) != n || n > 0 && &m.Payload[0] != &buf[0] {
+			t.Fatalf("message %d: the caller's message was changed", i)
 		}
 		want = append(want, bytes.Repeat([]byte{byte(i + 1)}, n))
-		clear(buf) // the caller reuses its buffer
+		m = Message{} // the caller reuses its message
+		clear(buf)    // and its buffer
 	}
 	got := q.Next(0, LaneNormal, 10, nil)
+	if len(got) != len(want) {
+		t.Fatalf("%d messages queued, want %d", len(got), len(want))
+	}
 	for i, m := range got {
+		if m.From != uint64(i) || m.Seq != uint64(i+1) {
+			t.Errorf("message %d: From %d Seq %d, want %d and %d", i, m.From, m.Seq, i, i+1)
+		}
 		if !bytes.Equal(m.Payload, want[i]) {
 			t.Errorf("payload %d changed: % x...", i, m.Payload[:min(len(m.Payload), 8)])
+		}
+		if cap(m.Payload) != len(m.Payload) {
+			t.Errorf("payload %d: cap %d, want its length %d", i, cap(m.Payload), len(m.Payload))
 		}
 	}
 	if s := q.Stats(); s.Bytes != int64(1+128+slabMax+slabMax+1+0+300) {

@@ -37,3 +37,19 @@ func (l *lane) copyPayload(p []byte) []byte {
 	l.slab = l.slab[len(p):]
 	return out
 }
+
+// msgBlock is how many Messages EnqueueCopy allocates at a time per lane.
+// Like a payload block, a block stays in memory while any message in it is
+// held; a Message is about 150 bytes.
+const msgBlock = 64
+
+// newMessage returns a zero Message from the lane's current block. Called
+// with the queue's lock held.
+func (l *lane) newMessage() *Message {
+	if len(l.spare) == 0 {
+		l.spare = make([]Message, msgBlock)
+	}
+	m := &l.spare[0]
+	l.spare = l.spare[1:]
+	return m
+}
