@@ -74,9 +74,17 @@ type Daemon struct {
 
 	peersMu sync.RWMutex
 	peers   map[auth.PeerID]*peer // guarded by peersMu
+	// peersGen counts the changes of peers (bumped with peersMu held for
+	// writing): a routeCache is good while it has not moved.
+	peersGen atomic.Uint64
 
-	reloadMu sync.Mutex                     // one Reload at a time
-	current  atomic.Pointer[configs.Config] // the config in force: d.cfg at start, then each reloaded one (its fixed parts equal d.cfg's)
+	reloadMu sync.Mutex // one Reload at a time
+	// retired holds the peers a reload removed, guarded by reloadMu: a peer
+	// added again goes on from their sequence numbers and positions, which
+	// its remote remembers (a fresh start at Seq 1 would be taken for
+	// duplicates there and dropped).
+	retired map[auth.PeerID]*peer
+	current atomic.Pointer[configs.Config] // the config in force: d.cfg at start, then each reloaded one (its fixed parts equal d.cfg's)
 
 	linksMu sync.Mutex         // guards upLinks
 	upLinks map[*link]struct{} // links that receive membership deltas
@@ -185,6 +193,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("peer %s: %w", id, err)
 		}
 		d.peers[id] = newPeer(d, id, pc, tr, d.newQueue(pc))
+		d.peersGen.Add(1)
 	}
 	if err := d.openSpool(key); err != nil {
 		return nil, err
@@ -424,6 +433,31 @@ func (d *Daemon) peer(cluster, node string) *peer {
 	return d.peers[auth.PeerID{Cluster: cluster, Node: node}]
 }
 
+// routeCache is one sender's memory of its last route: the closest members
+// of the last group it sent to, and the last peer it sent to. It spares a
+// local client's stream of sends a lock and a map lookup each. Owned by one
+// goroutine (a local client's reader).
+type routeCache struct {
+	closest       groups.ClosestCache
+	cluster, node string
+	peer          *peer // nil: empty
+	peersGen      uint64
+}
+
+// peerCached is peer through the caller's cache rc (nil: none).
+func (d *Daemon) peerCached(rc *routeCache, cluster, node string) *peer {
+	if rc == nil {
+		return d.peer(cluster, node)
+	}
+	gen := d.peersGen.Load() // read first: a change during the lookup makes the next call look again
+	if rc.peer != nil && rc.peersGen == gen && rc.cluster == cluster && rc.node == node {
+		return rc.peer
+	}
+	p := d.peer(cluster, node)
+	rc.cluster, rc.node, rc.peer, rc.peersGen = cluster, node, p, gen
+	return p
+}
+
 // peerList returns the peers, in no order.
 func (d *Daemon) peerList() []*peer {
 	d.peersMu.RLock()
@@ -437,11 +471,16 @@ func (d *Daemon) peerList() []*peer {
 
 // newQueue makes the outbound buffer for a peer from its (validated) config.
 func (d *Daemon) newQueue(pc configs.Peer) *buffer.Queue {
+	return buffer.New(queueLimits(pc), d.now)
+}
+
+// queueLimits returns a peer's buffer limits from its (validated) config.
+func queueLimits(pc configs.Peer) buffer.Limits {
 	pol, _ := buffer.ParsePolicy(pc.Buffer.Overflow)
-	return buffer.New(buffer.Limits{
+	return buffer.Limits{
 		MaxBytes:    pc.Buffer.MaxBytes,
 		MaxMessages: pc.Buffer.MaxMessages,
 		MaxAge:      pc.Buffer.MaxAge,
 		Overflow:    pol,
-	}, d.now)
+	}
 }

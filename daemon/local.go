@@ -60,6 +60,7 @@ type localClient struct {
 	send      wire.Send           // owned by the reader goroutine: the Send being handled
 	now       time.Time           // owned by the reader goroutine: when the frame being handled was read
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
+	route     routeCache          // owned by the reader goroutine: its sends' last route
 
 	// Writes: the writer goroutine owns the connection's blocking writes.
 	// A link's stream reader that delivers the last frame it had buffered
@@ -539,7 +540,7 @@ func (c *localClient) handleSend(m *wire.Send) {
 		req := m.Req
 		reply = func(st uint8, msg string) { c.result(req, st, msg) }
 	}
-	st, msg := c.d.send(m, c.now, reply)
+	st, msg := c.d.send(m, c.now, &c.route, reply)
 	quiet := m.Flags&(wire.FlagQuiet|wire.FlagDurable) == wire.FlagQuiet
 	if st != statusPending && (st != wire.StatusOK || !quiet) {
 		c.result(m.Req, st, msg)
@@ -576,10 +577,11 @@ func (d *Daemon) removeMailbox(id uint64) {
 // maxMessage is the largest payload accepted: a frame minus room for headers.
 func (d *Daemon) maxMessage() int { return d.cfg.Link.MaxFrameSize - 64<<10 }
 
-// send routes one message from a local client, received at now. A durable
-// send answers later, through reply, once the message is on disk: then send
-// returns statusPending.
-func (d *Daemon) send(m *wire.Send, now time.Time, reply func(uint8, string)) (uint8, string) {
+// send routes one message from a local client, received at now, through
+// the client's route cache rc (nil: none). A durable send answers later,
+// through reply, once the message is on disk: then send returns
+// statusPending.
+func (d *Daemon) send(m *wire.Send, now time.Time, rc *routeCache, reply func(uint8, string)) (uint8, string) {
 	if len(m.Payload) > d.maxMessage() {
 		return wire.StatusTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
 	}
@@ -591,11 +593,17 @@ func (d *Daemon) send(m *wire.Send, now time.Time, reply func(uint8, string)) (u
 			return wire.StatusBadRequest, err.Error()
 		}
 		if m.Strategy == wire.StrategyClosest { // the common case: no lock held exclusively, no allocation
-			t, ok := d.groups.Closest(m.Group)
+			var t groups.Member
+			var ok bool
+			if rc != nil {
+				t, ok = d.groups.ClosestCached(m.Group, &rc.closest)
+			} else {
+				t, ok = d.groups.Closest(m.Group)
+			}
 			if !ok {
 				return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
 			}
-			return d.sendTo(m, now, t.Cluster, t.Node, t.Mailbox, reply)
+			return d.sendTo(m, now, rc, t.Cluster, t.Node, t.Mailbox, reply)
 		}
 		targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
 		switch {
@@ -610,9 +618,9 @@ func (d *Daemon) send(m *wire.Send, now time.Time, reply func(uint8, string)) (u
 		if len(targets) > 1 {
 			return d.broadcast(m, now, targets)
 		}
-		return d.sendTo(m, now, targets[0].Cluster, targets[0].Node, targets[0].Mailbox, reply)
+		return d.sendTo(m, now, rc, targets[0].Cluster, targets[0].Node, targets[0].Mailbox, reply)
 	}
-	return d.sendTo(m, now, m.Cluster, m.Node, m.Mailbox, reply)
+	return d.sendTo(m, now, rc, m.Cluster, m.Node, m.Mailbox, reply)
 }
 
 // broadcast sends m to every target; it answers OK if all accepted it, else
@@ -623,7 +631,7 @@ func (d *Daemon) broadcast(m *wire.Send, now time.Time, targets []groups.Member)
 	}
 	st, msg := wire.StatusOK, ""
 	for _, t := range targets {
-		s, e := d.sendTo(m, now, t.Cluster, t.Node, t.Mailbox, nil)
+		s, e := d.sendTo(m, now, nil, t.Cluster, t.Node, t.Mailbox, nil)
 		if s != wire.StatusOK && st == wire.StatusOK {
 			st, msg = s, fmt.Sprintf("%s/%s/%d: %s", t.Cluster, t.Node, t.Mailbox, e)
 		}
@@ -639,8 +647,9 @@ func (d *Daemon) backlog(cluster, node string) int {
 	return 0
 }
 
-// sendTo sends m to one mailbox address.
-func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to uint64, reply func(uint8, string)) (uint8, string) {
+// sendTo sends m to one mailbox address, looking the peer up through rc
+// (nil: no cache).
+func (d *Daemon) sendTo(m *wire.Send, now time.Time, rc *routeCache, cluster, node string, to uint64, reply func(uint8, string)) (uint8, string) {
 	var deadline time.Time
 	if m.TTL > 0 {
 		deadline = now.Add(time.Duration(m.TTL) * time.Millisecond)
@@ -656,7 +665,7 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to ui
 		}
 		return wire.StatusOK, ""
 	}
-	p := d.peer(cluster, node)
+	p := d.peerCached(rc, cluster, node)
 	if p == nil {
 		return wire.StatusUnreachable, fmt.Sprintf("%s/%s is not a peer of %s/%s", cluster, node, d.cfg.Cluster, d.cfg.Node)
 	}
@@ -664,15 +673,16 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, cluster, node string, to ui
 	if m.Flags&wire.FlagHigh != 0 {
 		lane = buffer.LaneHigh
 	}
-	bm := &buffer.Message{
+	bm := buffer.Message{ // on the stack: EnqueueCopy keeps a copy
 		Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
 		Payload: m.Payload, Deadline: deadline, // the payload aliases the read buffer until EnqueueCopy copies it
 	}
 	if m.Flags&wire.FlagDurable != 0 {
-		bm.Lane, bm.Flags, bm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
-		return d.sendDurable(p, bm, reply)
+		dm := bm
+		dm.Lane, dm.Flags, dm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
+		return d.sendDurable(p, &dm, reply)
 	}
-	switch err := p.queue.EnqueueCopy(bm, now); {
+	switch err := p.queue.EnqueueCopy(&bm, now); {
 	case errors.Is(err, buffer.ErrBusy):
 		d.metrics.busy.Inc()
 		return wire.StatusBusy, fmt.Sprintf("buffer for %s/%s is full", cluster, node)

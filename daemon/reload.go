@@ -5,10 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"time"
 
 	"github.com/wandist/wandist/auth"
-	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/wire"
 )
@@ -62,10 +63,18 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		switch {
 		case !keep:
 			d.removePeer(p, "removed from the config")
+			if n := p.queue.Discard(); n > 0 {
+				d.log.Warn("messages for a removed peer discarded", "peer", p.nodeName(), "messages", n)
+			}
+			if d.retired == nil {
+				d.retired = map[auth.PeerID]*peer{}
+			}
+			d.retired[p.id] = p
 		case pc.Address != p.cfg.Address || pc.Transport != p.cfg.Transport || pc.Mode != p.cfg.Mode:
-			// Another way to reach it: a new peer entry, the same buffer.
+			// Another way to reach it: a new peer entry, the same buffer
+			// and positions.
 			d.removePeer(p, "its address, transport or mode changed")
-			d.addPeer(pc, p.queue)
+			d.addPeer(pc, p)
 		default:
 			if !reflect.DeepEqual(pc.PublicKeys, p.cfg.PublicKeys) {
 				d.pins.Set(p.id, pc.PublicKeys)
@@ -80,8 +89,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 				}
 			}
 			if pc.Buffer != p.cfg.Buffer {
-				pol, _ := buffer.ParsePolicy(pc.Buffer.Overflow)
-				p.queue.SetLimits(buffer.Limits{MaxBytes: pc.Buffer.MaxBytes, MaxMessages: pc.Buffer.MaxMessages, MaxAge: pc.Buffer.MaxAge, Overflow: pol})
+				p.queue.SetLimits(queueLimits(pc))
 				p.mu.Lock()
 				p.cfg.Buffer = pc.Buffer
 				p.mu.Unlock()
@@ -90,8 +98,10 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		delete(want, p.id)
 	}
 	for _, pc := range c.Peers {
-		if _, added := want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}]; added {
-			d.addPeer(pc, d.newQueue(pc))
+		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
+		if _, added := want[id]; added {
+			d.addPeer(pc, d.retired[id])
+			delete(d.retired, id)
 		}
 	}
 	d.log.Info("config reloaded", "peers", len(c.Peers))
@@ -108,12 +118,32 @@ func keyPinned(k ed25519.PublicKey, keys []ed25519.PublicKey) bool {
 }
 
 // addPeer adds a peer and starts dialling it (unless it is accept-only).
-func (d *Daemon) addPeer(pc configs.Peer, q *buffer.Queue) {
+// prev, if not nil, is the same node's peer removed before (by this reload
+// or an earlier one): the new one takes over its buffer, its sequence
+// numbers and its receive positions, once prev's link has ended (its last
+// delivery counted).
+func (d *Daemon) addPeer(pc configs.Peer, prev *peer) {
 	id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
-	p := newPeer(d, id, pc, d.transports[pc.Transport], q)
+	var p *peer
+	if prev == nil {
+		p = newPeer(d, id, pc, d.transports[pc.Transport], d.newQueue(pc))
+	} else {
+		if !prev.waitNoLink(linkEndWait) {
+			d.log.Warn("the removed link of a re-added peer has not ended; its last deliveries may come again", "peer", prev.nodeName())
+		}
+		prev.queue.SetLimits(queueLimits(pc))
+		p = newPeer(d, id, pc, d.transports[pc.Transport], prev.queue)
+		prev.recvMu.Lock()
+		p.recvInc, p.delivered, p.recvDurable = prev.recvInc, prev.delivered, maps.Clone(prev.recvDurable)
+		prev.recvMu.Unlock()
+		prev.durMu.Lock()
+		p.durNext = prev.durNext
+		prev.durMu.Unlock()
+	}
 	d.pins.Set(id, pc.PublicKeys)
 	d.peersMu.Lock()
 	d.peers[id] = p
+	d.peersGen.Add(1)
 	d.peersMu.Unlock()
 	d.startPeer(p)
 	d.log.Info("peer added", "peer", p.nodeName(), "address", pc.Address, "mode", pc.Mode)
@@ -127,10 +157,36 @@ func (d *Daemon) startPeer(p *peer) {
 	}
 }
 
+// linkEndWait bounds how long a reload waits for the link of a removed
+// peer to end before the peer is added again (a GoAway waits goAwayWait
+// for the remote to close).
+const linkEndWait = 2 * time.Second
+
+// waitNoLink waits until p has no link, at most timeout; it reports
+// whether that happened.
+func (p *peer) waitNoLink(timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		l, ch := p.link, p.changed
+		p.mu.Unlock()
+		if l == nil {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
 // removePeer stops dialling the peer, closes its link and forgets it.
 func (d *Daemon) removePeer(p *peer, why string) {
 	d.peersMu.Lock()
 	delete(d.peers, p.id)
+	d.peersGen.Add(1)
 	d.peersMu.Unlock()
 	d.pins.Remove(p.id)
 	if p.stop != nil {

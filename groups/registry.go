@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,6 +106,7 @@ type Registry struct {
 	onChange func(Delta)                      // called with mu held, in version order
 	changed  chan struct{}                    // guarded by mu: closed and replaced at every change
 	gen      uint64                           // guarded by mu: bumped by every change (changedLocked)
+	genNow   atomic.Uint64                    // gen, for readers without mu (ClosestCache)
 	closest  sync.Map                         // group -> *closestSet; entries of an older gen are stale
 }
 
@@ -113,6 +115,7 @@ type Registry struct {
 // except Pick (round-robin positions only), calls it.
 func (r *Registry) changedLocked() {
 	r.gen++
+	r.genNow.Store(r.gen)
 	r.closest.Clear()
 }
 
@@ -491,24 +494,56 @@ func (r *Registry) Closest(group string) (m Member, ok bool) {
 	return r.closestLocked(group)
 }
 
+// ClosestCache is one caller's memory of the last group it asked Closest
+// for: while the registry has not changed since, the next ask for that
+// group takes no lock and no map lookup. The zero value is empty. Not safe
+// for concurrent use: a caller (a local client's reader) owns one.
+type ClosestCache struct {
+	group   string
+	gen     uint64
+	members []Member // nil: empty
+}
+
+// ClosestCached is Closest through the caller's cache c.
+func (r *Registry) ClosestCached(group string, c *ClosestCache) (Member, bool) {
+	if c.members == nil || c.group != group || c.gen != r.genNow.Load() {
+		r.mu.RLock()
+		c.group, c.gen, c.members = group, r.gen, r.closestSetCachedLocked(group)
+		r.mu.RUnlock()
+		if len(c.members) == 0 {
+			c.members = nil
+			return Member{}, false
+		}
+	}
+	if len(c.members) == 1 {
+		return c.members[0], true
+	}
+	return c.members[rand.IntN(len(c.members))], true
+}
+
 // closestLocked is Closest with the registry locked (read or write). It is
 // on every group send, so the set of closest members of a group is cached
 // until the next change of the registry (membership, reachability, RTT):
 // a send then costs a map lookup and a random pick.
 func (r *Registry) closestLocked(group string) (m Member, ok bool) {
-	var best []Member
-	if v, hit := r.closest.Load(group); hit && v.(*closestSet).gen == r.gen {
-		best = v.(*closestSet).members
-	} else {
-		best = r.closestSetLocked(group)
-		if len(best) > 0 { // groups without members are not cached: any name can be asked for
-			r.closest.Store(group, &closestSet{gen: r.gen, members: best})
-		}
-	}
+	best := r.closestSetCachedLocked(group)
 	if len(best) == 0 {
 		return Member{}, false
 	}
 	return best[rand.IntN(len(best))], true
+}
+
+// closestSetCachedLocked is closestSetLocked through the registry's cache.
+// The slice returned is shared: read only.
+func (r *Registry) closestSetCachedLocked(group string) []Member {
+	if v, hit := r.closest.Load(group); hit && v.(*closestSet).gen == r.gen {
+		return v.(*closestSet).members
+	}
+	best := r.closestSetLocked(group)
+	if len(best) > 0 { // groups without members are not cached: any name can be asked for
+		r.closest.Store(group, &closestSet{gen: r.gen, members: best})
+	}
+	return best
 }
 
 // closestSet is the cached answer of closestSetLocked for one group.

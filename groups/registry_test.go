@@ -811,18 +811,30 @@ func BenchmarkClosest(b *testing.B) {
 // Closest caches its answer per group; every kind of change must show in
 // the next answer: joins and leaves, snapshots, RTT, reachability, a
 // forgotten peer.
+// Closest, and ClosestCached through one cache kept across the steps (and
+// asked for another group in between), follow every change.
 func TestClosestFollowsChanges(t *testing.T) {
 	r := groups.New(self, nil)
+	r.Join("h", 99)
+	var cache groups.ClosestCache
 	want := func(step, member string) {
 		t.Helper()
-		for range 50 {
+		for i := range 50 {
 			m, ok := r.Closest("g")
+			if i%2 == 1 {
+				m, ok = r.ClosestCached("g", &cache)
+			}
 			got := "none"
 			if ok {
 				got = fmt.Sprintf("%s/%s#%d", m.Cluster, m.Node, m.Mailbox)
 			}
 			if got != member {
-				t.Fatalf("%s: Closest = %s, want %s", step, got, member)
+				t.Fatalf("%s: Closest (cached: %v) = %s, want %s", step, i%2 == 1, got, member)
+			}
+			if i == 20 { // the cache holds "g" at the end of the step
+				if m, ok := r.ClosestCached("h", &cache); !ok || m.Mailbox != 99 {
+					t.Fatalf("%s: ClosestCached(h) = %+v, %v", step, m, ok)
+				}
 			}
 		}
 	}
