@@ -8,6 +8,7 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"time"
 )
@@ -187,6 +188,7 @@ func (q *Queue) Enqueue(m *Message) error {
 		return err
 	}
 	q.addLocked(&q.lanes[m.Lane], m, now, size)
+	q.wake(int(m.Lane))
 	return nil
 }
 
@@ -209,7 +211,38 @@ func (q *Queue) EnqueueCopy(m *Message, now time.Time) error {
 	*c = *m
 	c.Payload = l.copyPayload(m.Payload)
 	q.addLocked(l, c, now, size)
+	q.wake(int(m.Lane))
 	return nil
+}
+
+// EnqueueCopyBatch is EnqueueCopy for a run of messages that are tmpl but
+// for their payloads, in order, under one lock. It returns how many it
+// accepted: all of them, or those before the first it refused, with the
+// reason (the rest are not tried).
+func (q *Queue) EnqueueCopyBatch(tmpl *Message, payloads iter.Seq[[]byte], now time.Time) (int, error) {
+	if err := q.admit(tmpl, now); err != nil {
+		return 0, err
+	}
+	defer q.mu.Unlock()
+	l := &q.lanes[tmpl.Lane]
+	n := 0
+	defer func() {
+		if n > 0 {
+			q.wake(int(tmpl.Lane))
+		}
+	}()
+	for p := range payloads {
+		size := int64(len(p))
+		if err := q.roomLocked(tmpl.Lane, size, now); err != nil {
+			return n, err
+		}
+		c := l.newMessage()
+		*c = *tmpl
+		c.Payload = l.copyPayload(p)
+		q.addLocked(l, c, now, size)
+		n++
+	}
+	return n, nil
 }
 
 // admit checks m's lane and deadline; when they are good it returns with
@@ -248,7 +281,8 @@ func (q *Queue) roomLocked(ln uint8, size int64, now time.Time) error {
 	return nil
 }
 
-// addLocked appends the admitted message m to lane l.
+// addLocked appends the admitted message m to lane l; the caller then
+// wakes the lane's writer.
 func (q *Queue) addLocked(l *lane, m *Message, now time.Time, size int64) {
 	m.Enqueued = now
 	if !m.AtMostOnce() {
@@ -261,7 +295,6 @@ func (q *Queue) addLocked(l *lane, m *Message, now time.Time, size int64) {
 	q.count++
 	q.bytes += size
 	q.st.Enqueued++
-	q.wake(int(m.Lane))
 }
 
 // handedOut reports whether m, held at or after l.sent, was handed to a link

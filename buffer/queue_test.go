@@ -1283,3 +1283,49 @@ func TestEnqueueCopy(t *testing.T) {
 	}
 	checkInvariants(t, q)
 }
+
+// EnqueueCopyBatch queues a run of messages under one lock: consecutive
+// Seqs, the template's fields, copied payloads; a full queue stops it at the
+// first message refused, and an expired template queues nothing.
+func TestEnqueueCopyBatch(t *testing.T) {
+	clk := newClock()
+	q := New(Limits{MaxMessages: 5}, clk.now)
+	mustEnqueue(t, q, rel(LaneNormal, 1, 1)) // Seq 1
+	buf := []byte("abcdefgh")
+	payloads := func(yield func([]byte) bool) {
+		for i := range 8 {
+			if !yield(buf[i : i+1]) {
+				return
+			}
+		}
+	}
+	tmpl := Message{Lane: LaneNormal, To: 7, From: 3, Group: "g"}
+	n, err := q.EnqueueCopyBatch(&tmpl, payloads, clk.now())
+	if n != 4 || !errors.Is(err, ErrBusy) {
+		t.Fatalf("EnqueueCopyBatch into room for 4 of 8: %d, %v; want 4, ErrBusy", n, err)
+	}
+	if tmpl.Seq != 0 || tmpl.Payload != nil {
+		t.Fatalf("the template was changed: %+v", tmpl)
+	}
+	clear(buf)
+	got := q.Next(0, LaneNormal, 10, nil)
+	if len(got) != 5 {
+		t.Fatalf("%d messages queued, want 5", len(got))
+	}
+	for i, m := range got[1:] {
+		if m.Seq != uint64(i+2) || m.To != 7 || m.From != 3 || m.Group != "g" || string(m.Payload) != string(rune('a'+i)) || !m.Enqueued.Equal(clk.now()) {
+			t.Errorf("message %d: %+v", i, m)
+		}
+	}
+	if s := q.Stats(); s.Rejected != 1 || s.Messages != 5 || s.Bytes != 5 {
+		t.Errorf("stats %+v: want 1 rejected, 5 messages of 5 bytes", s)
+	}
+	expired := Message{Lane: LaneNormal, Deadline: clk.now()}
+	if n, err := q.EnqueueCopyBatch(&expired, payloads, clk.now()); n != 0 || !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired template: %d, %v", n, err)
+	}
+	if n, err := q.EnqueueCopyBatch(&Message{Lane: NumLanes}, payloads, clk.now()); n != 0 || err == nil {
+		t.Fatalf("bad lane: %d, %v", n, err)
+	}
+	checkInvariants(t, q)
+}

@@ -73,8 +73,10 @@ type Client struct {
 	duplicates atomic.Uint64
 	reconnects atomic.Uint64
 
-	wmu     sync.Mutex      // guards wbuf, conn, raw, writing, up, closed
+	wmu     sync.Mutex      // guards wbuf, batchAt, batch, conn, raw, writing, up, closed
 	wbuf    []byte          // frames waiting for the writer
+	batchAt int             // offset in wbuf of the SendBatch frame that ends it, -1: none (quiet sends extend it)
+	batch   wire.SendBatch  // the header of that frame
 	conn    net.Conn        // the current connection
 	raw     syscall.RawConn // conn's, for writes that must not block; nil if it has none
 	writing bool            // the writer goroutine is writing what it took from wbuf
@@ -136,6 +138,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
 		lists: map[uint64]chan *wire.MembersList{}, watchers: map[uint64]*Watcher{},
 		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}), seen: map[durableKey]uint64{},
+		batchAt: -1,
 	}
 	conn, r, sh, err := c.dial(ctx)
 	if err != nil {
@@ -191,7 +194,7 @@ func (c *Client) run(r *wire.Reader) {
 		err := c.reader(r)
 		c.wmu.Lock()
 		c.up = false
-		c.wbuf = c.wbuf[:0] // their requests fail below
+		c.wbuf, c.batchAt = c.wbuf[:0], -1 // their requests fail below
 		conn := c.conn
 		closed := c.closed
 		c.wmu.Unlock()
@@ -475,19 +478,12 @@ func (c *Client) enqueueNow(appendFrame func([]byte) []byte) error {
 
 func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
 	c.wmu.Lock()
-	if c.closed {
+	if err := c.writableLocked(); err != nil {
 		c.wmu.Unlock()
-		return ErrClosed
-	}
-	if !c.up {
-		c.wmu.Unlock()
-		return fmt.Errorf("%w: reconnecting to the daemon", ErrUnavailable)
-	}
-	if len(c.wbuf) > maxWriteBuffer {
-		c.wmu.Unlock()
-		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("the client's write buffer holds %d bytes the daemon has not read yet", maxWriteBuffer)}
+		return err
 	}
 	c.wbuf = appendFrame(c.wbuf)
+	c.batchAt = -1
 	if now && !c.writing && c.raw != nil {
 		n := sockio.TryWrite(c.raw, c.wbuf)
 		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[n:])]
@@ -495,12 +491,51 @@ func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
 	empty := len(c.wbuf) == 0
 	c.wmu.Unlock()
 	if !empty {
-		select {
-		case c.wwake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 	}
 	return nil
+}
+
+// enqueueQuiet queues a quiet one-way send (no Corr, not durable): it
+// extends the SendBatch frame that ends the write buffer when s has the
+// same header and the frame has room, else starts one. The daemon handles
+// a batch as that many Sends; a stream of sends to one target costs it one
+// header to decode and one route per frame.
+func (c *Client) enqueueQuiet(s *wire.Send) error {
+	c.wmu.Lock()
+	if err := c.writableLocked(); err != nil {
+		c.wmu.Unlock()
+		return err
+	}
+	if c.batchAt < 0 || len(c.wbuf)-c.batchAt >= wire.MaxBatchBody || !c.batch.SameHeader(s) {
+		c.batch = wire.SendBatchOf(s)
+		c.batchAt = len(c.wbuf)
+		c.wbuf = c.batch.AppendFrame(c.wbuf) // no payload yet
+	}
+	c.wbuf = wire.AppendBatchPayload(c.wbuf, c.batchAt, s.Payload)
+	c.wmu.Unlock()
+	c.wakeWriter()
+	return nil
+}
+
+// writableLocked answers whether a frame may be queued now.
+func (c *Client) writableLocked() error {
+	switch {
+	case c.closed:
+		return ErrClosed
+	case !c.up:
+		return fmt.Errorf("%w: reconnecting to the daemon", ErrUnavailable)
+	case len(c.wbuf) > maxWriteBuffer:
+		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("the client's write buffer holds %d bytes the daemon has not read yet", maxWriteBuffer)}
+	}
+	return nil
+}
+
+func (c *Client) wakeWriter() {
+	select {
+	case c.wwake <- struct{}{}:
+	default:
+	}
 }
 
 // writer owns the socket's writes: it drains wbuf and writes it at once.
@@ -513,7 +548,7 @@ func (c *Client) writer() {
 			return
 		}
 		c.wmu.Lock()
-		out, c.wbuf = c.wbuf, out[:0]
+		out, c.wbuf, c.batchAt = c.wbuf, out[:0], -1
 		conn := c.conn
 		c.writing = len(out) > 0
 		c.wmu.Unlock()

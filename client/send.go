@@ -194,6 +194,9 @@ func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 		// in between reports it to Flush (a failed enqueue counted too
 		// only costs Flush a Sync).
 		c.quietSent.Add(1)
+		if s.Corr == 0 {
+			return c.enqueueQuiet(&s)
+		}
 		return c.enqueueSend(&s)
 	}
 	c.pmu.Lock()

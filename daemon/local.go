@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/auth"
-	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/sockio"
@@ -58,6 +57,7 @@ type localClient struct {
 	tooMany   bool                // set at accept: over local.max_clients, refused after the hello
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
 	send      wire.Send           // owned by the reader goroutine: the Send being handled
+	batch     wire.SendBatch      // owned by the reader goroutine: the SendBatch being handled
 	now       time.Time           // owned by the reader goroutine: when the frame being handled was read
 	watches   map[uint64]func()   // owned by the reader goroutine: cancel per watch Req
 	route     routeCache          // owned by the reader goroutine: its sends' last route
@@ -437,6 +437,13 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 		c.handleSend(&c.send)
 		return nil
 	}
+	if t == wire.TypeSendBatch { // the hot path of a stream of quiet sends
+		if err := c.batch.DecodeBody(body); err != nil {
+			return err
+		}
+		c.handleSendBatch(&c.batch)
+		return nil
+	}
 	m, err := wire.Decode(t, body)
 	if err != nil {
 		return err
@@ -527,26 +534,6 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 	return nil
 }
 
-// handleSend sends m and answers it (a quiet send only if it failed; a
-// durable one once it is on disk). m is not kept: its payload aliases the
-// read buffer.
-func (c *localClient) handleSend(m *wire.Send) {
-	if m.From != 0 && c.mailboxes[m.From] == nil {
-		c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
-		return
-	}
-	var reply func(uint8, string)
-	if m.Flags&wire.FlagDurable != 0 {
-		req := m.Req
-		reply = func(st uint8, msg string) { c.result(req, st, msg) }
-	}
-	st, msg := c.d.send(m, c.now, &c.route, reply)
-	quiet := m.Flags&(wire.FlagQuiet|wire.FlagDurable) == wire.FlagQuiet
-	if st != statusPending && (st != wire.StatusOK || !quiet) {
-		c.result(m.Req, st, msg)
-	}
-}
-
 func (c *localClient) checkGroupOp(mb uint64, group string) (uint8, string) {
 	if c.mailboxes[mb] == nil {
 		return wire.StatusNoMailbox, fmt.Sprintf("mailbox %d is not yours", mb)
@@ -572,126 +559,6 @@ func validGroup(g string) error {
 func (d *Daemon) removeMailbox(id uint64) {
 	d.mailboxes.Delete(id)
 	d.groups.RemoveMailbox(id)
-}
-
-// maxMessage is the largest payload accepted: a frame minus room for headers.
-func (d *Daemon) maxMessage() int { return d.cfg.Link.MaxFrameSize - 64<<10 }
-
-// send routes one message from a local client, received at now, through
-// the client's route cache rc (nil: none). A durable send answers later,
-// through reply, once the message is on disk: then send returns
-// statusPending.
-func (d *Daemon) send(m *wire.Send, now time.Time, rc *routeCache, reply func(uint8, string)) (uint8, string) {
-	if len(m.Payload) > d.maxMessage() {
-		return wire.StatusTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
-	}
-	if m.Flags&wire.FlagDurable != 0 && d.spool == nil {
-		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"
-	}
-	if m.Group != "" {
-		if err := validGroup(m.Group); err != nil {
-			return wire.StatusBadRequest, err.Error()
-		}
-		if m.Strategy == wire.StrategyClosest { // the common case: no lock held exclusively, no allocation
-			var t groups.Member
-			var ok bool
-			if rc != nil {
-				t, ok = d.groups.ClosestCached(m.Group, &rc.closest)
-			} else {
-				t, ok = d.groups.Closest(m.Group)
-			}
-			if !ok {
-				return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
-			}
-			return d.sendTo(m, now, rc, t.Cluster, t.Node, t.Mailbox, reply)
-		}
-		targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
-		switch {
-		case errors.Is(err, groups.ErrNoMembers):
-			if m.Strategy == wire.StrategyKey {
-				return wire.StatusNoMembers, fmt.Sprintf("group %q has no owner for key %q", m.Group, m.Key)
-			}
-			return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
-		case err != nil:
-			return wire.StatusBadRequest, fmt.Sprintf("strategy %d: %v", m.Strategy, err)
-		}
-		if len(targets) > 1 {
-			return d.broadcast(m, now, targets)
-		}
-		return d.sendTo(m, now, rc, targets[0].Cluster, targets[0].Node, targets[0].Mailbox, reply)
-	}
-	return d.sendTo(m, now, rc, m.Cluster, m.Node, m.Mailbox, reply)
-}
-
-// broadcast sends m to every target; it answers OK if all accepted it, else
-// the first failure (the others were sent). Durable broadcasts are refused.
-func (d *Daemon) broadcast(m *wire.Send, now time.Time, targets []groups.Member) (uint8, string) {
-	if m.Flags&wire.FlagDurable != 0 {
-		return wire.StatusBadRequest, "durable broadcast is not supported: send to each member"
-	}
-	st, msg := wire.StatusOK, ""
-	for _, t := range targets {
-		s, e := d.sendTo(m, now, nil, t.Cluster, t.Node, t.Mailbox, nil)
-		if s != wire.StatusOK && st == wire.StatusOK {
-			st, msg = s, fmt.Sprintf("%s/%s/%d: %s", t.Cluster, t.Node, t.Mailbox, e)
-		}
-	}
-	return st, msg
-}
-
-// backlog is the number of messages queued towards a node (0 for this one).
-func (d *Daemon) backlog(cluster, node string) int {
-	if p := d.peer(cluster, node); p != nil {
-		return p.queue.Stats().Messages
-	}
-	return 0
-}
-
-// sendTo sends m to one mailbox address, looking the peer up through rc
-// (nil: no cache).
-func (d *Daemon) sendTo(m *wire.Send, now time.Time, rc *routeCache, cluster, node string, to uint64, reply func(uint8, string)) (uint8, string) {
-	var deadline time.Time
-	if m.TTL > 0 {
-		deadline = now.Add(time.Duration(m.TTL) * time.Millisecond)
-	}
-	if cluster == d.cfg.Cluster && node == d.cfg.Node {
-		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false)
-		switch {
-		case !found:
-			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
-		case !ok:
-			return wire.StatusBusy, fmt.Sprintf("inbox of mailbox %d is full", to)
-		}
-		return wire.StatusOK, ""
-	}
-	p := d.peerCached(rc, cluster, node)
-	if p == nil {
-		return wire.StatusUnreachable, fmt.Sprintf("%s/%s is not a peer of %s/%s", cluster, node, d.cfg.Cluster, d.cfg.Node)
-	}
-	lane := uint8(buffer.LaneNormal)
-	if m.Flags&wire.FlagHigh != 0 {
-		lane = buffer.LaneHigh
-	}
-	bm := buffer.Message{ // on the stack: EnqueueCopy keeps a copy
-		Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
-		Payload: m.Payload, Deadline: deadline, // the payload aliases the read buffer until EnqueueCopy copies it
-	}
-	if m.Flags&wire.FlagDurable != 0 {
-		dm := bm
-		dm.Lane, dm.Flags, dm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
-		return d.sendDurable(p, &dm, reply)
-	}
-	switch err := p.queue.EnqueueCopy(&bm, now); {
-	case errors.Is(err, buffer.ErrBusy):
-		d.metrics.busy.Inc()
-		return wire.StatusBusy, fmt.Sprintf("buffer for %s/%s is full", cluster, node)
-	case errors.Is(err, buffer.ErrExpired):
-		return wire.StatusBadRequest, "ttl ran out before the message was queued"
-	case err != nil:
-		return wire.StatusBadRequest, err.Error()
-	}
-	return wire.StatusOK, ""
 }
 
 // deliverLocal hands a message to a local mailbox: found is false if there

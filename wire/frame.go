@@ -64,6 +64,7 @@ const (
 	TypeWatchEvent   Type = 0x4d
 	TypeMembers      Type = 0x4e
 	TypeMembersList  Type = 0x4f
+	TypeSendBatch    Type = 0x50
 )
 
 var typeNames = [256]string{
@@ -86,6 +87,7 @@ var typeNames = [256]string{
 	TypeJoin:            "Join",
 	TypeLeave:           "Leave",
 	TypeSend:            "Send",
+	TypeSendBatch:       "SendBatch",
 	TypeSync:            "Sync",
 	TypeResult:          "Result",
 	TypeDeliver:         "Deliver",
@@ -213,6 +215,8 @@ func New(t Type) Message {
 		return new(Leave)
 	case TypeSend:
 		return new(Send)
+	case TypeSendBatch:
+		return new(SendBatch)
 	case TypeSync:
 		return new(Sync)
 	case TypeResult:

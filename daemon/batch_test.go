@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/wire"
+)
+
+// Quiet async sends travel in SendBatch frames; every kind of batch arrives
+// whole and in order: to a remote group (routed once per batch), to a
+// mailbox on the sending node and by round robin (both sent one by one).
+func TestSendBatchPaths(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		east, west := pair(t, tr)
+		remote := subscribe(t, west, "g", east)
+		local := subscribe(t, east, "l")
+		rr1 := subscribe(t, west, "rr")
+		rr2 := subscribe(t, west, "rr")
+		if err := east.d.WaitMembers(ctxT(t, 10*time.Second), "rr", 2); err != nil {
+			t.Fatal(err)
+		}
+		pub := connect(t, east)
+		const n = 3000
+		for i := range n {
+			for _, err := range []error{
+				pub.SendAsync(client.Target{Group: "g"}, []byte(strconv.Itoa(i))),
+				pub.SendAsync(client.Target{Addr: local.Addr()}, []byte(strconv.Itoa(i))),
+				pub.SendAsync(client.Target{Group: "rr"}, []byte(strconv.Itoa(i)), client.WithStrategy(client.RoundRobin)),
+			} {
+				if err != nil {
+					t.Fatalf("send %d: %v", i, err)
+				}
+			}
+		}
+		if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		receiveSeq(t, remote, n, 30*time.Second)
+		receiveSeq(t, local, n, 30*time.Second)
+		// Round robin: each member gets every other message, in order.
+		got := map[*client.Mailbox][]int{}
+		ctx := ctxT(t, 30*time.Second)
+		for range n {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("round robin: %d and %d of %d received", len(got[rr1]), len(got[rr2]), n)
+			default:
+			}
+			for _, mb := range []*client.Mailbox{rr1, rr2} {
+				short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+				m, err := mb.Receive(short)
+				cancel()
+				if err == nil {
+					v, _ := strconv.Atoi(string(m.Payload))
+					got[mb] = append(got[mb], v)
+				}
+			}
+			if len(got[rr1])+len(got[rr2]) == n {
+				break
+			}
+		}
+		for _, mb := range []*client.Mailbox{rr1, rr2} {
+			vs := got[mb]
+			if len(vs) != n/2 {
+				t.Fatalf("round robin: a member got %d of %d messages, want half", len(vs), n)
+			}
+			for i := 1; i < len(vs); i++ {
+				if vs[i] != vs[i-1]+2 {
+					t.Fatalf("round robin: a member got %d after %d", vs[i], vs[i-1])
+				}
+			}
+		}
+	})
+}
+
+// A batch that fills the destination's buffer midway: the messages before
+// the bound are queued and later delivered in order, those after it are
+// refused (Flush reports ErrBusy), and the buffer never holds more than its
+// bound.
+func TestSendBatchFullMidway(t *testing.T) {
+	const bound = 100
+	east, west := pairWith(t, "mem", func(east, west *node) {
+		west.cfg.Buffer.MaxMessages = bound // peerOf gives east this buffer for west
+	})
+	mb := subscribe(t, west, "g", east)
+	east.d.setBlocked("west", "west-1", true)
+	if err := east.d.WaitLink(ctxT(t, 5*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	for i := range 3 * bound {
+		if err := pub.SendAsync(client.Target{Group: "g"}, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); !errors.Is(err, client.ErrBusy) {
+		t.Fatalf("Flush after overfilling the buffer: %v, want ErrBusy", err)
+	}
+	if st := east.d.peer("west", "west-1").queue.Stats(); st.Messages != bound || st.Rejected != 2*bound {
+		t.Fatalf("west's buffer holds %d messages and refused %d; want %d and %d", st.Messages, st.Rejected, bound, 2*bound)
+	}
+	east.d.setBlocked("west", "west-1", false)
+	receiveSeq(t, mb, bound, 30*time.Second)
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if m, err := mb.Receive(short); err == nil {
+		t.Fatalf("message %q delivered beyond the bound", m.Payload)
+	}
+}
+
+// A SendBatch that is not quiet, or is durable, is refused with a Result
+// that says why; the connection goes on.
+func TestSendBatchMustBeQuiet(t *testing.T) {
+	east, _ := pair(t, "mem")
+	c, err := net.Dial("unix", east.cfg.Local.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := wire.NewReader(c, 1<<20)
+	c.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: wire.LocalVersion, Name: "t"}))
+	if m, err := r.ReadMessage(); err != nil || m.(*wire.ServerHello).Status != wire.StatusOK {
+		t.Fatalf("hello: %v %v", m, err)
+	}
+	for _, flags := range []uint64{0, wire.FlagQuiet | wire.FlagDurable} {
+		b := &wire.SendBatch{Req: 7, Flags: flags, Group: "g", Payloads: wire.Batch(nil).Append([]byte("x")).Append([]byte("y"))}
+		c.Write(b.AppendFrame(wire.AppendFrame(nil, &wire.Sync{Req: 8})))
+		var res []*wire.Result
+		for len(res) < 2 {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("flags %#x: %v", flags, err)
+			}
+			if x, ok := m.(*wire.Result); ok {
+				res = append(res, x)
+			}
+		}
+		if res[0].Req != 8 || res[1].Req != 7 || res[1].Status != wire.StatusBadRequest || !strings.Contains(res[1].Message, "must be quiet and not durable") {
+			t.Fatalf("flags %#x: results %+v %+v", flags, res[0], res[1])
+		}
+	}
+}

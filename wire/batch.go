@@ -1,0 +1,152 @@
+package wire
+
+// Batch frames carry a run of messages that share every field but the
+// payload: one header, then the payloads, each a uvarint length and its
+// bytes, to the end of the body. A sender extends the last batch frame of
+// its write buffer while the next message has the same header
+// (AppendBatchPayload), so a stream of small messages to one destination
+// costs one header, one decode and one routing decision per frame, not per
+// message. The receiver handles a batch exactly as that many single
+// frames, in order.
+
+// MaxBatchBody is the body size from which a sender starts a new batch
+// frame rather than extending the last one: it bounds how much one frame
+// holds up the stream and what a receiver buffers for it.
+const MaxBatchBody = 64 << 10
+
+// SendBatch is a run of quiet one-way sends with the same target, options
+// and Req (StatusOK is not answered; each message refused is answered by a
+// Result with Req, like a quiet Send). Flags must have FlagQuiet and not
+// FlagDurable; there is no Corr (requests and replies go alone).
+type SendBatch struct {
+	Req      uint64
+	From     uint64
+	Flags    uint64
+	TTL      uint64
+	Cluster  string
+	Node     string
+	Mailbox  uint64
+	Group    string
+	Key      string
+	Strategy uint8
+	// Payloads are the encoded payloads (see Batch), at least one.
+	Payloads Batch
+}
+
+// Batch is the payload list of a batch frame: each payload a uvarint length
+// and its bytes. Payloads decoded from a frame alias its body.
+type Batch []byte
+
+// Append returns b with payload p added.
+func (b Batch) Append(p []byte) Batch { return appendBytes(b, p) }
+
+// Count returns the number of payloads (b was checked by DecodeBody, or
+// built with Append).
+func (b Batch) Count() int {
+	n := 0
+	for range b.All() {
+		n++
+	}
+	return n
+}
+
+// All yields the payloads in order.
+func (b Batch) All() func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		d := decoder{body: b}
+		for d.off < len(d.body) {
+			p := d.bytes("")
+			if d.err != nil || !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// Type returns TypeSendBatch.
+func (*SendBatch) Type() Type { return TypeSendBatch }
+
+// AppendBody appends the encoded body.
+func (m *SendBatch) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Req)
+	b = appendUvarint(b, m.From)
+	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, m.TTL)
+	b = appendString(b, m.Cluster)
+	b = appendString(b, m.Node)
+	b = appendUvarint(b, m.Mailbox)
+	b = appendString(b, m.Group)
+	b = appendString(b, m.Key)
+	b = append(b, m.Strategy)
+	return append(b, m.Payloads...)
+}
+
+// DecodeBody decodes body into m; m.Payloads aliases body.
+func (m *SendBatch) DecodeBody(body []byte) error {
+	d := newDecoder(TypeSendBatch, body)
+	m.Req = d.uvarint("Req")
+	m.From = d.uvarint("From")
+	m.Flags = d.uvarint("Flags")
+	m.TTL = d.uvarint("TTL")
+	m.Cluster = d.strReuse("Cluster", m.Cluster)
+	m.Node = d.strReuse("Node", m.Node)
+	m.Mailbox = d.uvarint("Mailbox")
+	m.Group = d.strReuse("Group", m.Group)
+	m.Key = d.strReuse("Key", m.Key)
+	m.Strategy = d.u8("Strategy")
+	m.Payloads = d.batch()
+	return d.finish()
+}
+
+// AppendFrame appends m as a frame (see (*Data).AppendFrame).
+func (m *SendBatch) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeSendBatch)
+	return endFrame(m.AppendBody(dst), start)
+}
+
+// Send returns one message of the batch: its header with payload p.
+func (m *SendBatch) Send(p []byte) Send {
+	return Send{Req: m.Req, From: m.From, Flags: m.Flags, TTL: m.TTL, Cluster: m.Cluster, Node: m.Node, Mailbox: m.Mailbox,
+		Group: m.Group, Key: m.Key, Strategy: m.Strategy, Payload: p}
+}
+
+// SameHeader reports whether s could go in batch m: every field but the
+// payload (and Req) equal, and no Corr.
+func (m *SendBatch) SameHeader(s *Send) bool {
+	return s.Corr == 0 && m.From == s.From && m.Flags == s.Flags && m.TTL == s.TTL && m.Mailbox == s.Mailbox &&
+		m.Strategy == s.Strategy && m.Group == s.Group && m.Cluster == s.Cluster && m.Node == s.Node && m.Key == s.Key
+}
+
+// SendBatchOf returns the header of a batch that starts with s.
+func SendBatchOf(s *Send) SendBatch {
+	return SendBatch{Req: s.Req, From: s.From, Flags: s.Flags, TTL: s.TTL, Cluster: s.Cluster, Node: s.Node, Mailbox: s.Mailbox,
+		Group: s.Group, Key: s.Key, Strategy: s.Strategy}
+}
+
+// AppendBatchPayload appends payload p to the batch frame that starts at
+// dst[start:] and ends dst, and updates the frame's length.
+func AppendBatchPayload(dst []byte, start int, p []byte) []byte {
+	return endFrame(appendBytes(dst, p), start)
+}
+
+// batch decodes the rest of the body as a payload list of at least one
+// payload.
+func (d *decoder) batch() Batch {
+	if d.err != nil {
+		return nil
+	}
+	if d.left() == 0 {
+		d.fail("Payloads", "no payload: a batch holds at least one")
+		return nil
+	}
+	start := d.off
+	for i := 0; d.off < len(d.body); i++ {
+		d.list, d.idx = "Payloads", i
+		d.bytes("")
+		if d.err != nil {
+			return nil
+		}
+	}
+	d.list = ""
+	return Batch(d.body[start:d.off:d.off])
+}
