@@ -326,19 +326,30 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 }
 
 // readAnswer reads frames until one of type t, decoding it into m. A
-// Deliver that arrives meanwhile (a mailbox already re-joined a group) is
-// kept in held, to be dispatched once the mailboxes are in place.
+// Deliver (or DeliverBatch) that arrives meanwhile (a mailbox already
+// re-joined a group) is kept in held, to be dispatched once the mailboxes
+// are in place.
 func readAnswer(r *wire.Reader, t wire.Type, m wire.Message, held *[]*wire.Deliver) error {
 	for {
 		got, body, err := r.ReadFrame()
 		if err != nil {
 			return err
 		}
-		if got == wire.TypeDeliver {
+		switch got {
+		case wire.TypeDeliver:
 			d := new(wire.Deliver)
 			if d.DecodeBody(body) == nil {
 				d.Payload = append([]byte(nil), d.Payload...)
 				*held = append(*held, d)
+			}
+			continue
+		case wire.TypeDeliverBatch:
+			var b wire.DeliverBatch
+			if b.DecodeBody(body) == nil {
+				for p := range b.Payloads.All() {
+					d := b.Deliver(append([]byte(nil), p...))
+					*held = append(*held, &d)
+				}
 			}
 			continue
 		}
@@ -572,6 +583,7 @@ func (c *Client) writer() {
 // reader reads one connection until it fails, and returns why.
 func (c *Client) reader(r *wire.Reader) error {
 	var d wire.Deliver
+	var db wire.DeliverBatch
 	for {
 		t, body, err := r.ReadFrame()
 		if err != nil {
@@ -583,6 +595,11 @@ func (c *Client) reader(r *wire.Reader) error {
 				continue
 			}
 			c.dispatch(&d)
+		case wire.TypeDeliverBatch:
+			if db.DecodeBody(body) != nil {
+				continue
+			}
+			c.dispatchBatch(&db)
 		case wire.TypeResult:
 			var res wire.Result
 			if res.DecodeBody(body) != nil {
@@ -648,6 +665,18 @@ func (c *Client) dispatch(d *wire.Deliver) {
 	if mb != nil {
 		mb.push(d)
 	}
+}
+
+// dispatchBatch hands the plain deliveries of a batch to their mailbox, in
+// order. Called by the reader.
+func (c *Client) dispatchBatch(b *wire.DeliverBatch) {
+	c.mmu.Lock()
+	mb := c.mailboxes[b.Mailbox]
+	c.mmu.Unlock()
+	if mb == nil {
+		return
+	}
+	mb.pushBatch(b)
 }
 
 // answer completes a request: a waiting call, or an async send.

@@ -128,6 +128,14 @@ func (m *Mailbox) Dropped() uint64 {
 	return m.dropped
 }
 
+// pushBatch is push for each message of a batch, in order.
+func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
+	for p := range b.Payloads.All() {
+		d := b.Deliver(p)
+		m.push(&d)
+	}
+}
+
 func (m *Mailbox) push(d *wire.Deliver) {
 	msg := newMessage(&m.c.alloc, d, m)
 	m.mu.Lock()

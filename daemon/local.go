@@ -390,11 +390,7 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force, now bool) 
 		c.omu.Unlock()
 		return false
 	}
-	b := c.out.tail(len(m.Payload) + len(m.Group) + len(m.FromCluster) + len(m.FromNode) + 64)
-	n := len(b)
-	b = m.AppendFrame(b) // not appendLocked: m stays off the heap
-	c.out.commit(b)
-	c.appended += uint64(len(b) - n)
+	c.appended += uint64(c.out.appendDeliver(m)) // not appendLocked: m stays off the heap
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}

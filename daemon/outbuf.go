@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
+
+	"github.com/wandist/wandist/wire"
 )
 
 // outBuf holds the frames waiting for a local client's writer, in chunks of
@@ -15,6 +18,11 @@ import (
 type outBuf struct {
 	chunks [][]byte
 	n      int // bytes queued
+	// batchAt is the offset in the last chunk of the DeliverBatch frame
+	// that ends the buffer, -1 (or any value when there is no chunk) if
+	// none: a plain delivery with its header extends it.
+	batchAt int
+	batch   wire.DeliverBatch // that frame's header
 }
 
 // outChunk is the size of an outBuf chunk; a frame larger than what is left
@@ -30,6 +38,7 @@ func (o *outBuf) tail(size int) []byte {
 	if k := len(o.chunks); k > 0 && cap(o.chunks[k-1])-len(o.chunks[k-1]) >= size {
 		return o.chunks[k-1]
 	}
+	o.batchAt = -1 // the frame that ends the buffer is in another chunk
 	var b []byte
 	if size <= outChunk {
 		b = (*outChunks.Get().(*[]byte))[:0]
@@ -38,16 +47,53 @@ func (o *outBuf) tail(size int) []byte {
 	return b
 }
 
-// commit records b, the slice tail returned with a frame appended.
+// commit records b, the slice tail returned with a frame appended (not a
+// batch: appendDeliver extends batches).
 func (o *outBuf) commit(b []byte) {
 	last := &o.chunks[len(o.chunks)-1]
 	o.n += len(b) - len(*last)
 	*last = b
+	o.batchAt = -1
+}
+
+// appendDeliver appends a frame for m and returns its size in bytes: a
+// plain delivery with the header of the DeliverBatch frame that ends the
+// buffer extends it (while it is under wire.MaxBatchBody and its chunk has
+// room), another starts a batch; a delivery that cannot go in a batch
+// goes alone, in a Deliver frame.
+func (o *outBuf) appendDeliver(m *wire.Deliver) int {
+	if !m.Batchable() {
+		b := o.tail(len(m.Payload) + len(m.Group) + len(m.FromCluster) + len(m.FromNode) + 64)
+		n := len(b)
+		b = m.AppendFrame(b)
+		o.commit(b)
+		return len(b) - n
+	}
+	need := len(m.Payload) + binary.MaxVarintLen64
+	if k := len(o.chunks); k > 0 && o.batchAt >= 0 {
+		last := o.chunks[k-1]
+		if cap(last)-len(last) >= need && len(last)-o.batchAt < wire.MaxBatchBody && o.batch.SameHeader(m) {
+			b := wire.AppendBatchPayload(last, o.batchAt, m.Payload)
+			o.chunks[k-1] = b
+			o.n += len(b) - len(last)
+			return len(b) - len(last)
+		}
+	}
+	b := o.tail(need + len(m.Group) + len(m.FromCluster) + len(m.FromNode) + 64)
+	n := len(b)
+	o.batch = wire.DeliverBatchOf(m)
+	b = o.batch.AppendFrame(b) // no payload yet
+	b = wire.AppendBatchPayload(b, n, m.Payload)
+	o.chunks[len(o.chunks)-1] = b
+	o.n += len(b) - n
+	o.batchAt = n
+	return len(b) - n
 }
 
 // take moves the queued chunks to dst and returns them with their length.
 func (o *outBuf) take(dst [][]byte) ([][]byte, int) {
 	dst = append(dst[:0], o.chunks...)
+	o.batchAt = -1
 	clear(o.chunks)
 	o.chunks = o.chunks[:0]
 	n := o.n
@@ -75,6 +121,7 @@ func writeChunks(conn net.Conn, chunks [][]byte, scratch *net.Buffers) error {
 // drop removes the first n bytes of o's first chunk, written without the
 // writer goroutine, and gives a chunk wholly written back to the pool.
 func (o *outBuf) drop(n int) {
+	o.batchAt = -1 // the frame may have been written in part
 	b := o.chunks[0]
 	o.n -= n
 	if n < len(b) {

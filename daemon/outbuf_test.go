@@ -61,3 +61,95 @@ func TestOutBufChunks(t *testing.T) {
 		}
 	}
 }
+
+// Deliveries appended with appendDeliver, interleaved with other frames,
+// partial writes (drop) and takes, read back as the same deliveries in
+// order: plain runs with one header packed in DeliverBatch frames, the
+// rest in Deliver frames.
+func TestOutBufDeliverBatches(t *testing.T) {
+	var o outBuf
+	var want []wire.Deliver
+	var stream []byte
+	flush := func(keep int) { // write out all but keep bytes of the first chunk
+		for len(o.chunks) > 0 {
+			c := o.chunks[0]
+			n := len(c)
+			if len(o.chunks) == 1 && keep > 0 && keep < n {
+				n -= keep
+			}
+			stream = append(stream, c[:n]...)
+			o.drop(n)
+			if n < len(c) {
+				return
+			}
+		}
+	}
+	batches := 0
+	for i := range 5000 {
+		d := wire.Deliver{Mailbox: uint64(i / 700), FromCluster: "c", FromNode: "n", From: 3, Group: "g", Payload: bytes.Repeat([]byte{byte(i)}, i%200)}
+		switch {
+		case i%97 == 0:
+			d.Corr = 5 // a request: alone
+		case i%89 == 0:
+			d.Group = "other" // another header
+		case i%1500 == 0:
+			d.Payload = bytes.Repeat([]byte{1}, 2*outChunk) // larger than a chunk
+		}
+		n := o.n
+		if got := o.appendDeliver(&d); got != o.n-n {
+			t.Fatalf("delivery %d: appendDeliver says %d bytes, the buffer grew by %d", i, got, o.n-n)
+		}
+		want = append(want, d)
+		switch {
+		case i%501 == 0:
+			flush(0)
+		case i%733 == 0:
+			flush(17) // the batch that ends the buffer was written in part
+		case i%900 == 0:
+			chunks, _ := o.take(nil)
+			for _, c := range chunks {
+				stream = append(stream, c...)
+			}
+		case i%611 == 0:
+			o.commit(wire.AppendFrame(o.tail(64), &wire.Result{Req: uint64(i)}))
+			want = append(want, wire.Deliver{Corr: ^uint64(0), Mailbox: uint64(i)}) // marks the Result
+		}
+	}
+	flush(0)
+	r := wire.NewReader(bytes.NewReader(stream), 1<<30)
+	var got []wire.Deliver
+	for {
+		m, err := r.ReadMessage()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d deliveries: %v", len(got), err)
+		}
+		switch m := m.(type) {
+		case *wire.Deliver: // payloads alias the Reader's buffer: copied
+			m.Payload = bytes.Clone(m.Payload)
+			got = append(got, *m)
+		case *wire.DeliverBatch:
+			batches++
+			for p := range m.Payloads.All() {
+				got = append(got, m.Deliver(bytes.Clone(p)))
+			}
+		case *wire.Result:
+			got = append(got, wire.Deliver{Corr: ^uint64(0), Mailbox: m.Req})
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d deliveries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		if g.Mailbox != w.Mailbox || g.Group != w.Group || g.Corr != w.Corr || g.From != w.From || !bytes.Equal(g.Payload, w.Payload) {
+			t.Fatalf("delivery %d: got mailbox %d group %q corr %d, %d bytes; want mailbox %d group %q corr %d, %d bytes",
+				i, g.Mailbox, g.Group, g.Corr, len(g.Payload), w.Mailbox, w.Group, w.Corr, len(w.Payload))
+		}
+	}
+	if batches == 0 || batches > len(want)/10 {
+		t.Fatalf("%d batch frames for %d deliveries: plain runs were not packed", batches, len(want))
+	}
+}

@@ -150,3 +150,68 @@ func (d *decoder) batch() Batch {
 	d.list = ""
 	return Batch(d.body[start:d.off:d.off])
 }
+
+// DeliverBatch is a run of plain deliveries to one mailbox from one sender
+// and group: no Corr, Flags, TTL, Stream or Seq (a request, a reply, a
+// message with a TTL or a durable one goes alone, in a Deliver). The client
+// handles it exactly as that many Delivers, in order.
+type DeliverBatch struct {
+	Mailbox     uint64
+	FromCluster string
+	FromNode    string
+	From        uint64
+	Group       string
+	// Payloads are the encoded payloads (see Batch), at least one.
+	Payloads Batch
+}
+
+// Type returns TypeDeliverBatch.
+func (*DeliverBatch) Type() Type { return TypeDeliverBatch }
+
+// AppendBody appends the encoded body.
+func (m *DeliverBatch) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Mailbox)
+	b = appendString(b, m.FromCluster)
+	b = appendString(b, m.FromNode)
+	b = appendUvarint(b, m.From)
+	b = appendString(b, m.Group)
+	return append(b, m.Payloads...)
+}
+
+// DecodeBody decodes body into m; m.Payloads aliases body.
+func (m *DeliverBatch) DecodeBody(body []byte) error {
+	d := newDecoder(TypeDeliverBatch, body)
+	m.Mailbox = d.uvarint("Mailbox")
+	m.FromCluster = d.strReuse("FromCluster", m.FromCluster)
+	m.FromNode = d.strReuse("FromNode", m.FromNode)
+	m.From = d.uvarint("From")
+	m.Group = d.strReuse("Group", m.Group)
+	m.Payloads = d.batch()
+	return d.finish()
+}
+
+// AppendFrame appends m as a frame (see (*Data).AppendFrame).
+func (m *DeliverBatch) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeDeliverBatch)
+	return endFrame(m.AppendBody(dst), start)
+}
+
+// Deliver returns one message of the batch: its header with payload p.
+func (m *DeliverBatch) Deliver(p []byte) Deliver {
+	return Deliver{Mailbox: m.Mailbox, FromCluster: m.FromCluster, FromNode: m.FromNode, From: m.From, Group: m.Group, Payload: p}
+}
+
+// Batchable reports whether d may go in a DeliverBatch: a plain message.
+func (d *Deliver) Batchable() bool {
+	return d.Corr == 0 && d.Flags == 0 && d.TTL == 0 && d.Stream == 0 && d.Seq == 0
+}
+
+// SameHeader reports whether d (Batchable) could go in batch m.
+func (m *DeliverBatch) SameHeader(d *Deliver) bool {
+	return m.Mailbox == d.Mailbox && m.From == d.From && m.Group == d.Group && m.FromNode == d.FromNode && m.FromCluster == d.FromCluster
+}
+
+// DeliverBatchOf returns the header of a batch that starts with d.
+func DeliverBatchOf(d *Deliver) DeliverBatch {
+	return DeliverBatch{Mailbox: d.Mailbox, FromCluster: d.FromCluster, FromNode: d.FromNode, From: d.From, Group: d.Group}
+}

@@ -82,15 +82,25 @@ func TestTruncatedBodies(t *testing.T) {
 // batchPrefix reports whether got is a batch message whose payloads are a
 // proper, non-empty prefix of those of the batch want.
 func batchPrefix(want, got Message) bool {
-	w, ok1 := want.(*SendBatch)
-	g, ok2 := got.(*SendBatch)
-	return ok1 && ok2 && len(g.Payloads) > 0 && len(g.Payloads) < len(w.Payloads) && bytes.HasPrefix(w.Payloads, g.Payloads)
+	w, g := batchOf(want), batchOf(got)
+	return w != nil && g != nil && len(g) < len(w) && bytes.HasPrefix(w, g)
+}
+
+// batchOf returns the payloads of a batch message, nil for another.
+func batchOf(m Message) Batch {
+	switch m := m.(type) {
+	case *SendBatch:
+		return m.Payloads
+	case *DeliverBatch:
+		return m.Payloads
+	}
+	return nil
 }
 
 func TestTrailingBytes(t *testing.T) {
 	for _, m := range sampleMessages() {
 		body := append(encodeBody(m), 0)
-		if _, batch := m.(*SendBatch); batch {
+		if batchOf(m) != nil {
 			// A batch's payloads run to the end of the body: a trailing
 			// byte is the length of one more payload, here beyond the end.
 			body[len(body)-1] = 5

@@ -65,6 +65,7 @@ const (
 	TypeMembers      Type = 0x4e
 	TypeMembersList  Type = 0x4f
 	TypeSendBatch    Type = 0x50
+	TypeDeliverBatch Type = 0x51
 )
 
 var typeNames = [256]string{
@@ -88,6 +89,7 @@ var typeNames = [256]string{
 	TypeLeave:           "Leave",
 	TypeSend:            "Send",
 	TypeSendBatch:       "SendBatch",
+	TypeDeliverBatch:    "DeliverBatch",
 	TypeSync:            "Sync",
 	TypeResult:          "Result",
 	TypeDeliver:         "Deliver",
@@ -217,6 +219,8 @@ func New(t Type) Message {
 		return new(Send)
 	case TypeSendBatch:
 		return new(SendBatch)
+	case TypeDeliverBatch:
+		return new(DeliverBatch)
 	case TypeSync:
 		return new(Sync)
 	case TypeResult:

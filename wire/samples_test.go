@@ -61,5 +61,7 @@ func sampleMessages() []Message {
 		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Payload: payload, Corr: 5, Flags: FlagReply, TTL: 900},
 		&SendBatch{Req: 9 | 1<<63, From: 77, Flags: FlagQuiet, Group: "orders", Payloads: Batch(nil).Append(payload).Append(nil).Append(big)},
 		&SendBatch{Req: 10, Flags: FlagQuiet | FlagHigh, TTL: 100, Cluster: "c", Node: "n", Mailbox: 4, Key: "k", Strategy: StrategyKey, Payloads: Batch(nil).Append(payload)},
+		&DeliverBatch{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payloads: Batch(nil).Append(payload).Append(big).Append(nil)},
+		&DeliverBatch{Mailbox: 1, FromCluster: "c", FromNode: "n", Payloads: Batch(nil).Append(nil)},
 	}
 }

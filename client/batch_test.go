@@ -1,0 +1,96 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/wire"
+)
+
+// fakeDaemon answers the local protocol's hello, Open and Join on each
+// connection it accepts; before the Opened of the connection numbered
+// early (from 0) it sends the frames early gives. It closes the first
+// connection once the mailbox joined, making the client reconnect.
+func fakeDaemon(t *testing.T, early map[int][]wire.Message) string {
+	path := filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				r := wire.NewReader(conn, 1<<20)
+				if _, err := r.ReadMessage(); err != nil {
+					return
+				}
+				conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
+				for {
+					m, err := r.ReadMessage()
+					if err != nil {
+						return
+					}
+					var out []byte
+					switch m := m.(type) {
+					case *wire.Open:
+						for _, e := range early[n] {
+							out = wire.AppendFrame(out, e)
+						}
+						out = wire.AppendFrame(out, &wire.Opened{Req: m.Req, Mailbox: 9})
+					case *wire.Join:
+						out = wire.AppendFrame(out, &wire.Result{Req: m.Req, Status: wire.StatusOK})
+					case *wire.Sync:
+						out = wire.AppendFrame(out, &wire.Result{Req: m.Req, Status: wire.StatusOK})
+					}
+					conn.Write(out)
+					if _, join := m.(*wire.Join); join && n == 0 {
+						return // the first connection breaks
+					}
+				}
+			}()
+		}
+	}()
+	return path
+}
+
+// A DeliverBatch that arrives while the client restores its mailboxes after
+// a reconnect is held and delivered once the mailbox is back, like a
+// Deliver.
+func TestDeliverBatchDuringRestore(t *testing.T) {
+	batch := &wire.DeliverBatch{Mailbox: 9, FromCluster: "c", FromNode: "n", Group: "g",
+		Payloads: wire.Batch(nil).Append([]byte("a")).Append([]byte("b"))}
+	path := fakeDaemon(t, map[int][]wire.Message{1: {batch, &wire.Deliver{Mailbox: 9, FromCluster: "c", FromNode: "n", Payload: []byte("c")}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.Options{Socket: path, ReconnectMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mb, err := c.NewMailbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a", "b", "c"} {
+		m, err := mb.Receive(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v (reconnects: %d)", want, err, c.Reconnects())
+		}
+		if string(m.Payload) != want || m.From.Node != "n" || (m.Group == "g") != (want != "c") {
+			t.Fatalf("received %q from %+v in group %q, want %q", m.Payload, m.From, m.Group, want)
+		}
+	}
+}
