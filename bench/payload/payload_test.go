@@ -88,3 +88,29 @@ func TestCheckerWaitAll(t *testing.T) {
 		t.Fatalf("idle checker: %+v", c)
 	}
 }
+
+// AddSampled counts like Add, and its first and last arrival times bracket
+// the run: the last is read at the delivery that completes it.
+func TestCheckerAddSampled(t *testing.T) {
+	b, _ := NewBuilder(64)
+	const n = 1000
+	k := NewChecker(n)
+	before := time.Now()
+	for i := range n - 1 {
+		k.AddSampled(b.Append(nil, uint64(i), before))
+	}
+	k.AddSampled(b.Append(nil, 3, before)) // a duplicate
+	beforeLast := time.Now()
+	k.AddSampled(b.Append(nil, n-1, before))
+	after := time.Now()
+	if c := k.Counts(); c.Delivered != n || c.Duplicates != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	first, last := k.Times()
+	if first.Before(before) || first.After(beforeLast) {
+		t.Errorf("first arrival %v outside the run", first)
+	}
+	if last.Before(beforeLast) || last.After(after) {
+		t.Errorf("last arrival %v, want the time of the last delivery (between %v and %v)", last, beforeLast, after)
+	}
+}

@@ -34,7 +34,7 @@ func OneWay(ctx context.Context, p Piper, o OneWayOptions) (OneWayResult, error)
 		o.Max = 2 * time.Minute
 	}
 	k := payload.NewChecker(o.N)
-	s, err := p.OpenPipe(ctx, func(m []byte) { k.Add(m, time.Now()) })
+	s, err := p.OpenPipe(ctx, func(m []byte) { k.AddSampled(m) })
 	if err != nil {
 		return OneWayResult{}, fmt.Errorf("open stream: %w", err)
 	}
