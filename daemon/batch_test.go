@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/transport"
 	"github.com/wandist/wandist/wire"
 )
 
@@ -147,4 +150,84 @@ func TestSendBatchMustBeQuiet(t *testing.T) {
 			t.Fatalf("flags %#x: results %+v %+v", flags, res[0], res[1])
 		}
 	}
+}
+
+// DataBatch frames from a peer: each message is delivered once, in order,
+// a batch resent in part after a resume delivers only what is new; a batch
+// on the durable lane, or a malformed one, is a protocol error that ends
+// only that link.
+func TestDataBatchFromPeer(t *testing.T) {
+	east, west := pair(t, "mem")
+	mb := subscribe(t, east, "g", west)
+	to := mb.Addr().Mailbox
+	rogue := newNode(t, "mem", "north", "north-1")
+	if err := addPeerForTest(east.d, peerOf(rogue, "mem", "", "accept")); err != nil {
+		t.Fatal(err)
+	}
+	openLane := func(conn transport.Conn, lane uint8) transport.Stream {
+		s, err := conn.OpenStream(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamData, Lane: lane}))
+		return s
+	}
+	batch := func(seq uint64, ps ...string) []byte {
+		b := &wire.DataBatch{Seq: seq, To: to, From: 4}
+		for _, p := range ps {
+			b.Payloads = b.Payloads.Append([]byte(p))
+		}
+		return b.AppendFrame(nil)
+	}
+
+	conn, _, _ := rawPeer(t, "mem", east, rogue)
+	waitLink(t, east.d, "north", "north-1")
+	s := openLane(conn, wire.LaneNormal)
+	s.Write(append(batch(1, "a", "b", "c"), batch(2, "b", "c", "d")...)) // the second: a resend from Seq 2
+	for _, want := range []string{"a", "b", "c", "d"} {
+		m, err := mb.Receive(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		if string(m.Payload) != want || m.From.Cluster != "north" || m.From.Mailbox != 4 {
+			t.Fatalf("got %q from %+v, want %q from north", m.Payload, m.From, want)
+		}
+	}
+	if n := east.d.peer("north", "north-1").duplicates.Load(); n != 2 {
+		t.Fatalf("%d duplicates dropped, want 2", n)
+	}
+
+	for _, bad := range []struct {
+		name  string
+		lane  uint8
+		frame []byte
+	}{
+		{"durable lane", wire.LaneDurable, batch(1, "x")},
+		{"no payload", wire.LaneNormal, (&wire.DataBatch{Seq: 9, To: to}).AppendFrame(nil)},
+		{"payload beyond the body", wire.LaneNormal, nil},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			before := testutil.ToFloat64(east.d.metrics.protocolErrors.WithLabelValues("frame"))
+			conn, _, r := rawPeer(t, "mem", east, rogue)
+			waitLink(t, east.d, "north", "north-1")
+			f := bad.frame
+			if bad.name == "payload beyond the body" {
+				f = batch(9, "xyz")
+				f[len(f)-4] = 9 // the payload's length claims 9 bytes
+			}
+			openLane(conn, bad.lane).Write(f)
+			if g := expectClosed(t, r); g != nil && g.Code != wire.GoAwayProtocol {
+				t.Fatalf("GoAway code %d, want protocol", g.Code)
+			}
+			if after := testutil.ToFloat64(east.d.metrics.protocolErrors.WithLabelValues("frame")); after <= before {
+				t.Fatalf("protocol error not counted (%v -> %v)", before, after)
+			}
+		})
+	}
+	// The link from west still works.
+	wc := connect(t, west)
+	if err := wc.SendGroup(ctxT(t, 5*time.Second), "g", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	receiveSeq(t, mb, 1, 5*time.Second)
 }

@@ -163,6 +163,7 @@ func addPeerForTest(d *Daemon, pc configs.Peer) error {
 	p := newPeer(d, id, pc, tr, d.newQueue(pc))
 	d.peersMu.Lock()
 	d.peers[id] = p
+	d.peersGen.Add(1)
 	d.peersMu.Unlock()
 	return nil
 }

@@ -50,6 +50,18 @@ func (b Batch) Count() int {
 	return n
 }
 
+// Next returns the first payload of b (which DecodeBody checked, or
+// Append built) and the rest of the list; on an empty or bad list it
+// returns nil and an empty rest.
+func (b Batch) Next() ([]byte, Batch) {
+	d := decoder{body: b}
+	p := d.bytes("")
+	if d.err != nil {
+		return nil, nil
+	}
+	return p, b[d.off:]
+}
+
 // All yields the payloads in order.
 func (b Batch) All() func(yield func([]byte) bool) {
 	return func(yield func([]byte) bool) {
@@ -214,4 +226,49 @@ func (m *DeliverBatch) SameHeader(d *Deliver) bool {
 // DeliverBatchOf returns the header of a batch that starts with d.
 func DeliverBatchOf(d *Deliver) DeliverBatch {
 	return DeliverBatch{Mailbox: d.Mailbox, FromCluster: d.FromCluster, FromNode: d.FromNode, From: d.From, Group: d.Group}
+}
+
+// DataBatch is a run of Data messages of one lane with consecutive Seqs
+// (or all at-most-once, Seq 0) and the same Flags, To, From and Group, and
+// no TTL or Corr. The receiver handles it exactly as that many Data frames
+// with Seq, Seq+1, ... (all 0 when Seq is 0), in order.
+type DataBatch struct {
+	Seq   uint64 // of the first message; 0: at-most-once messages
+	Flags uint64
+	To    uint64
+	From  uint64
+	Group string
+	// Payloads are the encoded payloads (see Batch), at least one.
+	Payloads Batch
+}
+
+// Type returns TypeDataBatch.
+func (*DataBatch) Type() Type { return TypeDataBatch }
+
+// AppendBody appends the encoded body.
+func (m *DataBatch) AppendBody(b []byte) []byte {
+	b = appendUvarint(b, m.Seq)
+	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, m.To)
+	b = appendUvarint(b, m.From)
+	b = appendString(b, m.Group)
+	return append(b, m.Payloads...)
+}
+
+// DecodeBody decodes body into m; m.Payloads aliases body.
+func (m *DataBatch) DecodeBody(body []byte) error {
+	d := newDecoder(TypeDataBatch, body)
+	m.Seq = d.uvarint("Seq")
+	m.Flags = d.uvarint("Flags")
+	m.To = d.uvarint("To")
+	m.From = d.uvarint("From")
+	m.Group = d.strReuse("Group", m.Group)
+	m.Payloads = d.batch()
+	return d.finish()
+}
+
+// AppendFrame appends m as a frame (see (*Data).AppendFrame).
+func (m *DataBatch) AppendFrame(dst []byte) []byte {
+	dst, start := beginFrame(dst, TypeDataBatch)
+	return endFrame(m.AppendBody(dst), start)
 }

@@ -44,6 +44,7 @@ const (
 	TypeResync          Type = 0x13
 	TypeData            Type = 0x20
 	TypeAck             Type = 0x21
+	TypeDataBatch       Type = 0x22
 )
 
 // Local protocol frame types (0x40-0x7f).
@@ -80,6 +81,7 @@ var typeNames = [256]string{
 	TypeMembersDelta:    "MembersDelta",
 	TypeData:            "Data",
 	TypeAck:             "Ack",
+	TypeDataBatch:       "DataBatch",
 	TypeClientHello:     "ClientHello",
 	TypeServerHello:     "ServerHello",
 	TypeOpen:            "Open",
@@ -201,6 +203,8 @@ func New(t Type) Message {
 		return new(Data)
 	case TypeAck:
 		return new(Ack)
+	case TypeDataBatch:
+		return new(DataBatch)
 	case TypeClientHello:
 		return new(ClientHello)
 	case TypeServerHello:

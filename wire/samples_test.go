@@ -63,5 +63,7 @@ func sampleMessages() []Message {
 		&SendBatch{Req: 10, Flags: FlagQuiet | FlagHigh, TTL: 100, Cluster: "c", Node: "n", Mailbox: 4, Key: "k", Strategy: StrategyKey, Payloads: Batch(nil).Append(payload)},
 		&DeliverBatch{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payloads: Batch(nil).Append(payload).Append(big).Append(nil)},
 		&DeliverBatch{Mailbox: 1, FromCluster: "c", FromNode: "n", Payloads: Batch(nil).Append(nil)},
+		&DataBatch{Seq: 1 << 40, Flags: 0, To: 17, From: 300, Group: "orders", Payloads: Batch(nil).Append(payload).Append(big)},
+		&DataBatch{Flags: FlagAtMostOnce, To: 1, Payloads: Batch(nil).Append(nil).Append(payload)},
 	}
 }
