@@ -231,3 +231,44 @@ func TestDataBatchFromPeer(t *testing.T) {
 	}
 	receiveSeq(t, mb, 1, 5*time.Second)
 }
+
+// A link's reader remembers the mailbox its messages go to; once that
+// mailbox is closed, messages to it are dropped (no_mailbox), not handed
+// to the closed mailbox's client.
+func TestClosedMailboxLeavesReaderCache(t *testing.T) {
+	east, west := pair(t, "mem")
+	c := connect(t, west)
+	closing, err := c.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := subscribe(t, west, "other", east)
+	pub := connect(t, east)
+	send := func(to client.Addr, n int) {
+		for i := range n {
+			if err := pub.SendAsync(client.Target{Addr: to}, []byte(strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(closing.Addr(), 100)
+	receiveSeq(t, closing, 100, 10*time.Second)
+	dropped := west.d.metrics.dropped.WithLabelValues("no_mailbox")
+	before := testutil.ToFloat64(dropped)
+	delivered := testutil.ToFloat64(west.d.metrics.delivered)
+	if err := closing.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	send(closing.Addr(), 100)
+	send(other.Addr(), 1) // behind them on the same lane: once it is in, they were handled
+	receiveSeq(t, other, 1, 10*time.Second)
+	if got := testutil.ToFloat64(dropped) - before; got != 100 {
+		t.Fatalf("%v messages to the closed mailbox dropped as no_mailbox, want 100", got)
+	}
+	if got := testutil.ToFloat64(west.d.metrics.delivered) - delivered; got != 1 {
+		t.Fatalf("%v messages delivered after the close, want 1 (to the other mailbox)", got)
+	}
+}

@@ -36,6 +36,7 @@ func (l *link) dataReader(s transport.Stream) {
 	lane := int(init.Lane)
 	var m wire.Data
 	var b wire.DataBatch
+	var mc mailboxCache
 	frames := 0
 	for {
 		t, body, err := r.ReadFrame()
@@ -67,7 +68,7 @@ func (l *link) dataReader(s transport.Stream) {
 				return
 			}
 			d.metrics.received.Inc()
-			if !l.onData(lane, &m, last) {
+			if !l.onData(lane, &m, last, &mc) {
 				return
 			}
 		case wire.TypeDataBatch:
@@ -85,7 +86,7 @@ func (l *link) dataReader(s transport.Stream) {
 				p, rest = rest.Next()
 				m = wire.Data{Seq: seq, Flags: b.Flags, To: b.To, From: b.From, Group: b.Group, Payload: p}
 				n++
-				if !l.onData(lane, &m, last && len(rest) == 0) {
+				if !l.onData(lane, &m, last && len(rest) == 0, &mc) {
 					d.metrics.received.Add(float64(n))
 					return
 				}
@@ -102,8 +103,9 @@ func (l *link) dataReader(s transport.Stream) {
 }
 
 // onData delivers one message received on lane (the reader's last
-// buffered one if last); it returns false when the reader must stop.
-func (l *link) onData(lane int, m *wire.Data, last bool) bool {
+// buffered one if last), finding its mailbox through the reader's cache
+// mc; it returns false when the reader must stop.
+func (l *link) onData(lane int, m *wire.Data, last bool, mc *mailboxCache) bool {
 	d := l.p.d
 	stream := l.remoteInc
 	if lane == buffer.LaneDurable {
@@ -120,7 +122,7 @@ func (l *link) onData(lane int, m *wire.Data, last bool) bool {
 	// moves) until the mailbox's client has room; meanwhile this lane
 	// is not read, so the message and those behind it stay in the
 	// sender's buffer.
-	if !d.holdForRoom(l.ctx, m) {
+	if !d.holdForRoom(l.ctx, m, mc) {
 		return false
 	}
 	// A durable message is acknowledged only once it is written to its
@@ -143,7 +145,7 @@ func (l *link) onData(lane int, m *wire.Data, last bool) bool {
 		}
 	}
 	dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
-		d.deliverRemote(l.p.id, stream, m, handled, last)
+		d.deliverRemote(l.p.id, stream, m, handled, last, mc)
 	})
 	if dup {
 		// Already delivered: its own delivery acks it (or, if that was

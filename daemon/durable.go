@@ -135,7 +135,7 @@ func (d *Daemon) waitDeliverable(ctx context.Context, fromCluster string, m *wir
 	var timer *time.Timer
 	for {
 		ch := d.groups.Changed()
-		if d.localMailbox(m.To, m.Group) != nil {
+		if d.localMailbox(m.To, m.Group, nil) != nil {
 			return true
 		}
 		if m.Group == "" {

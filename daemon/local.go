@@ -45,6 +45,16 @@ type mailbox struct {
 	c         *localClient
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
+	removed   atomic.Bool // set before it leaves d.mailboxes (a mailboxCache may hold it)
+}
+
+// mailboxCache is one goroutine's memory of the last mailbox it looked up:
+// a link's data reader, whose stream mostly goes to one mailbox, looks it
+// up in d.mailboxes once instead of once or twice per message. The zero
+// value is empty.
+type mailboxCache struct {
+	id uint64
+	mb *mailbox // nil: empty
 }
 
 // localClient is one connection on the socket. Its reader runs in the
@@ -553,6 +563,9 @@ func validGroup(g string) error {
 }
 
 func (d *Daemon) removeMailbox(id uint64) {
+	if v, ok := d.mailboxes.Load(id); ok {
+		v.(*mailbox).removed.Store(true)
+	}
 	d.mailboxes.Delete(id)
 	d.groups.RemoveMailbox(id)
 }
@@ -567,9 +580,10 @@ func (d *Daemon) removeMailbox(id uint64) {
 // client's connection, or dropped (counted). It is never run for a message
 // queued to a client whose connection ends before the write.
 //
-// force skips the client's buffer bound (see localClient.deliver).
-func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool) (ok, found bool) {
-	mb := d.localMailbox(m.Mailbox, m.Group)
+// force skips the client's buffer bound (see localClient.deliver). mc, if
+// not nil, is the caller's mailbox cache.
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool, mc *mailboxCache) (ok, found bool) {
+	mb := d.localMailbox(m.Mailbox, m.Group, mc)
 	if mb != nil && mb.id != m.Mailbox {
 		m.Mailbox = mb.id
 		d.metrics.rerouted.Inc()
@@ -600,7 +614,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool) 
 //
 // Under local.inbox_full: hold the caller has waited for room (holdForRoom),
 // so the message is not dropped for a full buffer.
-func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func(), now bool) {
+func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func(), now bool, mc *mailboxCache) {
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
@@ -615,16 +629,23 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 	if m.Flags&wire.FlagDurable != 0 {
 		dm.Stream, dm.Seq = stream, m.Seq
 	}
-	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold, now)
+	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold, now, mc)
 }
 
 // localMailbox returns the mailbox a message to mailbox id, sent to group,
 // goes to on this node: that mailbox, or if it is gone (it died with an
 // earlier run of this node, or its client reconnected) a local member of
-// the group; nil if neither exists.
-func (d *Daemon) localMailbox(id uint64, group string) *mailbox {
+// the group; nil if neither exists. mc (nil: none) is the caller's cache:
+// the mailbox found by id is remembered there.
+func (d *Daemon) localMailbox(id uint64, group string, mc *mailboxCache) *mailbox {
+	if mc != nil && mc.mb != nil && mc.id == id && !mc.mb.removed.Load() {
+		return mc.mb
+	}
 	v, _ := d.mailboxes.Load(id)
 	mb, _ := v.(*mailbox)
+	if mb != nil && mc != nil {
+		mc.id, mc.mb = id, mb
+	}
 	if mb == nil && group != "" {
 		if mem, ok := d.groups.Closest(group); ok && mem.Cluster == d.cfg.Cluster && mem.Node == d.cfg.Node {
 			v, _ = d.mailboxes.Load(mem.Mailbox)
@@ -637,14 +658,14 @@ func (d *Daemon) localMailbox(id uint64, group string) *mailbox {
 // holdForRoom, under local.inbox_full: hold, waits until the client of the
 // message's mailbox has room in its buffer. It is false if ctx (the link)
 // ended first: the message was not delivered, and the link's resume will
-// bring it again.
-func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data) bool {
+// bring it again. mc is as for localMailbox.
+func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data, mc *mailboxCache) bool {
 	if d.cfg.Local.InboxFull != configs.InboxHold {
 		return true
 	}
 	// A message rerouted to another local member (deliverLocal) waits for
 	// that member's client.
-	mb := d.localMailbox(m.To, m.Group)
+	mb := d.localMailbox(m.To, m.Group, mc)
 	if mb == nil {
 		return true
 	}

@@ -180,7 +180,7 @@ func (d *Daemon) sendTo(m *wire.Send, now time.Time, rc *routeCache, cluster, no
 	}
 	if cluster == d.cfg.Cluster && node == d.cfg.Node {
 		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false)
+			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false, nil)
 		switch {
 		case !found:
 			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
