@@ -27,7 +27,7 @@ func (q *Queue) Restore(m *Message) {
 	if m.Seq >= l.nextSeq {
 		l.nextSeq = m.Seq + 1
 	}
-	l.msgs = append(l.msgs, m)
+	l.push(m)
 	q.count++
 	q.bytes += int64(len(m.Payload))
 	q.st.Enqueued++

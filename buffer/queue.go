@@ -85,7 +85,9 @@ type Message struct {
 	Enqueued time.Time // set by Enqueue
 	Deadline time.Time // zero = no TTL
 
-	dead bool // guarded by Queue.mu: dropped unsent, a tombstone
+	dead bool        // guarded by Queue.mu: dropped unsent, a tombstone
+	mb   *msgBlk     // guarded by Queue.mu: the block m is in (EnqueueCopy), nil once released
+	pb   *payloadBlk // guarded by Queue.mu: the block its payload is in, nil if none or released
 }
 
 // AtMostOnce reports whether the message is never retransmitted.
@@ -115,14 +117,15 @@ type Stats struct {
 }
 
 type lane struct {
-	msgs     []*Message // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
-	sent     int        // index of the next message to hand out
-	dead     int        // tombstones in msgs (dropped before they were sent)
-	nextSeq  uint64     // next reliable Seq to assign
-	resent   uint64     // after Rewind: messages with Seq <= resent are redeliveries
-	inflight int64      // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
-	slab     []byte     // free room of the block that EnqueueCopy copies small payloads into
-	spare    []Message  // not yet used part of the block that EnqueueCopy copies messages into
+	msgs     []*Message  // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
+	store    []*Message  // msgs's backing array, whole (len = cap); msgs is a window of it (push)
+	sent     int         // index of the next message to hand out
+	dead     int         // tombstones in msgs (dropped before they were sent)
+	nextSeq  uint64      // next reliable Seq to assign
+	resent   uint64      // after Rewind: messages with Seq <= resent are redeliveries
+	inflight int64       // payload bytes handed out since the last Rewind and not yet acked (reliable messages)
+	mb       *msgBlk     // the block EnqueueCopy copies messages into (slab.go)
+	pb       *payloadBlk // the block EnqueueCopy copies small payloads into
 }
 
 // Queue is a bounded per-destination queue with per-lane sequence numbers.
@@ -139,6 +142,11 @@ type Queue struct {
 	bytes int64
 	st    Stats
 	gen   uint64 // generation: bumped by Rewind; Next for an older one returns nothing
+
+	// Recycled blocks (slab.go).
+	leases    int       // batches handed out by Next and not yet Done
+	pendingMB []*msgBlk // freed while leases > 0: to the pool once they are all Done
+	pendingPB []*payloadBlk
 }
 
 // New returns an empty queue. now may be nil (time.Now).
@@ -207,10 +215,7 @@ func (q *Queue) EnqueueCopy(m *Message, now time.Time) error {
 		return err
 	}
 	l := &q.lanes[m.Lane]
-	c := l.newMessage()
-	*c = *m
-	c.Payload = l.copyPayload(m.Payload)
-	q.addLocked(l, c, now, size)
+	q.addLocked(l, q.copyIn(l, m, m.Payload), now, size)
 	q.wake(int(m.Lane))
 	return nil
 }
@@ -236,10 +241,7 @@ func (q *Queue) EnqueueCopyBatch(tmpl *Message, payloads iter.Seq[[]byte], now t
 		if err := q.roomLocked(tmpl.Lane, size, now); err != nil {
 			return n, err
 		}
-		c := l.newMessage()
-		*c = *tmpl
-		c.Payload = l.copyPayload(p)
-		q.addLocked(l, c, now, size)
+		q.addLocked(l, q.copyIn(l, tmpl, p), now, size)
 		n++
 	}
 	return n, nil
@@ -291,7 +293,7 @@ func (q *Queue) addLocked(l *lane, m *Message, now time.Time, size int64) {
 	} else {
 		m.Seq = 0
 	}
-	l.msgs = append(l.msgs, m)
+	l.push(m)
 	q.count++
 	q.bytes += size
 	q.st.Enqueued++
@@ -359,6 +361,7 @@ func (q *Queue) compactLocked(l *lane) {
 	j, sent := 0, l.sent
 	for k, m := range l.msgs {
 		if m.dead {
+			q.releaseLocked(m)
 			if k < l.sent {
 				sent--
 			}
@@ -409,6 +412,7 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 		return dst
 	}
 	l := &q.lanes[ln]
+	n0 := len(dst)
 	for len(dst) < max && l.sent < len(l.msgs) {
 		m := l.msgs[l.sent]
 		if m.dead {
@@ -423,6 +427,12 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 		if !again && q.limits.MaxAge > 0 && now.Sub(m.Enqueued) >= q.limits.MaxAge {
 			q.killLocked(l, l.sent, DropMaxAge)
 			continue
+		}
+		if len(dst) == n0 {
+			// Until the caller's Done: the messages handed out stay in
+			// their blocks even if they leave the queue (below, for
+			// at-most-once ones).
+			q.leases++
 		}
 		dst = append(dst, m)
 		if again {
@@ -470,6 +480,7 @@ func (q *Queue) Ready(gen uint64, ln int) bool {
 func (q *Queue) trimLocked(l *lane) {
 	n := 0
 	for n < l.sent && l.msgs[n].dead {
+		q.releaseLocked(l.msgs[n])
 		n++
 	}
 	if n > 0 {
@@ -497,6 +508,7 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 	n := 0
 	for n < len(l.msgs) && (l.msgs[n].dead || (l.msgs[n].Seq != 0 && l.msgs[n].Seq <= seq)) {
 		m := l.msgs[n]
+		q.releaseLocked(m)
 		if m.dead {
 			l.dead--
 		} else {
@@ -571,6 +583,7 @@ func (q *Queue) Discard() int {
 				q.count--
 				q.bytes -= int64(len(m.Payload))
 			}
+			q.releaseLocked(m)
 		}
 		clear(l.msgs)
 		l.msgs = l.msgs[:0]

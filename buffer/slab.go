@@ -1,55 +1,203 @@
 package buffer
 
-// Small payloads are copied into shared blocks, one block at a time per
-// lane, instead of an allocation each: a sender's daemon copies every
-// payload it accepts (the read buffer it came in is reused), and an
-// allocation per 128-byte message, in fresh memory scattered over the
-// heap, was a tenth of its CPU time.
+import "sync"
+
+// EnqueueCopy copies each message it accepts, and its payload when small,
+// into blocks instead of an allocation each: a sender's daemon copies every
+// message it accepts (the read buffer it came in is reused), and an
+// allocation per 128-byte message, in fresh memory scattered over the heap,
+// was a tenth of its CPU time; then the garbage collections that the
+// allocations paid for were a third (a daemon's heap is small, so at a
+// million messages a second it collected a hundred times a second).
 //
-// A block stays in memory while any message in it is held. A lane releases
-// its messages in order (cumulative acks; at-most-once messages as they are
-// sent), so apart from the block being filled, a lane keeps at most the
-// tail of one block alive beyond what it holds: at most slabBlock bytes per
-// lane and destination, the room the lane keeps for its next messages
-// included.
+// So the blocks are recycled. A block counts the messages (or payloads) in
+// it that the queue holds; once the lane has moved on to another block and
+// the count is back to zero, the block is free again: it goes to a pool
+// (sync.Pool, shared by the queues) that the next blocks come from. A lane
+// releases its messages in order (cumulative acks; at-most-once messages as
+// they are sent), so blocks free up in the order they filled.
+//
+// A link writer reads the messages Next handed it after Next returned, and
+// a message it holds may leave the queue meanwhile (an ack from an older
+// link, a TTL that ran out after a Rewind). So a block freed while any
+// batch handed out by Next is outstanding waits (pending) until every such
+// batch is Done. A caller of Next that never calls Done is safe: nothing is
+// recycled then, and blocks go to the garbage collector.
 const (
-	slabBlock = 16 << 10 // bytes in a block
+	slabBlock = 16 << 10 // bytes in a payload block
 	slabMax   = 2 << 10  // larger payloads get an allocation of their own
+	msgBlock  = 64       // Messages in a message block (about 170 bytes each)
+	// maxPending bounds the blocks of each kind a queue keeps for reuse
+	// while batches are out (beyond, they go to the garbage collector).
+	maxPending = 64
 )
 
-// copyPayload returns a copy of p, in the lane's current block when p is
-// small. The copy's capacity is its length: an append cannot spill into the
-// next payload. Called with the queue's lock held.
-func (l *lane) copyPayload(p []byte) []byte {
-	if len(p) == 0 {
-		return nil
-	}
-	if len(p) > slabMax {
-		out := make([]byte, len(p))
-		copy(out, p)
-		return out
-	}
-	if len(p) > len(l.slab) {
-		l.slab = make([]byte, slabBlock)
-	}
-	out := l.slab[:len(p):len(p)]
-	copy(out, p)
-	l.slab = l.slab[len(p):]
-	return out
+var (
+	msgBlocks     = sync.Pool{New: func() any { return new(msgBlk) }}
+	payloadBlocks = sync.Pool{New: func() any { return new(payloadBlk) }}
+)
+
+// msgBlk is a block of Messages. Guarded by the queue's lock.
+type msgBlk struct {
+	msgs [msgBlock]Message
+	next int // Messages handed out (the lane's current block while next < msgBlock)
+	live int // of those, still held by the queue
 }
 
-// msgBlock is how many Messages EnqueueCopy allocates at a time per lane.
-// Like a payload block, a block stays in memory while any message in it is
-// held; a Message is about 150 bytes.
-const msgBlock = 64
+// payloadBlk is a block of payload bytes. Guarded by the queue's lock.
+type payloadBlk struct {
+	buf    [slabBlock]byte
+	used   int  // bytes handed out
+	live   int  // payloads in it still held by the queue
+	closed bool // the lane moved on to another block
+}
 
-// newMessage returns a zero Message from the lane's current block. Called
-// with the queue's lock held.
-func (l *lane) newMessage() *Message {
-	if len(l.spare) == 0 {
-		l.spare = make([]Message, msgBlock)
+// copyPayload returns a copy of p, in the lane's current block when p is
+// small (m records the block). The copy's capacity is its length: an append
+// cannot spill into the next payload. Called with the queue's lock held.
+func (q *Queue) copyPayload(l *lane, m *Message, p []byte) {
+	m.Payload, m.pb = nil, nil
+	if len(p) == 0 {
+		return
 	}
-	m := &l.spare[0]
-	l.spare = l.spare[1:]
-	return m
+	if len(p) > slabMax {
+		m.Payload = make([]byte, len(p))
+		copy(m.Payload, p)
+		return
+	}
+	b := l.pb
+	if b == nil || slabBlock-b.used < len(p) {
+		if b != nil {
+			b.closed = true
+			if b.live == 0 {
+				q.freePayloadBlk(b)
+			}
+		}
+		b = payloadBlocks.Get().(*payloadBlk)
+		b.used, b.live, b.closed = 0, 0, false
+		l.pb = b
+	}
+	out := b.buf[b.used : b.used+len(p) : b.used+len(p)]
+	copy(out, p)
+	b.used += len(p)
+	b.live++
+	m.Payload, m.pb = out, b
+}
+
+// copyIn returns a copy of m with payload p, in the lane's blocks. Called
+// with the queue's lock held.
+func (q *Queue) copyIn(l *lane, m *Message, p []byte) *Message {
+	c, b := q.newMessage(l)
+	*c = *m
+	c.mb = b
+	q.copyPayload(l, c, p)
+	return c
+}
+
+// newMessage returns a Message slot from the lane's current block, and the
+// block. Called with the queue's lock held.
+func (q *Queue) newMessage(l *lane) (*Message, *msgBlk) {
+	b := l.mb
+	if b == nil || b.next == msgBlock {
+		if b != nil && b.live == 0 {
+			q.freeMsgBlk(b)
+		}
+		b = msgBlocks.Get().(*msgBlk)
+		b.next, b.live = 0, 0
+		l.mb = b
+	}
+	m := &b.msgs[b.next]
+	b.next++
+	b.live++
+	return m, b
+}
+
+// releaseLocked is called once m leaves the queue for good: its blocks may
+// be free again. Calling it again does nothing.
+func (q *Queue) releaseLocked(m *Message) {
+	if b := m.mb; b != nil {
+		m.mb = nil
+		b.live--
+		if b.live == 0 && b.next == msgBlock {
+			q.freeMsgBlk(b)
+		}
+	}
+	if b := m.pb; b != nil {
+		m.pb = nil
+		b.live--
+		if b.live == 0 && b.closed {
+			q.freePayloadBlk(b)
+		}
+	}
+}
+
+func (q *Queue) freeMsgBlk(b *msgBlk) {
+	switch {
+	case q.leases == 0:
+		msgBlocks.Put(b)
+	case len(q.pendingMB) < maxPending:
+		q.pendingMB = append(q.pendingMB, b)
+	}
+}
+
+func (q *Queue) freePayloadBlk(b *payloadBlk) {
+	switch {
+	case q.leases == 0:
+		payloadBlocks.Put(b)
+	case len(q.pendingPB) < maxPending:
+		q.pendingPB = append(q.pendingPB, b)
+	}
+}
+
+// Done tells the queue that the caller has finished reading the messages
+// of the last non-empty batch Next returned to it: their blocks may be
+// reused once they leave the queue. Call it once per non-empty batch (a
+// link writer calls it once it has encoded the batch).
+func (q *Queue) Done() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.leases == 0 {
+		return
+	}
+	q.leases--
+	if q.leases > 0 {
+		return
+	}
+	for _, b := range q.pendingMB {
+		q.freeMsgBlk(b)
+	}
+	clear(q.pendingMB)
+	q.pendingMB = q.pendingMB[:0]
+	for _, b := range q.pendingPB {
+		q.freePayloadBlk(b)
+	}
+	clear(q.pendingPB)
+	q.pendingPB = q.pendingPB[:0]
+}
+
+// push appends m to the lane's messages. Acks take messages off the front
+// of l.msgs, so the window moves along its backing array; when it reaches
+// the end, it slides back to the front of the array if it fills at most
+// half of it, instead of appending into a new, larger array (which, at a
+// backlog of a few thousand messages, meant an allocation per few dozen
+// messages). A window under an eighth of a large array moves to a smaller
+// one, so that a backlog once large does not keep its array.
+func (l *lane) push(m *Message) {
+	if len(l.msgs) == cap(l.msgs) && len(l.store) > 0 && len(l.msgs) <= len(l.store)/2 {
+		if len(l.store) > 1024 && len(l.msgs) < len(l.store)/8 {
+			store := make([]*Message, max(1024, 4*len(l.msgs)))
+			n := copy(store, l.msgs)
+			clear(l.msgs)
+			l.store, l.msgs = store, store[:n]
+		} else {
+			n := copy(l.store, l.msgs)
+			clear(l.store[n:]) // the old window's places: no stale pointers
+			l.msgs = l.store[:n]
+		}
+	}
+	c := cap(l.msgs)
+	l.msgs = append(l.msgs, m)
+	if cap(l.msgs) != c { // a new array
+		l.store = l.msgs[:cap(l.msgs)]
+	}
 }

@@ -226,6 +226,7 @@ func (l *link) dataWriter(lane int) {
 			d := wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr}
 			buf = d.AppendFrame(buf)
 		}
+		q.Done() // the batch is encoded: its messages' blocks may be reused
 		if _, err := s.Write(buf); err != nil {
 			l.fail(fmt.Errorf("data write: %w", err))
 			return
