@@ -1414,3 +1414,41 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocations per %d messages queued, sent and acknowledged; want only the iterator's few", a, n)
 	}
 }
+
+// A block whose messages have all left while it was still the lane's
+// current block is freed once, when the lane moves on: freed twice, it
+// would be handed to two queues at once and their messages would overwrite
+// each other.
+func TestFullBlockFreedOnce(t *testing.T) {
+	clk := newClock()
+	enqueue := func(q *Queue, tag byte, n int) {
+		for range n {
+			m := Message{Lane: LaneNormal, To: uint64(tag), Payload: []byte{tag}}
+			if err := q.EnqueueCopy(&m, clk.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a := New(Limits{}, clk.now)
+	enqueue(a, 'a', msgBlock) // exactly one full block
+	got := a.Next(0, LaneNormal, msgBlock, nil)
+	a.Done()
+	if err := a.Ack(LaneNormal, got[len(got)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(a, 'a', 1) // the lane moves on to a new block
+	b, c := New(Limits{}, clk.now), New(Limits{}, clk.now)
+	enqueue(b, 'b', msgBlock)
+	enqueue(c, 'c', msgBlock)
+	for _, x := range []struct {
+		q     *Queue
+		tag   byte
+		first uint64
+	}{{a, 'a', msgBlock + 1}, {b, 'b', 1}, {c, 'c', 1}} {
+		for i, m := range x.q.Next(0, LaneNormal, msgBlock, nil) {
+			if m.To != uint64(x.tag) || m.Seq != x.first+uint64(i) {
+				t.Fatalf("queue %c, message %d: To %c, Seq %d: another queue's message", x.tag, i, rune(m.To), m.Seq)
+			}
+		}
+	}
+}

@@ -39,9 +39,10 @@ var (
 
 // msgBlk is a block of Messages. Guarded by the queue's lock.
 type msgBlk struct {
-	msgs [msgBlock]Message
-	next int // Messages handed out (the lane's current block while next < msgBlock)
-	live int // of those, still held by the queue
+	msgs   [msgBlock]Message
+	next   int  // Messages handed out
+	live   int  // of those, still held by the queue
+	closed bool // the lane moved on to another block
 }
 
 // payloadBlk is a block of payload bytes. Guarded by the queue's lock.
@@ -99,11 +100,17 @@ func (q *Queue) copyIn(l *lane, m *Message, p []byte) *Message {
 func (q *Queue) newMessage(l *lane) (*Message, *msgBlk) {
 	b := l.mb
 	if b == nil || b.next == msgBlock {
-		if b != nil && b.live == 0 {
-			q.freeMsgBlk(b)
+		if b != nil {
+			// Free once its last message leaves (releaseLocked), or now.
+			// Only here, the moment it stops being the lane's block: a
+			// block is freed once.
+			b.closed = true
+			if b.live == 0 {
+				q.freeMsgBlk(b)
+			}
 		}
 		b = msgBlocks.Get().(*msgBlk)
-		b.next, b.live = 0, 0
+		b.next, b.live, b.closed = 0, 0, false
 		l.mb = b
 	}
 	m := &b.msgs[b.next]
@@ -118,7 +125,7 @@ func (q *Queue) releaseLocked(m *Message) {
 	if b := m.mb; b != nil {
 		m.mb = nil
 		b.live--
-		if b.live == 0 && b.next == msgBlock {
+		if b.live == 0 && b.closed {
 			q.freeMsgBlk(b)
 		}
 	}
