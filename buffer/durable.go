@@ -28,6 +28,7 @@ func (q *Queue) Restore(m *Message) {
 		l.nextSeq = m.Seq + 1
 	}
 	l.push(m)
+	l.unsent++
 	q.count++
 	q.bytes += int64(len(m.Payload))
 	q.st.Enqueued++

@@ -120,6 +120,7 @@ type lane struct {
 	msgs     []*Message  // held messages in Seq order (with tombstones); msgs[:sent] were handed to the link
 	store    []*Message  // msgs's backing array, whole (len = cap); msgs is a window of it (push)
 	sent     int         // index of the next message to hand out
+	unsent   int         // messages at or after sent that are not tombstones (Stats.Unsent)
 	dead     int         // tombstones in msgs (dropped before they were sent)
 	nextSeq  uint64      // next reliable Seq to assign
 	resent   uint64      // after Rewind: messages with Seq <= resent are redeliveries
@@ -294,6 +295,7 @@ func (q *Queue) addLocked(l *lane, m *Message, now time.Time, size int64) {
 		m.Seq = 0
 	}
 	l.push(m)
+	l.unsent++
 	q.count++
 	q.bytes += size
 	q.st.Enqueued++
@@ -338,6 +340,9 @@ func (q *Queue) dropOldestLocked(ln uint8, size int64) bool {
 // hold memory unbounded.
 func (q *Queue) killLocked(l *lane, i int, reason string) {
 	m := l.msgs[i]
+	if i >= l.sent {
+		l.unsent--
+	}
 	m.dead = true
 	q.count--
 	q.bytes -= int64(len(m.Payload))
@@ -428,6 +433,7 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 			q.killLocked(l, l.sent, DropMaxAge)
 			continue
 		}
+		l.unsent--
 		if len(dst) == n0 {
 			// Until the caller's Done: the messages handed out stay in
 			// their blocks even if they leave the queue (below, for
@@ -512,6 +518,9 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 		if m.dead {
 			l.dead--
 		} else {
+			if n >= l.sent {
+				l.unsent-- // acknowledged before it went out again (after a Rewind)
+			}
 			if n < l.sent {
 				l.inflight -= int64(len(m.Payload))
 			}
@@ -555,6 +564,11 @@ func (q *Queue) Rewind() uint64 {
 				break
 			}
 		}
+		for _, m := range l.msgs[:l.sent] {
+			if !m.dead {
+				l.unsent++
+			}
+		}
 		l.sent = 0
 		l.inflight = 0
 	}
@@ -587,7 +601,7 @@ func (q *Queue) Discard() int {
 		}
 		clear(l.msgs)
 		l.msgs = l.msgs[:0]
-		l.sent, l.dead, l.inflight = 0, 0, 0
+		l.sent, l.dead, l.inflight, l.unsent = 0, 0, 0, 0
 	}
 	q.st.Dropped[DropReset] += uint64(n)
 	return n
@@ -606,11 +620,7 @@ func (q *Queue) Stats() Stats {
 	s.Messages, s.Bytes = q.count, q.bytes
 	for i := range q.lanes {
 		l := &q.lanes[i]
-		for k := l.sent; k < len(l.msgs); k++ {
-			if !l.msgs[k].dead {
-				s.Unsent++
-			}
-		}
+		s.Unsent += l.unsent
 		for _, m := range l.msgs {
 			if !m.dead {
 				if age := now.Sub(m.Enqueued); age > s.OldestAge {

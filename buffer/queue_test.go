@@ -128,6 +128,15 @@ func checkInvariants(t testing.TB, q *Queue) {
 		if dead != l.dead {
 			t.Fatalf("lane %d: %d tombstones, but dead = %d", li, dead, l.dead)
 		}
+		unsent := 0
+		for _, m := range l.msgs[l.sent:] {
+			if !m.dead {
+				unsent++
+			}
+		}
+		if unsent != l.unsent {
+			t.Fatalf("lane %d: %d messages not handed out, but unsent = %d", li, unsent, l.unsent)
+		}
 		if inflight != l.inflight {
 			t.Fatalf("lane %d: %d bytes handed out and unacked, but inflight = %d", li, inflight, l.inflight)
 		}
