@@ -128,11 +128,49 @@ func (m *Mailbox) Dropped() uint64 {
 	return m.dropped
 }
 
-// pushBatch is push for each message of a batch, in order.
+// pushBatch is push for each message of a batch, in order, under one
+// lock (released only to wait for room under HoldWhenFull).
 func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
-	for p := range b.Payloads.All() {
+	added := false
+	m.mu.Lock()
+	for rest := b.Payloads; len(rest) > 0; {
+		var p []byte
+		p, rest = rest.Next()
+		for m.hold && !m.closed && m.bytes > 0 && m.bytes+len(p) > m.max {
+			m.mu.Unlock()
+			if added {
+				m.wakeReceiver() // what is in may be what makes room
+				added = false
+			}
+			select {
+			case <-m.room:
+			case <-m.c.stop:
+			case <-m.c.done:
+			}
+			m.mu.Lock()
+			if isDone(m.c.stop) || isDone(m.c.done) {
+				break
+			}
+		}
+		if m.closed || m.bytes+len(p) > m.max && (!m.hold || m.bytes > 0) {
+			m.dropped++
+			continue
+		}
 		d := b.Deliver(p)
-		m.push(&d)
+		m.inbox = append(m.inbox, newMessage(&m.c.alloc, &d, m))
+		m.bytes += len(p)
+		added = true
+	}
+	m.mu.Unlock()
+	if added {
+		m.wakeReceiver()
+	}
+}
+
+func (m *Mailbox) wakeReceiver() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
 	}
 }
 
