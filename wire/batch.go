@@ -54,6 +54,15 @@ func (b Batch) Count() int {
 // Append built) and the rest of the list; on an empty or bad list it
 // returns nil and an empty rest.
 func (b Batch) Next() ([]byte, Batch) {
+	if len(b) > 0 && b[0] < 0x80 { // a payload under 128 bytes: its length is one byte
+		switch n := 1 + int(b[0]); {
+		case n == 1:
+			return nil, b[1:] // empty, as the decoder returns it
+		case n <= len(b):
+			return b[1:n:n], b[n:]
+		}
+		return nil, nil
+	}
 	d := decoder{body: b}
 	p := d.bytes("")
 	if d.err != nil {
@@ -65,10 +74,9 @@ func (b Batch) Next() ([]byte, Batch) {
 // All yields the payloads in order.
 func (b Batch) All() func(yield func([]byte) bool) {
 	return func(yield func([]byte) bool) {
-		d := decoder{body: b}
-		for d.off < len(d.body) {
-			p := d.bytes("")
-			if d.err != nil || !yield(p) {
+		for rest := b; len(rest) > 0; {
+			var p []byte
+			if p, rest = rest.Next(); p == nil && rest == nil || !yield(p) {
 				return
 			}
 		}
@@ -153,8 +161,22 @@ func (d *decoder) batch() Batch {
 	}
 	start := d.off
 	for i := 0; d.off < len(d.body); i++ {
+		// The common case in a tight loop: a length of one or two bytes
+		// (a payload under 16 KiB) that the body holds.
+		b := d.body[d.off:]
+		if b[0] < 0x80 {
+			if n := 1 + int(b[0]); n <= len(b) {
+				d.off += n
+				continue
+			}
+		} else if len(b) > 1 && b[1] != 0 && b[1] < 0x80 { // b[1] != 0: minimal
+			if n := 2 + (int(b[0]&0x7f) | int(b[1])<<7); n <= len(b) {
+				d.off += n
+				continue
+			}
+		}
 		d.list, d.idx = "Payloads", i
-		d.bytes("")
+		d.bytes("") // anything else, and every error, the general way
 		if d.err != nil {
 			return nil
 		}

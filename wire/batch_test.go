@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,17 +19,22 @@ func TestBatchExtendedInPlace(t *testing.T) {
 	buf = hdr.AppendFrame(buf)
 	var want [][]byte
 	want = append(want, first.Payload)
-	for i := 1; i < 300; i++ {
-		p := []byte(fmt.Sprintf("payload-%d", i))
-		if i%7 == 0 {
+	for i := 1; i < 600; i++ {
+		// Every length from 0 to 299 (one- and two-byte lengths, and
+		// those around 128 and 256), then a few large ones.
+		p := bytes.Repeat([]byte{byte(i)}, i%300)
+		if i%300 == 0 {
 			p = nil
+		}
+		if i%97 == 0 {
+			p = bytes.Repeat([]byte{byte(i)}, 16383+i%3) // around the two-byte limit
 		}
 		buf = AppendBatchPayload(buf, start, p)
 		want = append(want, p)
 	}
 	buf = AppendFrame(buf, &Sync{Req: 3})
 
-	r := NewReader(bytes.NewReader(buf), 0)
+	r := NewReader(bytes.NewReader(buf), 1<<24)
 	ms := []Message{}
 	for {
 		m, err := r.ReadMessage()
@@ -43,6 +47,9 @@ func TestBatchExtendedInPlace(t *testing.T) {
 		t.Fatalf("read %d frames, want 3", len(ms))
 	}
 	b, ok := ms[1].(*SendBatch)
+	if _, err := Decode(TypeSendBatch, AppendFrame(nil, b)[HeaderSize:]); err != nil {
+		t.Fatalf("the batch again: %v", err)
+	}
 	if !ok || b.Req != 2 || b.Group != "g" || b.Flags != FlagQuiet {
 		t.Fatalf("second frame %#v, want the batch", ms[1])
 	}
