@@ -72,8 +72,8 @@ func (c *Client) Call(ctx context.Context, target Target, payload []byte, opts .
 		opts = append(opts, WithTTL(left))
 	}
 	req := c.reqSeq.Add(1)
-	s, err := c.buildSend(req, mb.id(), target, payload, opts)
-	if err != nil {
+	var s wire.Send
+	if err := c.buildSend(&s, req, mb.id(), target, payload, opts); err != nil {
 		return nil, err
 	}
 	s.Corr = corr
@@ -167,7 +167,8 @@ func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption)
 	}
 	c := m.mb.c
 	req := c.reqSeq.Add(1)
-	s, err := c.buildSend(req, m.mb.id(), Target{Addr: m.From}, payload, opts)
+	var s wire.Send
+	err := c.buildSend(&s, req, m.mb.id(), Target{Addr: m.From}, payload, opts)
 	if err != nil {
 		return err
 	}

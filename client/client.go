@@ -77,6 +77,7 @@ type Client struct {
 	wbuf    []byte          // frames waiting for the writer
 	batchAt int             // offset in wbuf of the SendBatch frame that ends it, -1: none (quiet sends extend it)
 	batch   wire.SendBatch  // the header of that frame
+	woken   bool            // a wake-up of the writer is pending (set by enqueueQuiet, cleared when the writer takes wbuf)
 	conn    net.Conn        // the current connection
 	raw     syscall.RawConn // conn's, for writes that must not block; nil if it has none
 	writing bool            // the writer goroutine is writing what it took from wbuf
@@ -194,7 +195,7 @@ func (c *Client) run(r *wire.Reader) {
 		err := c.reader(r)
 		c.wmu.Lock()
 		c.up = false
-		c.wbuf, c.batchAt = c.wbuf[:0], -1 // their requests fail below
+		c.wbuf, c.batchAt, c.woken = c.wbuf[:0], -1, false // their requests fail below
 		conn := c.conn
 		closed := c.closed
 		c.wmu.Unlock()
@@ -524,8 +525,12 @@ func (c *Client) enqueueQuiet(s *wire.Send) error {
 		c.wbuf = c.batch.AppendFrame(c.wbuf) // no payload yet
 	}
 	c.wbuf = wire.AppendBatchPayload(c.wbuf, c.batchAt, s.Payload)
+	wake := !c.woken // one wake-up per take of wbuf, not one per send
+	c.woken = true
 	c.wmu.Unlock()
-	c.wakeWriter()
+	if wake {
+		c.wakeWriter()
+	}
 	return nil
 }
 
@@ -559,7 +564,7 @@ func (c *Client) writer() {
 			return
 		}
 		c.wmu.Lock()
-		out, c.wbuf, c.batchAt = c.wbuf, out[:0], -1
+		out, c.wbuf, c.batchAt, c.woken = c.wbuf, out[:0], -1, false
 		conn := c.conn
 		c.writing = len(out) > 0
 		c.wmu.Unlock()

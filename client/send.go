@@ -131,15 +131,19 @@ func applyOpts(opts []SendOption) sendOpts {
 	return o
 }
 
-func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []SendOption) (wire.Send, error) {
+// buildSend fills s (zero) with a send of payload from mailbox from to t.
+// It fills in place: a wire.Send is large, and returning it cost two
+// copies per message on the path of SendAsync.
+func (c *Client) buildSend(s *wire.Send, req, from uint64, t Target, payload []byte, opts []SendOption) error {
 	o := applyOpts(opts)
 	if t.Group == "" && t.Addr.IsZero() {
-		return wire.Send{}, errNoTarget
+		return errNoTarget
 	}
 	if max := c.MaxMessage(); max > 0 && len(payload) > max {
-		return wire.Send{}, &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
+		return &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("payload of %d bytes exceeds the daemon's limit of %d", len(payload), max)}
 	}
-	s := wire.Send{Req: req, From: from, Cluster: t.Addr.Cluster, Node: t.Addr.Node, Mailbox: t.Addr.Mailbox, Group: t.Group, Key: o.key, Payload: payload, Strategy: uint8(o.strategy)}
+	s.Req, s.From, s.Cluster, s.Node, s.Mailbox, s.Group, s.Key, s.Payload, s.Strategy =
+		req, from, t.Addr.Cluster, t.Addr.Node, t.Addr.Mailbox, t.Group, o.key, payload, uint8(o.strategy)
 	if o.high {
 		s.Flags |= wire.FlagHigh
 	}
@@ -152,12 +156,13 @@ func (c *Client) buildSend(req, from uint64, t Target, payload []byte, opts []Se
 	if o.ttl > 0 {
 		s.TTL = uint64((o.ttl + time.Millisecond - 1) / time.Millisecond)
 	}
-	return s, nil
+	return nil
 }
 
 func (c *Client) send(ctx context.Context, from uint64, t Target, payload []byte, opts []SendOption) error {
 	req := c.reqSeq.Add(1)
-	s, err := c.buildSend(req, from, t, payload, opts)
+	var s wire.Send
+	err := c.buildSend(&s, req, from, t, payload, opts)
 	if err != nil {
 		return err
 	}
@@ -181,7 +186,8 @@ func (c *Client) SendGroup(ctx context.Context, group string, payload []byte, op
 // closed. The payload is copied.
 func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 	req := c.reqSeq.Add(1)
-	s, err := c.buildSend(req, 0, t, payload, opts)
+	var s wire.Send
+	err := c.buildSend(&s, req, 0, t, payload, opts)
 	if err != nil {
 		return err
 	}
