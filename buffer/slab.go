@@ -53,9 +53,10 @@ type payloadBlk struct {
 	closed bool // the lane moved on to another block
 }
 
-// copyPayload returns a copy of p, in the lane's current block when p is
-// small (m records the block). The copy's capacity is its length: an append
-// cannot spill into the next payload. Called with the queue's lock held.
+// copyPayload sets m's payload to a copy of p, in the lane's current block
+// when p is small (m records the block). The copy's capacity is its
+// length: an append cannot spill into the next payload. Called with the
+// queue's lock held.
 func (q *Queue) copyPayload(l *lane, m *Message, p []byte) {
 	m.Payload, m.pb = nil, nil
 	if len(p) == 0 {

@@ -184,6 +184,11 @@ func (c *Client) SendGroup(ctx context.Context, group string, payload []byte, op
 // are coalesced. Failures are collected: Flush returns the first one. It
 // returns an error at once only if the message is invalid or the client is
 // closed. The payload is copied.
+//
+// Consecutive non-durable SendAsync calls with the same target and options
+// travel together, in one SendBatch frame (up to 64 KiB), and the daemon
+// routes such a batch once: a group send by the Closest strategy goes to
+// one member per batch, chosen as for a single send.
 func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 	req := c.reqSeq.Add(1)
 	var s wire.Send
