@@ -145,9 +145,9 @@ type Queue struct {
 	gen   uint64 // generation: bumped by Rewind; Next for an older one returns nothing
 
 	// Recycled blocks (slab.go).
-	leases    int       // batches handed out by Next and not yet Done
-	pendingMB []*msgBlk // freed while leases > 0: to the pool once they are all Done
-	pendingPB []*payloadBlk
+	leases   int                  // batches handed out by Next and not yet Done
+	messages recycler[msgBlk]     // free message blocks
+	payloads recycler[payloadBlk] // free payload blocks
 }
 
 // New returns an empty queue. now may be nil (time.Now).
@@ -156,6 +156,7 @@ func New(limits Limits, now func() time.Time) *Queue {
 		now = time.Now
 	}
 	q := &Queue{limits: limits.withDefaults(), now: now}
+	q.messages.pool, q.payloads.pool = &msgBlocks, &payloadBlocks
 	for i := range q.lanes {
 		q.lanes[i].nextSeq = 1
 		q.notify[i] = make(chan struct{}, 1)

@@ -39,18 +39,65 @@ var (
 
 // msgBlk is a block of Messages. Guarded by the queue's lock.
 type msgBlk struct {
-	msgs   [msgBlock]Message
-	next   int  // Messages handed out
-	live   int  // of those, still held by the queue
-	closed bool // the lane moved on to another block
+	msgs [msgBlock]Message
+	next int // Messages handed out
+	blockCount
 }
 
 // payloadBlk is a block of payload bytes. Guarded by the queue's lock.
 type payloadBlk struct {
-	buf    [slabBlock]byte
-	used   int  // bytes handed out
-	live   int  // payloads in it still held by the queue
+	buf  [slabBlock]byte
+	used int // bytes handed out
+	blockCount
+}
+
+// blockCount is what tells that a block is free: the lane has moved on to
+// another block (closed), and none of the queue's messages is in it.
+type blockCount struct {
+	live   int  // messages (or payloads) in the block still held by the queue
 	closed bool // the lane moved on to another block
+}
+
+// close marks the block as no longer the lane's; it reports whether the
+// block is free now. Only here, and when its last message leaves, is a
+// block freed: it is freed once.
+func (c *blockCount) close() bool {
+	c.closed = true
+	return c.live == 0
+}
+
+// release counts a message (or payload) leaving the queue; it reports
+// whether the block is free now.
+func (c *blockCount) release() bool {
+	c.live--
+	return c.live == 0 && c.closed
+}
+
+// recycler takes a queue's free blocks of one kind: to the pool at once,
+// or, while batches handed out by Next are outstanding, to pending (at most
+// maxPending; beyond, the garbage collector takes them) until they are all
+// Done.
+type recycler[T any] struct {
+	pool    *sync.Pool
+	pending []*T
+}
+
+func (r *recycler[T]) free(b *T, leases int) {
+	switch {
+	case leases == 0:
+		r.pool.Put(b)
+	case len(r.pending) < maxPending:
+		r.pending = append(r.pending, b)
+	}
+}
+
+// flush gives the pending blocks to the pool (no batch is outstanding).
+func (r *recycler[T]) flush() {
+	for _, b := range r.pending {
+		r.pool.Put(b)
+	}
+	clear(r.pending)
+	r.pending = r.pending[:0]
 }
 
 // copyPayload sets m's payload to a copy of p, in the lane's current block
@@ -69,14 +116,11 @@ func (q *Queue) copyPayload(l *lane, m *Message, p []byte) {
 	}
 	b := l.pb
 	if b == nil || slabBlock-b.used < len(p) {
-		if b != nil {
-			b.closed = true
-			if b.live == 0 {
-				q.freePayloadBlk(b)
-			}
+		if b != nil && b.close() {
+			q.payloads.free(b, q.leases)
 		}
 		b = payloadBlocks.Get().(*payloadBlk)
-		b.used, b.live, b.closed = 0, 0, false
+		b.used, b.blockCount = 0, blockCount{}
 		l.pb = b
 	}
 	out := b.buf[b.used : b.used+len(p) : b.used+len(p)]
@@ -101,17 +145,11 @@ func (q *Queue) copyIn(l *lane, m *Message, p []byte) *Message {
 func (q *Queue) newMessage(l *lane) (*Message, *msgBlk) {
 	b := l.mb
 	if b == nil || b.next == msgBlock {
-		if b != nil {
-			// Free once its last message leaves (releaseLocked), or now.
-			// Only here, the moment it stops being the lane's block: a
-			// block is freed once.
-			b.closed = true
-			if b.live == 0 {
-				q.freeMsgBlk(b)
-			}
+		if b != nil && b.close() {
+			q.messages.free(b, q.leases)
 		}
 		b = msgBlocks.Get().(*msgBlk)
-		b.next, b.live, b.closed = 0, 0, false
+		b.next, b.blockCount = 0, blockCount{}
 		l.mb = b
 	}
 	m := &b.msgs[b.next]
@@ -125,35 +163,15 @@ func (q *Queue) newMessage(l *lane) (*Message, *msgBlk) {
 func (q *Queue) releaseLocked(m *Message) {
 	if b := m.mb; b != nil {
 		m.mb = nil
-		b.live--
-		if b.live == 0 && b.closed {
-			q.freeMsgBlk(b)
+		if b.release() {
+			q.messages.free(b, q.leases)
 		}
 	}
 	if b := m.pb; b != nil {
 		m.pb = nil
-		b.live--
-		if b.live == 0 && b.closed {
-			q.freePayloadBlk(b)
+		if b.release() {
+			q.payloads.free(b, q.leases)
 		}
-	}
-}
-
-func (q *Queue) freeMsgBlk(b *msgBlk) {
-	switch {
-	case q.leases == 0:
-		msgBlocks.Put(b)
-	case len(q.pendingMB) < maxPending:
-		q.pendingMB = append(q.pendingMB, b)
-	}
-}
-
-func (q *Queue) freePayloadBlk(b *payloadBlk) {
-	switch {
-	case q.leases == 0:
-		payloadBlocks.Put(b)
-	case len(q.pendingPB) < maxPending:
-		q.pendingPB = append(q.pendingPB, b)
 	}
 }
 
@@ -168,19 +186,10 @@ func (q *Queue) Done() {
 		return
 	}
 	q.leases--
-	if q.leases > 0 {
-		return
+	if q.leases == 0 {
+		q.messages.flush()
+		q.payloads.flush()
 	}
-	for _, b := range q.pendingMB {
-		q.freeMsgBlk(b)
-	}
-	clear(q.pendingMB)
-	q.pendingMB = q.pendingMB[:0]
-	for _, b := range q.pendingPB {
-		q.freePayloadBlk(b)
-	}
-	clear(q.pendingPB)
-	q.pendingPB = q.pendingPB[:0]
 }
 
 // push appends m to the lane's messages. Acks take messages off the front
