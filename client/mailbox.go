@@ -136,21 +136,8 @@ func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
 	for rest := b.Payloads; len(rest) > 0; {
 		var p []byte
 		p, rest = rest.Next()
-		for m.hold && !m.closed && m.bytes > 0 && m.bytes+len(p) > m.max {
-			m.mu.Unlock()
-			if added {
-				m.wakeReceiver() // what is in may be what makes room
-				added = false
-			}
-			select {
-			case <-m.room:
-			case <-m.c.stop:
-			case <-m.c.done:
-			}
-			m.mu.Lock()
-			if isDone(m.c.stop) || isDone(m.c.done) {
-				break
-			}
+		if m.waitRoomLocked(len(p), added) {
+			added = false
 		}
 		if m.closed || m.bytes+len(p) > m.max && (!m.hold || m.bytes > 0) {
 			m.dropped++
@@ -167,6 +154,32 @@ func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
 	}
 }
 
+// waitRoomLocked, under HoldWhenFull, waits until the inbox has room for
+// size more bytes (m.mu is released meanwhile), or the client ends. The
+// reader (the caller) so holds up its connection; an empty inbox takes any
+// one message, so a message larger than the bound cannot hold it forever.
+// With wake, it first wakes the receiver, whose reading makes the room; it
+// reports whether it did.
+func (m *Mailbox) waitRoomLocked(size int, wake bool) (woke bool) {
+	for m.hold && !m.closed && m.bytes > 0 && m.bytes+size > m.max {
+		m.mu.Unlock()
+		if wake && !woke {
+			m.wakeReceiver()
+			woke = true
+		}
+		select {
+		case <-m.room:
+		case <-m.c.stop:
+		case <-m.c.done:
+		}
+		m.mu.Lock()
+		if isDone(m.c.stop) || isDone(m.c.done) {
+			return woke
+		}
+	}
+	return woke
+}
+
 func (m *Mailbox) wakeReceiver() {
 	select {
 	case m.wake <- struct{}{}:
@@ -177,21 +190,7 @@ func (m *Mailbox) wakeReceiver() {
 func (m *Mailbox) push(d *wire.Deliver) {
 	msg := newMessage(&m.c.alloc, d, m)
 	m.mu.Lock()
-	// Under HoldWhenFull the reader (our caller) waits for room; an empty
-	// inbox takes any one message, so a message larger than the bound
-	// cannot hold the connection forever.
-	for m.hold && !m.closed && m.bytes > 0 && m.bytes+len(msg.Payload) > m.max {
-		m.mu.Unlock()
-		select {
-		case <-m.room:
-		case <-m.c.stop:
-		case <-m.c.done:
-		}
-		m.mu.Lock()
-		if isDone(m.c.stop) || isDone(m.c.done) {
-			break
-		}
-	}
+	m.waitRoomLocked(len(msg.Payload), false)
 	if m.closed || m.bytes+len(msg.Payload) > m.max && (!m.hold || m.bytes > 0) {
 		m.dropped++
 		m.mu.Unlock()
