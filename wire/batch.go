@@ -54,12 +54,20 @@ func (b Batch) Count() int {
 // Append built) and the rest of the list; on an empty or bad list it
 // returns nil and an empty rest.
 func (b Batch) Next() ([]byte, Batch) {
-	if len(b) > 0 && b[0] < 0x80 { // a payload under 128 bytes: its length is one byte
+	// The common cases first: a length of one byte (a payload under 128
+	// bytes) or two (under 16 KiB; b[1] != 0: minimal) that b holds.
+	switch {
+	case len(b) > 0 && b[0] < 0x80:
 		switch n := 1 + int(b[0]); {
 		case n == 1:
 			return nil, b[1:] // empty, as the decoder returns it
 		case n <= len(b):
 			return b[1:n:n], b[n:]
+		}
+		return nil, nil
+	case len(b) > 1 && b[1] != 0 && b[1] < 0x80:
+		if n := 2 + (int(b[0]&0x7f) | int(b[1])<<7); n <= len(b) {
+			return b[2:n:n], b[n:]
 		}
 		return nil, nil
 	}
@@ -161,22 +169,12 @@ func (d *decoder) batch() Batch {
 	}
 	start := d.off
 	for i := 0; d.off < len(d.body); i++ {
-		// The common case in a tight loop: a length of one or two bytes
-		// (a payload under 16 KiB) that the body holds.
-		b := d.body[d.off:]
-		if b[0] < 0x80 {
-			if n := 1 + int(b[0]); n <= len(b) {
-				d.off += n
-				continue
-			}
-		} else if len(b) > 1 && b[1] != 0 && b[1] < 0x80 { // b[1] != 0: minimal
-			if n := 2 + (int(b[0]&0x7f) | int(b[1])<<7); n <= len(b) {
-				d.off += n
-				continue
-			}
+		if _, rest := Batch(d.body[d.off:]).Next(); rest != nil {
+			d.off = len(d.body) - len(rest)
+			continue
 		}
 		d.list, d.idx = "Payloads", i
-		d.bytes("") // anything else, and every error, the general way
+		d.bytes("") // a bad payload: the decoder says what and where
 		if d.err != nil {
 			return nil
 		}
