@@ -428,7 +428,7 @@ func runIdleLinks(ctx context.Context, cfg *Config, e Entry) (Record, bool) {
 	if err != nil {
 		rec.Err = fmt.Sprintf("%v (logs in %s)", err, dir)
 	} else {
-		cfg.logf("  %s: %.1f KiB per idle link", e.Name, r.PerLink()/1024)
+		cfg.logf("  %s: %.1f KiB per idle link (%.1f KiB averaged from none)", e.Name, r.PerLink()/1024, r.Average()/1024)
 	}
 	return rec, true
 }

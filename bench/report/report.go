@@ -330,12 +330,17 @@ func (t *tables) memory(w io.Writer) {
 		}
 	}
 	if len(il) > 0 {
-		fmt.Fprintln(w, "\n## Memory per idle link (one daemon, N peers linked and idle vs configured but unlinked; resident memory)")
-		fmt.Fprintln(w, "\n| system | peers | RSS unlinked | RSS linked | per idle link | notes |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "\n## Memory per idle link (one daemon's resident memory with its N peers configured: none linked, a fifth linked, all linked and idle)")
+		fmt.Fprintln(w, "\nPer idle link is the growth from a fifth to all N links, per link: what one more idle link costs. The average from no link to N also carries one-time costs of the first links: the handshake and transport code paged in, the heap grown from its start-up size.")
+		fmt.Fprintln(w, "\n| system | peers | RSS unlinked | RSS at a fifth | RSS linked | per idle link | average from none | notes |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, r := range il {
 			x := r.IdleLink
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %.1f KiB | %s |\n", r.System, x.Links, mib(float64(x.BaseRSS)), mib(float64(x.LinkedRSS)), x.PerLink()/1024, x.Note)
+			warm := "–"
+			if x.WarmLinks > 0 {
+				warm = fmt.Sprintf("%s (%d)", mib(float64(x.WarmRSS)), x.WarmLinks)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %.1f KiB | %.1f KiB | %s |\n", r.System, x.Links, mib(float64(x.BaseRSS)), warm, mib(float64(x.LinkedRSS)), x.PerLink()/1024, x.Average()/1024, x.Note)
 		}
 	}
 	if len(gm) > 0 {

@@ -30,7 +30,9 @@ func TestRatiosMediansAndTargets(t *testing.T) {
 		oneWay("nats", 0, 100_000, time.Second),
 		oneWay("raw-relay", 0, 1_000_000, time.Second),
 		rr("wandist-quic", 900*time.Microsecond), rr("nats", 600*time.Microsecond),
-		{System: "wandist-quic", Workload: harness.WIdleLink, IdleLink: &workload.IdleLinkResult{Links: 10, BaseRSS: 10 << 20, LinkedRSS: 10<<20 + 10*100<<10}},
+		{System: "wandist-quic", Workload: harness.WIdleLink, IdleLink: &workload.IdleLinkResult{
+			// The first two links cost 500 KiB each, the next eight 100 KiB.
+			Links: 10, WarmLinks: 2, BaseRSS: 10 << 20, WarmRSS: 10<<20 + 2*500<<10, LinkedRSS: 10<<20 + 2*500<<10 + 8*100<<10}},
 		{System: "nats", Workload: "oneway/4096", Err: "boom"},
 	}
 	var b bytes.Buffer
@@ -41,7 +43,8 @@ func TestRatiosMediansAndTargets(t *testing.T) {
 		"wandist-quic reliable one-way 128 B: 250k msgs/s = 2.50x NATS (target ≥ 2.0x): met",
 		"wandist-quic reliable one-way 128 B: 25 % of the raw relay (target ≥ 40 %): **not met**",
 		"wandist-quic request-reply p99 at 1,000/s: 900 µs vs NATS 600 µs (target ≤ NATS): **not met**",
-		"wandist-quic idle link: 100.0 KiB of daemon memory (target < 200 KiB): met",
+		"wandist-quic idle link: 100.0 KiB of daemon memory per link from 2 to 10 links (180.0 KiB averaged from none) (target < 200 KiB): met",
+		"| wandist-quic | 10 | 10 MiB | 11 MiB (2) | 12 MiB | 100.0 KiB | 180.0 KiB |",
 		"| wandist-quic | 1000/s | 450 µs | 900 µs |",
 		"- nats oneway/4096 (repeat 1): boom",
 		"server 4.00", // CPU s per 1M: 1 s for 250k messages, median over repeats

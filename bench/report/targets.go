@@ -56,7 +56,8 @@ func (t *tables) targets(w io.Writer) {
 		for _, r := range t.recs {
 			if r.System == s && r.IdleLink != nil && r.Err == "" {
 				kb := r.IdleLink.PerLink() / 1024
-				lines = append(lines, fmt.Sprintf("- %s idle link: %.1f KiB of daemon memory (target < %d KiB): %s", s, kb, TargetIdleLinkKB, met(kb < TargetIdleLinkKB)))
+				lines = append(lines, fmt.Sprintf("- %s idle link: %.1f KiB of daemon memory per link from %d to %d links (%.1f KiB averaged from none) (target < %d KiB): %s",
+					s, kb, r.IdleLink.WarmLinks, r.IdleLink.Links, r.IdleLink.Average()/1024, TargetIdleLinkKB, met(kb < TargetIdleLinkKB)))
 			}
 		}
 	}

@@ -104,15 +104,34 @@ type RestoreResult struct {
 }
 
 // IdleLinkResult is the memory one daemon spends per idle link.
+//
+// Its first links cost more than the rest: they page in the code of the
+// handshake and the transport (file-backed pages, shared with every other
+// process of the binary) and grow the runtime's heap from its start-up
+// size. Neither is a cost per link, so PerLink is the slope between
+// WarmLinks and Links links; Average keeps every one-time cost in.
 type IdleLinkResult struct {
 	Links     int
+	WarmLinks int   // links up when WarmRSS was read (0: not measured)
 	BaseRSS   int64 // the daemon's resident bytes with its peers configured but none linked
+	WarmRSS   int64 // the same with WarmLinks of them linked and idle
 	LinkedRSS int64 // the same with every peer linked and idle
 	Note      string
 }
 
-// PerLink is the resident memory per idle link in bytes.
+// PerLink is the resident memory each idle link adds, in bytes: the growth
+// from WarmLinks to Links links, per link. Without a warm reading it is
+// Average.
 func (r IdleLinkResult) PerLink() float64 {
+	if r.WarmLinks <= 0 || r.Links <= r.WarmLinks {
+		return r.Average()
+	}
+	return float64(r.LinkedRSS-r.WarmRSS) / float64(r.Links-r.WarmLinks)
+}
+
+// Average is the growth from no link to Links links, per link, in bytes:
+// it includes the one-time costs of the first link.
+func (r IdleLinkResult) Average() float64 {
 	if r.Links == 0 {
 		return 0
 	}

@@ -202,3 +202,21 @@ func TestRestoreSeesHeldAndLostMessages(t *testing.T) {
 		t.Fatalf("dropping path: nothing delivered after the heal: %+v", r)
 	}
 }
+
+func TestIdleLinkPerLinkIsTheSlopeAfterTheWarmLinks(t *testing.T) {
+	const kib = 1024
+	r := IdleLinkResult{Links: 50, WarmLinks: 10, BaseRSS: 15 << 20, WarmRSS: 15<<20 + 10*300*kib, LinkedRSS: 15<<20 + 10*300*kib + 40*100*kib}
+	if got := r.PerLink() / kib; got != 100 {
+		t.Errorf("PerLink = %v KiB, want 100 (the growth from 10 to 50 links)", got)
+	}
+	if got := r.Average() / kib; got != 140 {
+		t.Errorf("Average = %v KiB, want 140 (from none to 50)", got)
+	}
+	r.WarmLinks, r.WarmRSS = 0, 0 // no warm reading: the average
+	if got := r.PerLink() / kib; got != 140 {
+		t.Errorf("PerLink without a warm reading = %v KiB, want the average, 140", got)
+	}
+	if got := (IdleLinkResult{}).PerLink(); got != 0 {
+		t.Errorf("PerLink of no links = %v, want 0", got)
+	}
+}
