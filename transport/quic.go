@@ -72,7 +72,7 @@ func (t *quicTransport) Listen(addr string, tlsConf *tls.Config) (Listener, erro
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: withGRO(udp)}
 	ln, err := tr.Listen(reportingServerTLS(conf, t.o), t.config(true))
 	if err != nil {
 		tr.Close()
@@ -115,7 +115,7 @@ func (t *quicTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Conf
 	// Report ICMP errors (port unreachable) while handshaking, so that a dial
 	// to a closed port fails at once instead of at the handshake timeout.
 	setRecvErr(udp, raddr, true)
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: withGRO(udp)}
 	release := func() {
 		tr.Close()
 		udp.Close()
