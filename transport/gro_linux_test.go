@@ -14,19 +14,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// groPair returns a receiving groConn and a plain sending socket on loopback.
+// groPair returns a receiving groConn and a plain sending socket on IPv4
+// loopback.
 func groPair(t *testing.T) (*groConn, *net.UDPConn) {
 	t.Helper()
-	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return groPairOn(t, "udp4", net.IPv4(127, 0, 0, 1))
+}
+
+// groPairOn is groPair on network at ip.
+func groPairOn(t *testing.T, network string, ip net.IP) (*groConn, *net.UDPConn) {
+	t.Helper()
+	rc, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("no %s loopback: %v", network, err)
 	}
 	t.Cleanup(func() { rc.Close() })
 	g, ok := withGRO(rc).(*groConn)
 	if !ok {
 		t.Skip("the kernel refuses UDP_GRO")
 	}
-	sc, err := net.DialUDP("udp4", nil, rc.LocalAddr().(*net.UDPAddr))
+	sc, err := net.DialUDP(network, nil, rc.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,16 @@ func readAll(t *testing.T, g *groConn, want, batch, bufSize int) (pkts [][]byte,
 }
 
 func TestGROSplitsACoalescedDatagramIntoItsPackets(t *testing.T) {
-	g, sc := groPair(t)
+	for _, tc := range []struct {
+		network string
+		ip      net.IP
+	}{{"udp4", net.IPv4(127, 0, 0, 1)}, {"udp6", net.IPv6loopback}} {
+		t.Run(tc.network, func(t *testing.T) { testGROSplit(t, tc.network, tc.ip) })
+	}
+}
+
+func testGROSplit(t *testing.T, network string, ip net.IP) {
+	g, sc := groPairOn(t, network, ip)
 	// Five 1000-byte packets and a 300-byte last one, sent as one.
 	var all []byte
 	for i := range 6 {
@@ -118,7 +134,7 @@ func TestGROSplitsACoalescedDatagramIntoItsPackets(t *testing.T) {
 			t.Errorf("packet %d: %d bytes starting %q, want %d bytes of %q", i, len(p), p[:min(1, len(p))], size, rune('a'+i))
 		}
 		m := ms[i]
-		if a, ok := m.Addr.(*net.UDPAddr); !ok || !a.IP.Equal(net.IPv4(127, 0, 0, 1)) || a.Port != sc.LocalAddr().(*net.UDPAddr).Port {
+		if a, ok := m.Addr.(*net.UDPAddr); !ok || !a.IP.Equal(ip) || a.Port != sc.LocalAddr().(*net.UDPAddr).Port {
 			t.Errorf("packet %d from %v, want the sender %v", i, m.Addr, sc.LocalAddr())
 		}
 		for ctl := m.OOB[:m.NN]; len(ctl) > 0; {
