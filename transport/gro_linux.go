@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -18,12 +19,14 @@ import (
 // batchConn) and does not parse coalesced datagrams itself
 // (quic-go/quic-go#3838).
 //
-// It is what makes a QUIC link's receive side cheap: one system call and
-// one socket buffer entry per coalesced run instead of per 1452-byte
-// packet. Over loopback a sender's GSO batch (quic-go sends with UDP_SEGMENT)
-// arrives whole, so the kernel does not cut it into packets either, a cost
-// otherwise charged to the sender. On a NIC, the kernel's UDP GRO
-// coalesces what the card delivers.
+// It is what makes a QUIC link's receive side cheap: one socket buffer
+// entry and one copy out of the kernel per coalesced run instead of per
+// 1452-byte packet. Over loopback a sender's GSO batch (quic-go sends with
+// UDP_SEGMENT) arrives whole, so the kernel does not cut it into packets
+// either, a cost otherwise charged to the sender. On a NIC, the kernel's
+// UDP GRO coalesces what the card delivers. Like quic-go's own reader, it
+// takes up to groBatch datagrams per system call (recvmmsg), so traffic
+// that is not coalesced costs no more system calls than before.
 //
 // Every other method is the *net.UDPConn's: quic-go writes with GSO and
 // reads ECN and packet info as before (the control messages of a
@@ -33,21 +36,39 @@ type groConn struct {
 	raw syscall.RawConn
 
 	// Owned by the reading goroutine: quic-go reads from one goroutine.
-	cur  *[]byte      // the coalesced datagram being handed out; nil when none
-	n    int          // its length
-	off  int          // bytes of it handed out
-	seg  int          // its packets' size (the whole datagram when not coalesced)
-	addr *net.UDPAddr // its sender
-	oob  []byte       // its control messages for quic-go (UDP_GRO removed)
-	flag int          // its recvmsg flags
-	ctl  [256]byte    // control message space for recvmsg
+	slots [groBatch]groSlot      // the datagrams of the last read
+	hdrs  [groBatch]unix.Mmsghdr // recvmmsg's headers, pointing into slots
+	iovs  [groBatch]unix.Iovec
+	n     int // datagrams the last read took
+	next  int // slots[next] is being handed out; all before it are
+	off   int // bytes of slots[next] handed out
+	last  *net.UDPAddr
 }
 
-// groBufSize holds the largest coalesced datagram: an IP packet's payload.
-const groBufSize = 1 << 16
+// groSlot is one received datagram.
+type groSlot struct {
+	buf   *[]byte // from groBufs; nil once handed out
+	len   int
+	seg   int // its packets' size (len when not coalesced)
+	flags int
+	addr  *net.UDPAddr
+	oob   []byte // its control messages for quic-go: ctl without UDP_GRO
+	name  unix.RawSockaddrAny
+	ctl   [groCtlSize]byte
+}
 
-// groBufs are receive buffers, taken only while a datagram is handed out:
-// an idle link holds none.
+const (
+	// groBatch is the most datagrams one read takes, as quic-go's reader.
+	groBatch = 8
+	// groBufSize holds the largest coalesced datagram: an IP payload.
+	groBufSize = 1 << 16
+	// groCtlSize holds the control messages a QUIC socket gets: TOS or
+	// traffic class, packet info and the UDP_GRO segment size.
+	groCtlSize = 128
+)
+
+// groBufs are receive buffers, held only while their datagram is being
+// handed out: an idle link holds none.
 var groBufs = sync.Pool{New: func() any { b := make([]byte, groBufSize); return &b }}
 
 // withGRO turns on UDP_GRO for c and returns the connection quic-go should
@@ -69,57 +90,77 @@ func withGRO(c *net.UDPConn) net.PacketConn {
 // ReadBatch fills ms with received packets, one per message, waiting for
 // the first. Each message's first buffer must hold a packet (quic-go's hold
 // 1452 bytes); a longer packet is cut to it and flagged MSG_TRUNC, as the
-// kernel does. It implements quic-go's batchConn.
+// kernel does. An empty datagram is handed out as an empty message. It
+// implements quic-go's batchConn.
 func (c *groConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
-	if c.cur == nil {
-		if err := c.read(); err != nil {
+	if c.next >= c.n {
+		if err := c.read(len(ms)); err != nil {
 			return 0, err
 		}
 	}
-	// An empty datagram is handed out as one empty message.
 	i := 0
-	for ; i < len(ms) && c.cur != nil; i++ {
-		size := min(c.seg, c.n-c.off)
+	for ; i < len(ms) && c.next < c.n; i++ {
+		s := &c.slots[c.next]
+		size := min(s.seg, s.len-c.off)
 		m := &ms[i]
-		m.N = copy(m.Buffers[0], (*c.cur)[c.off:c.off+size])
-		m.Flags = c.flag
+		m.N = copy(m.Buffers[0], (*s.buf)[c.off:c.off+size])
+		m.Flags = s.flags
 		if m.N < size {
 			m.Flags |= unix.MSG_TRUNC
 		}
-		m.NN = copy(m.OOB, c.oob)
-		m.Addr = c.addr
+		m.NN = copy(m.OOB, s.oob)
+		m.Addr = s.addr
 		c.off += size
-		if c.off >= c.n {
-			groBufs.Put(c.cur)
-			c.cur = nil
+		if c.off >= s.len {
+			groBufs.Put(s.buf)
+			s.buf = nil
+			c.next++
+			c.off = 0
 		}
 	}
 	return i, nil
 }
 
-// read waits for the next datagram and makes it the current one.
-func (c *groConn) read() error {
+// read waits until datagrams arrive and takes up to want of them (at most
+// groBatch) into the slots.
+func (c *groConn) read(want int) error {
+	k := max(1, min(want, groBatch))
 	var rerr error
 	err := c.raw.Read(func(fd uintptr) bool {
-		b := groBufs.Get().(*[]byte)
-		n, oobn, flags, from, err := unix.Recvmsg(int(fd), *b, c.ctl[:], 0)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			groBufs.Put(b)
-			return false // wait until readable
+		for i := range k {
+			s := &c.slots[i]
+			if s.buf == nil {
+				s.buf = groBufs.Get().(*[]byte)
+			}
+			c.iovs[i].Base = &(*s.buf)[0]
+			c.iovs[i].SetLen(groBufSize)
+			h := &c.hdrs[i]
+			h.Len = 0
+			h.Hdr = unix.Msghdr{
+				Name:    (*byte)(unsafe.Pointer(&s.name)),
+				Namelen: uint32(unsafe.Sizeof(s.name)),
+				Iov:     &c.iovs[i],
+				Control: &s.ctl[0],
+			}
+			h.Hdr.SetIovlen(1)
+			h.Hdr.SetControllen(len(s.ctl))
 		}
-		if err != nil {
-			groBufs.Put(b)
-			rerr = &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: os.NewSyscallError("recvmsg", err)}
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(k), 0, 0, 0)
+		if errno == unix.EAGAIN || errno == unix.EINTR {
+			c.release(0, k) // an idle socket holds no buffer
+			return false    // wait until readable
+		}
+		if errno != 0 {
+			c.release(0, k)
+			rerr = &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: os.NewSyscallError("recvmmsg", errno)}
 			return true
 		}
-		c.cur, c.n, c.off, c.flag = b, n, 0, flags
-		c.addr = c.sender(from)
-		c.seg = n // not coalesced, unless a UDP_GRO message says otherwise
-		c.oob = c.oob[:0]
-		c.parseControl(c.ctl[:oobn])
-		if c.seg <= 0 || c.seg > n {
-			c.seg = n
+		n := int(r)
+		c.release(n, k)
+		for i := range n {
+			c.take(i)
 		}
+		c.n, c.next, c.off = n, 0, 0
 		return true
 	})
 	if err == nil {
@@ -128,42 +169,64 @@ func (c *groConn) read() error {
 	return err
 }
 
-// parseControl takes the segment size out of the control messages and
-// keeps the rest for quic-go.
-func (c *groConn) parseControl(ctl []byte) {
-	for len(ctl) > 0 {
-		h, body, rest, err := unix.ParseOneSocketControlMessage(ctl)
-		if err != nil {
-			return
+// release returns the buffers of slots from to to to the pool.
+func (c *groConn) release(from, to int) {
+	for i := from; i < to; i++ {
+		if s := &c.slots[i]; s.buf != nil {
+			groBufs.Put(s.buf)
+			s.buf = nil
 		}
-		whole := ctl[:len(ctl)-len(rest)]
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
-			if len(body) >= 4 {
-				c.seg = int(int32(binary.NativeEndian.Uint32(body)))
-			}
-		} else {
-			c.oob = append(c.oob, whole...)
-		}
-		ctl = rest
 	}
 }
 
-// sender converts a recvmsg source address, reusing the last one when it
-// is the same: a link's packets all come from its peer.
-func (c *groConn) sender(sa unix.Sockaddr) *net.UDPAddr {
+// take fills slot i from what recvmmsg wrote into its header.
+func (c *groConn) take(i int) {
+	s, h := &c.slots[i], &c.hdrs[i]
+	s.len = int(h.Len)
+	s.flags = int(h.Hdr.Flags)
+	s.seg = s.len // not coalesced, unless a UDP_GRO message says otherwise
+	s.oob = s.ctl[:0]
+	ctl := s.ctl[:min(int(h.Hdr.Controllen), len(s.ctl))]
+	for len(ctl) > 0 {
+		cm, body, rest, err := unix.ParseOneSocketControlMessage(ctl)
+		if err != nil {
+			break
+		}
+		whole := ctl[:len(ctl)-len(rest)]
+		if cm.Level == unix.SOL_UDP && cm.Type == unix.UDP_GRO {
+			if len(body) >= 4 {
+				s.seg = int(int32(binary.NativeEndian.Uint32(body)))
+			}
+		} else {
+			// Compact in place: s.oob never runs ahead of ctl.
+			s.oob = append(s.oob, whole...)
+		}
+		ctl = rest
+	}
+	if s.seg <= 0 || s.seg > s.len {
+		s.seg = s.len
+	}
+	s.addr = c.sender(&s.name)
+}
+
+// sender converts a datagram's source address, reusing the last one when
+// it is the same: a link's packets all come from its peer.
+func (c *groConn) sender(rsa *unix.RawSockaddrAny) *net.UDPAddr {
 	var ip []byte
 	var port int
 	var zone uint32
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		ip, port = a.Addr[:], a.Port
-	case *unix.SockaddrInet6:
-		ip, port, zone = a.Addr[:], a.Port, a.ZoneId
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		ip, port = a.Addr[:], int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		ip, port, zone = a.Addr[:], int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:])), a.Scope_id
 	default:
 		return nil
 	}
-	if last := c.addr; last != nil && last.Port == port && string(last.IP) == string(ip) && zone == 0 && last.Zone == "" {
-		return last
+	if l := c.last; l != nil && l.Port == port && string(l.IP) == string(ip) && zone == 0 && l.Zone == "" {
+		return l
 	}
 	ua := &net.UDPAddr{IP: net.IP(append([]byte(nil), ip...)), Port: port}
 	if zone != 0 {
@@ -171,5 +234,6 @@ func (c *groConn) sender(sa unix.Sockaddr) *net.UDPAddr {
 			ua.Zone = ifi.Name
 		}
 	}
+	c.last = ua
 	return ua
 }
