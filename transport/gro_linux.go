@@ -146,7 +146,15 @@ func (c *groConn) read(want int) error {
 			h.Hdr.SetControllen(len(s.ctl))
 		}
 		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(k), 0, 0, 0)
-		if errno == unix.EAGAIN || errno == unix.EINTR {
+		for errno == unix.EINTR {
+			r, _, errno = unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(k), 0, 0, 0)
+		}
+		// The headers must not keep the buffers reachable once they are
+		// back in the pool: an idle socket would pin them.
+		for i := range k {
+			c.iovs[i].Base = nil
+		}
+		if errno == unix.EAGAIN {
 			c.release(0, k) // an idle socket holds no buffer
 			return false    // wait until readable
 		}

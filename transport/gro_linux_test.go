@@ -231,13 +231,16 @@ func TestGROReportsICMPErrors(t *testing.T) {
 	}
 }
 
-// assertNoBufferHeld fails if g still holds a receive buffer after
-// everything it read was handed out.
+// assertNoBufferHeld fails if g still holds or points at a receive buffer
+// after everything it read was handed out.
 func assertNoBufferHeld(t *testing.T, g *groConn) {
 	t.Helper()
 	for i := range g.slots {
 		if g.slots[i].buf != nil {
 			t.Errorf("slot %d still holds its receive buffer after every packet was handed out", i)
+		}
+		if g.iovs[i].Base != nil {
+			t.Errorf("recvmmsg header %d still points at a receive buffer: an idle socket would keep it from the collector", i)
 		}
 	}
 }
