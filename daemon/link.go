@@ -19,7 +19,7 @@ import (
 
 // Errors that end a link, reported as its cause.
 var (
-	ErrKeepaliveTimeout = errors.New("link: keepalive timeout (no frame received)")
+	ErrKeepaliveTimeout = errors.New("link: keepalive timeout (nothing received)")
 	ErrControlOverflow  = errors.New("link: control queue over its bound")
 	ErrProtocol         = errors.New("link: protocol violation")
 	ErrGoAway           = errors.New("link: peer sent GoAway")
@@ -257,6 +257,14 @@ func (l *link) controlWriter() {
 // writer once the lane first has a message to send. It never blocks on I/O
 // (a blocked write must not stop a dead link from being noticed).
 //
+// "Nothing has come" means neither a frame read by this link nor a byte
+// read by the transport (Conn.BytesReceived). Frames alone are not enough:
+// over TCP a ping travels behind every byte sent before it on the one
+// ordered connection, and a lane this node does not read (its mailbox's
+// client is full under local.inbox_full: hold) lets the peer fill that
+// lane's stream window, up to 16 MiB a lane, in front of the ping. A slow
+// receiver then reads the ping late although the peer never went quiet.
+//
 // A lane's writer, and its stream, exist only from the lane's first message
 // on: an idle link holds a control stream and three goroutines instead of
 // four streams and nine (the peer's stream readers included).
@@ -272,6 +280,8 @@ func (l *link) keepalive() {
 	for lane := range idle {
 		idle[lane] = q.Notify(lane)
 	}
+	var heardBytes uint64            // the transport's count at the last tick
+	heardAt := time.Now().UnixNano() // when that count last moved
 	start := func(lane int) {
 		// The wake-up is consumed here; the writer looks at the queue
 		// before it first waits, so it misses nothing.
@@ -293,7 +303,10 @@ func (l *link) keepalive() {
 		case <-dt.C:
 			l.sendDigest()
 		case now := <-t.C:
-			if now.Sub(time.Unix(0, l.lastRecv.Load())) > lc.KeepaliveTimeout {
+			if n := l.conn.BytesReceived(); n != heardBytes {
+				heardBytes, heardAt = n, now.UnixNano()
+			}
+			if now.Sub(time.Unix(0, max(heardAt, l.lastRecv.Load()))) > lc.KeepaliveTimeout {
 				l.fail(fmt.Errorf("%w for %v", ErrKeepaliveTimeout, lc.KeepaliveTimeout))
 				return
 			}

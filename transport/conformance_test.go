@@ -29,6 +29,7 @@ func TestConformance(t *testing.T) {
 				{"DialAccept", testDialAccept},
 				{"StreamsBothWays", testStreamsBothWays},
 				{"LargePayload", testLargePayload},
+				{"BytesReceivedUnread", testBytesReceivedUnread},
 				{"ConcurrentStreams", testConcurrentStreams},
 				{"StreamClose", testStreamClose},
 				{"CloseReleasesBlockedWrite", testCloseReleasesBlockedWrite},
@@ -189,6 +190,36 @@ func testLargePayload(t *testing.T, e *env) {
 	}
 	if clientGot != sha256.Sum256(down) {
 		t.Error("client received corrupted data")
+	}
+}
+
+// testBytesReceivedUnread: what the peer sends on a stream nobody reads
+// still counts in BytesReceived (a link's keepalive takes it as a sign of
+// life; see Conn.BytesReceived).
+func testBytesReceivedUnread(t *testing.T, e *env) {
+	const size = 200 << 10 // within every transport's initial stream window
+	client, server := e.pair(e.opts())
+	ctx := ctxTimeout(t, waitLong)
+	before := server.BytesReceived()
+	s, err := client.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	in, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close() // never read
+	for server.BytesReceived()-before < size {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("BytesReceived moved by %d, want at least %d", server.BytesReceived()-before, size)
+		case <-time.After(5 * time.Millisecond): // a counter: there is no event to wait on
+		}
 	}
 }
 

@@ -246,6 +246,7 @@ func (c *muxConn) LocalAddr() net.Addr                  { return c.raw.raw.Local
 func (c *muxConn) RemoteAddr() net.Addr                 { return c.raw.raw.RemoteAddr() }
 func (c *muxConn) Transport() string                    { return c.name }
 func (c *muxConn) Done() <-chan struct{}                { return c.done }
+func (c *muxConn) BytesReceived() uint64                { return c.raw.received.Load() }
 
 func (c *muxConn) Err() error {
 	select {

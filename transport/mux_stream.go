@@ -104,8 +104,9 @@ type trackedConn struct {
 	start time.Time
 	grace time.Duration // longest wait for sending close_notify
 
-	lastRead atomic.Int64 // time.Since(start) of the last successful read
-	abrupt   atomic.Bool  // Close skips close_notify
+	lastRead atomic.Int64  // time.Since(start) of the last successful read
+	received atomic.Uint64 // bytes read through TLS (plaintext: yamux frames)
+	abrupt   atomic.Bool   // Close skips close_notify
 	errOnce  sync.Once
 	err      atomic.Pointer[error]
 }
@@ -120,6 +121,7 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	n, err := t.tc.Read(b)
 	if n > 0 {
 		t.lastRead.Store(int64(time.Since(t.start)))
+		t.received.Add(uint64(n))
 	}
 	if err != nil {
 		t.record(err)

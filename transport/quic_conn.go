@@ -144,6 +144,7 @@ func (c *quicConn) LocalAddr() net.Addr                  { return c.qc.LocalAddr
 func (c *quicConn) RemoteAddr() net.Addr                 { return c.qc.RemoteAddr() }
 func (c *quicConn) Transport() string                    { return "quic" }
 func (c *quicConn) Done() <-chan struct{}                { return c.done }
+func (c *quicConn) BytesReceived() uint64                { return c.qc.ConnectionStats().BytesReceived }
 
 // RefusedStreams is always 0: quic-go does not let the peer open more
 // streams than MaxIncomingStreams (see Options).

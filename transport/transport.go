@@ -98,6 +98,13 @@ type Conn interface {
 	Done() <-chan struct{}
 	// Err tells why the connection died; nil while it is alive.
 	Err() error
+	// BytesReceived counts the bytes received from the peer so far, as the
+	// transport reads them off the network (its own framing and probes
+	// included), whether or not any stream's Read has taken them: a count
+	// that moves shows the peer alive while a stream is left unread and
+	// holds the bytes in front of the next frame of another (TCP's one
+	// ordered byte stream). Safe for concurrent use.
+	BytesReceived() uint64
 	// Close closes the connection and all its streams. It is idempotent and
 	// waits for the goroutines the connection started.
 	Close() error
