@@ -3,10 +3,12 @@ package daemon
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/wandist/wandist/auth"
 	"golang.org/x/time/rate"
 )
 
@@ -118,4 +120,50 @@ func (o *logOnce) Do(f func()) {
 	if ok {
 		f()
 	}
+}
+
+func (d *Daemon) onReject(e *auth.RejectError) {
+	d.metrics.handshakeRejects.WithLabelValues(string(e.Reason)).Inc()
+	// One line per reason and claimed name per interval: a flood of refused
+	// handshakes is counted, not logged line by line. Claimed names come
+	// from the peer: past rejectLogCap of them, one key per reason.
+	key := string(e.Reason) + " " + e.Claimed.String()
+	if d.rejectLogN.Load() >= rejectLogCap {
+		if _, ok := d.rejectLogs.Load(key); !ok {
+			key = string(e.Reason)
+		}
+	}
+	v, loaded := d.rejectLogs.LoadOrStore(key, new(logOnce))
+	if !loaded {
+		d.rejectLogN.Add(1)
+	}
+	v.(*logOnce).Do(func() {
+		d.log.Warn("peer rejected", "reason", string(e.Reason), "claimed", e.Claimed.String(), "key", e.Key, "detail", e.Detail,
+			"note", "repeats within 10s are counted in wandist_handshake_rejections_total, not logged")
+	})
+}
+
+// rejectLogCap bounds the rejection log limiters kept (see onReject).
+const rejectLogCap = 256
+
+// onStreamRefused counts a stream a peer opened beyond link.max_streams.
+func (d *Daemon) onStreamRefused(remote net.Addr) {
+	d.metrics.protocolErrors.WithLabelValues("stream_refused").Inc()
+	d.streamLog.Do(func() {
+		d.log.Warn("link streams beyond the limit refused (further ones are counted in wandist_protocol_errors_total{kind=\"stream_refused\"})",
+			"remote", fmt.Sprint(remote), "max_streams", d.cfg.Link.MaxStreams)
+	})
+}
+
+func (d *Daemon) onHandshakeError(remote net.Addr, err error) {
+	var re *auth.RejectError
+	if errors.As(err, &re) || errors.Is(err, ErrRateLimited) {
+		return // counted and logged already
+	}
+	d.metrics.handshakeRejects.WithLabelValues("tls").Inc()
+	// A flood of bad handshakes makes one line per interval, not one each.
+	d.handshakeLog.Do(func() {
+		d.log.Warn("handshake failed (further failures are counted in wandist_handshake_rejections_total{reason=\"tls\"})",
+			"remote", fmt.Sprint(remote), "err", err)
+	})
 }

@@ -93,7 +93,7 @@ func TestSendBatchFullMidway(t *testing.T) {
 		west.cfg.Buffer.MaxMessages = bound // peerOf gives east this buffer for west
 	})
 	mb := subscribe(t, west, "g", east)
-	east.d.setBlocked("west", "west-1", true)
+	east.block("west", "west-1", true)
 	if err := east.d.WaitLink(ctxT(t, 5*time.Second), "west", "west-1", false); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestSendBatchFullMidway(t *testing.T) {
 	if st := east.d.peer("west", "west-1").queue.Stats(); st.Messages != bound || st.Rejected != 2*bound {
 		t.Fatalf("west's buffer holds %d messages and refused %d; want %d and %d", st.Messages, st.Rejected, bound, 2*bound)
 	}
-	east.d.setBlocked("west", "west-1", false)
+	east.block("west", "west-1", false)
 	receiveSeq(t, mb, bound, 30*time.Second)
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

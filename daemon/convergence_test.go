@@ -54,8 +54,8 @@ func convergenceRun(t *testing.T, seed uint64) {
 	}
 	blocked := map[[2]int]bool{}
 	setPartition := func(i, j int, on bool) {
-		ns[i].d.setBlocked(ns[j].cfg.Cluster, ns[j].cfg.Node, on)
-		ns[j].d.setBlocked(ns[i].cfg.Cluster, ns[i].cfg.Node, on)
+		ns[i].block(ns[j].cfg.Cluster, ns[j].cfg.Node, on)
+		ns[j].block(ns[i].cfg.Cluster, ns[i].cfg.Node, on)
 		blocked[[2]int{i, j}] = on
 	}
 	ops := map[string]int{}

@@ -6,11 +6,9 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,8 +39,6 @@ type Options struct {
 	Transports map[string]transport.Transport
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-
-	holdDials chan struct{} // tests: dial loops wait until it is closed
 
 	// DigestInterval is how often each link checks membership with a
 	// digest; default 10s.
@@ -102,7 +98,6 @@ type Daemon struct {
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
 
-	holdDials      chan struct{} // from Options
 	digestInterval time.Duration // from Options
 	alerts         AlertOptions  // from Options, with defaults
 	source         func() (*configs.Config, error)
@@ -132,7 +127,6 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		peers:   map[auth.PeerID]*peer{},
 		upLinks: map[*link]struct{}{},
 
-		holdDials:      opts.holdDials,
 		digestInterval: opts.DigestInterval,
 		alerts:         opts.Alerts.withDefaults(),
 		source:         opts.Source,
@@ -166,40 +160,54 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.metrics = newMetrics(d)
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 
-	topts := transport.Options{
-		HandshakeTimeout:   c.Link.HandshakeTimeout,
-		KeepAlivePeriod:    c.Link.KeepaliveInterval,
-		IdleTimeout:        c.Link.KeepaliveTimeout,
-		Logger:             d.log,
-		OnHandshakeError:   d.onHandshakeError,
-		MaxIncomingStreams: c.Link.MaxStreams,
-		OnStreamRefused:    d.onStreamRefused,
-	}
 	d.transports = opts.Transports
 	if d.transports == nil {
-		d.transports = map[string]transport.Transport{
-			"quic": transport.NewQUIC(topts),
-			"tcp":  transport.NewTCP(topts),
-		}
+		d.transports = d.defaultTransports()
 	}
-	for _, pc := range c.Peers {
-		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
-		d.pins.Set(id, pc.PublicKeys)
-		tr := d.transports[pc.Transport]
-		if tr == nil {
-			return nil, fmt.Errorf("peer %s: transport %q not available", id, pc.Transport)
-		}
-		if _, err := buffer.ParsePolicy(pc.Buffer.Overflow); err != nil {
-			return nil, fmt.Errorf("peer %s: %w", id, err)
-		}
-		d.peers[id] = newPeer(d, id, pc, tr, d.newQueue(pc))
-		d.peersGen.Add(1)
+	if err := d.addPeers(c.Peers); err != nil {
+		return nil, err
 	}
 	if err := d.openSpool(key); err != nil {
 		return nil, err
 	}
 	d.current.Store(d.cfg)
 	return d, nil
+}
+
+// defaultTransports are QUIC and TCP/yamux with the link settings.
+func (d *Daemon) defaultTransports() map[string]transport.Transport {
+	lc := d.cfg.Link
+	topts := transport.Options{
+		HandshakeTimeout:   lc.HandshakeTimeout,
+		KeepAlivePeriod:    lc.KeepaliveInterval,
+		IdleTimeout:        lc.KeepaliveTimeout,
+		Logger:             d.log,
+		OnHandshakeError:   d.onHandshakeError,
+		MaxIncomingStreams: lc.MaxStreams,
+		OnStreamRefused:    d.onStreamRefused,
+	}
+	return map[string]transport.Transport{
+		"quic": transport.NewQUIC(topts),
+		"tcp":  transport.NewTCP(topts),
+	}
+}
+
+// addPeers pins the configured peers' keys and makes their buffers.
+func (d *Daemon) addPeers(pcs []configs.Peer) error {
+	for _, pc := range pcs {
+		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
+		d.pins.Set(id, pc.PublicKeys)
+		tr := d.transports[pc.Transport]
+		if tr == nil {
+			return fmt.Errorf("peer %s: transport %q not available", id, pc.Transport)
+		}
+		if _, err := buffer.ParsePolicy(pc.Buffer.Overflow); err != nil {
+			return fmt.Errorf("peer %s: %w", id, err)
+		}
+		d.peers[id] = newPeer(d, id, pc, tr, d.newQueue(pc))
+		d.peersGen.Add(1)
+	}
+	return nil
 }
 
 // Config returns the config in force, the last one Reload applied (do not
@@ -257,29 +265,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) listen(name, addr string) error {
-	tr := d.transports[name]
-	if tr == nil {
-		return fmt.Errorf("listen %s: transport not available", name)
-	}
-	tc, err := auth.ServerTLSConfig(d.id, d.pins, []string{ALPN}, d.onReject)
-	if err != nil {
-		return err
-	}
-	ln, err := tr.Listen(addr, d.admitting(tc))
-	if err != nil {
-		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
-	}
-	d.listenMu.Lock()
-	if d.listeners == nil {
-		d.listeners = map[string]transport.Listener{}
-	}
-	d.listeners[name] = ln
-	d.listenMu.Unlock()
-	d.wg.Go(func() { d.acceptLoop(ln) })
-	return nil
-}
-
 // ListenAddr returns the bound address of the transport's listener, or "".
 func (d *Daemon) ListenAddr(name string) string {
 	d.listenMu.Lock()
@@ -296,69 +281,6 @@ func (d *Daemon) AdminAddr() string {
 		return ""
 	}
 	return d.admin.ln.Addr().String()
-}
-
-func (d *Daemon) acceptLoop(ln transport.Listener) {
-	for {
-		conn, err := ln.Accept(d.ctx)
-		if err != nil {
-			if d.ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
-				d.log.Warn("accept failed", "err", err)
-			}
-			return
-		}
-		d.wg.Go(func() { d.handleInbound(conn) })
-	}
-}
-
-func (d *Daemon) onReject(e *auth.RejectError) {
-	d.metrics.handshakeRejects.WithLabelValues(string(e.Reason)).Inc()
-	// One line per reason and claimed name per interval: a flood of refused
-	// handshakes is counted, not logged line by line. Claimed names come
-	// from the peer: past rejectLogCap of them, one key per reason.
-	key := string(e.Reason) + " " + e.Claimed.String()
-	if d.rejectLogN.Load() >= rejectLogCap {
-		if _, ok := d.rejectLogs.Load(key); !ok {
-			key = string(e.Reason)
-		}
-	}
-	v, loaded := d.rejectLogs.LoadOrStore(key, new(logOnce))
-	if !loaded {
-		d.rejectLogN.Add(1)
-	}
-	v.(*logOnce).Do(func() {
-		d.log.Warn("peer rejected", "reason", string(e.Reason), "claimed", e.Claimed.String(), "key", e.Key, "detail", e.Detail,
-			"note", "repeats within 10s are counted in wandist_handshake_rejections_total, not logged")
-	})
-}
-
-// rejectLogCap bounds the rejection log limiters kept (see onReject).
-const rejectLogCap = 256
-
-// onStreamRefused counts a stream a peer opened beyond link.max_streams.
-func (d *Daemon) onStreamRefused(remote net.Addr) {
-	d.metrics.protocolErrors.WithLabelValues("stream_refused").Inc()
-	d.streamLog.Do(func() {
-		d.log.Warn("link streams beyond the limit refused (further ones are counted in wandist_protocol_errors_total{kind=\"stream_refused\"})",
-			"remote", fmt.Sprint(remote), "max_streams", d.cfg.Link.MaxStreams)
-	})
-}
-
-func (d *Daemon) onHandshakeError(remote net.Addr, err error) {
-	var re *auth.RejectError
-	if errors.As(err, &re) || errors.Is(err, ErrRateLimited) {
-		return // counted and logged already
-	}
-	d.metrics.handshakeRejects.WithLabelValues("tls").Inc()
-	// A flood of bad handshakes makes one line per interval, not one each.
-	d.handshakeLog.Do(func() {
-		d.log.Warn("handshake failed (further failures are counted in wandist_handshake_rejections_total{reason=\"tls\"})",
-			"remote", fmt.Sprint(remote), "err", err)
-	})
-}
-
-func (d *Daemon) clientTLS(p *peer) (*tls.Config, error) {
-	return auth.ClientTLSConfig(d.id, d.pins, p.id, []string{ALPN}, d.onReject)
 }
 
 // janitor samples the backlog rates and expires the members of peers

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -12,9 +11,6 @@ import (
 	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/wire"
 )
-
-// statusPending is returned by send when the answer comes later (durable).
-const statusPending uint8 = 0xff
 
 // openSpool opens the node's spool, if configured, and puts back into the
 // peers' buffers every durable message that was not acknowledged.
@@ -86,13 +82,49 @@ func (d *Daemon) peerByName(name string) *peer {
 	return nil
 }
 
-// sendDurable writes m to the spool and, once it is on disk, queues it for
-// the link and confirms the send. The buffer's bounds are checked first, so
-// a full buffer answers busy at once.
-func (d *Daemon) sendDurable(p *peer, m *buffer.Message, reply func(uint8, string)) (uint8, string) {
+// sendDurable routes a durable send from a local client like send, writes
+// it to the spool and, once it is on disk, queues it for the link. Every
+// outcome, a refusal at once as much as the spool's answer later, comes
+// through done, exactly once. The buffer's bounds are checked first, so a
+// full buffer answers busy at once.
+func (d *Daemon) sendDurable(m *wire.Send, now time.Time, rc *routeCache, done func(error)) {
+	if d.spool == nil {
+		done(refuse(errBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"))
+		return
+	}
+	if err := d.checkSend(m); err != nil {
+		done(err)
+		return
+	}
+	t, all, err := d.route(m, rc)
+	switch {
+	case err != nil:
+		done(err)
+		return
+	case all != nil:
+		done(refuse(errBadRequest, "durable broadcast is not supported: send to each member"))
+		return
+	case d.isLocal(t):
+		done(d.sendLocal(m, t))
+		return
+	}
+	p, err := d.peerOf(rc, t)
+	if err != nil {
+		done(err)
+		return
+	}
+	bm := outbound(m, now, t.Mailbox)
+	bm.Lane, bm.Flags, bm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
+	d.spoolDurable(p, &bm, done)
+}
+
+// spoolDurable gives m a durable Seq towards p, appends it to the spool
+// and, once it is on disk, queues it; done has the outcome.
+func (d *Daemon) spoolDurable(p *peer, m *buffer.Message, done func(error)) {
 	if err := p.queue.Room(len(m.Payload)); err != nil {
 		d.metrics.busy.Inc()
-		return wire.StatusBusy, fmt.Sprintf("buffer for %s is full", p.nodeName())
+		done(refuse(errBusy, "buffer for %s is full", p.nodeName()))
+		return
 	}
 	sm := &spool.Message{Peer: p.nodeName(), Flags: m.Flags, To: m.To, From: m.From, Group: m.Group, Payload: m.Payload}
 	if !m.Deadline.IsZero() {
@@ -108,49 +140,15 @@ func (d *Daemon) sendDurable(p *peer, m *buffer.Message, reply func(uint8, strin
 	// Done callbacks run in append order, so Restore sees increasing Seqs.
 	d.spool.Append(sm, func(err error) {
 		if err != nil {
-			st := wire.StatusUnavailable
+			kind := errUnavailable
 			if errors.Is(err, spool.ErrFull) || errors.Is(err, spool.ErrBusy) {
-				st = wire.StatusBusy
+				kind = errBusy
 			}
 			d.metrics.spoolErrors.Inc()
-			reply(st, fmt.Sprintf("durable send not stored: %v", err))
+			done(refuse(kind, "durable send not stored: %v", err))
 			return
 		}
 		p.queue.Restore(m)
-		reply(wire.StatusOK, "")
+		done(nil)
 	})
-	return statusPending, ""
-}
-
-// durableWait bounds how long a durable message waits for its mailbox (or a
-// local member of its group) to appear.
-const durableWait = 10 * time.Second
-
-// waitDeliverable waits until m has somewhere to go on this node, for at most
-// durableWait; it reports whether it has.
-func (d *Daemon) waitDeliverable(ctx context.Context, fromCluster string, m *wire.Data) bool {
-	if m.Group != "" && !d.exported(m.Group, fromCluster) {
-		return true // dropped on delivery; nothing to wait for
-	}
-	var timer *time.Timer
-	for {
-		ch := d.groups.Changed()
-		if d.localMailbox(m.To, m.Group, nil) != nil {
-			return true
-		}
-		if m.Group == "" {
-			return false
-		}
-		if timer == nil {
-			timer = time.NewTimer(durableWait)
-			defer timer.Stop()
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
 }

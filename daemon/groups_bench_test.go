@@ -58,11 +58,11 @@ func BenchmarkGroupsSync(b *testing.B) {
 	var syncTime time.Duration
 	north := ns[1]
 	for range b.N {
-		ns[0].d.setBlocked("north", "north-1", true)
-		north.d.setBlocked("east", "east-1", true)
+		ns[0].block("north", "north-1", true)
+		north.block("east", "east-1", true)
 		ns[0].d.Groups().ForgetPeer(groupsID(north.d.id.ID))
-		ns[0].d.setBlocked("north", "north-1", false)
-		north.d.setBlocked("east", "east-1", false)
+		ns[0].block("north", "north-1", false)
+		north.block("east", "east-1", false)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := ns[0].d.WaitLink(ctx, "north", "north-1", true); err != nil {
 			b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
@@ -37,6 +39,7 @@ type node struct {
 	key  ed25519.PrivateKey
 	d    *Daemon
 	opts Options
+	gate *pathGate // between the daemon and its transports
 }
 
 func newKey(t testing.TB) ed25519.PrivateKey {
@@ -79,7 +82,7 @@ func newNode(t testing.TB, tr, cluster, name string) *node {
 		mem := transport.NewMem(transport.Options{HandshakeTimeout: cfg.Link.HandshakeTimeout})
 		opts.Transports = map[string]transport.Transport{"quic": mem, "tcp": mem}
 	}
-	return &node{t: t, cfg: cfg, key: opts.Key, opts: opts}
+	return &node{t: t, cfg: cfg, key: opts.Key, opts: opts, gate: newPathGate()}
 }
 
 func (n *node) pub() ed25519.PublicKey { return n.key.Public().(ed25519.PublicKey) }
@@ -115,6 +118,7 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	n.gate.install(d)
 	if err := d.Start(context.Background()); err != nil {
 		n.t.Fatal(err)
 	}
@@ -213,3 +217,25 @@ func receiveSeq(t testing.TB, mb *client.Mailbox, n int, timeout time.Duration) 
 
 // bufferMessage is buffer.Message, for tests that queue by hand.
 type bufferMessage = buffer.Message
+
+// sendAsync is SendAsync for a test that sends more than the SDK's write
+// buffer holds: on ErrBusy (the daemon has not read what waits yet) it
+// flushes, then sends again. Without -race the SDK can outrun the daemon.
+func sendAsync(t *testing.T, c *client.Client, to client.Target, payload []byte, opts ...client.SendOption) {
+	t.Helper()
+	err := c.SendAsync(to, payload, opts...)
+	if errors.Is(err, client.ErrBusy) {
+		if err = c.Flush(ctxT(t, 10*time.Second)); err == nil {
+			err = c.SendAsync(to, payload, opts...)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// block cuts (on) or heals the path from n to cluster/node, as a partition
+// would: the link breaks without GoAway, and none is made until it heals.
+func (n *node) block(cluster, node string, on bool) {
+	n.gate.setBlocked(auth.PeerID{Cluster: cluster, Node: node}, on)
+}

@@ -115,8 +115,9 @@ func TestBothDialKeepsOneLink(t *testing.T) {
 		for round := 0; round < 5; round++ {
 			a := newNode(t, tr, "east", "east-1")
 			b := newNode(t, tr, "west", "west-1")
-			a.opts.holdDials = make(chan struct{})
-			b.opts.holdDials = a.opts.holdDials
+			release := make(chan struct{})
+			a.gate.holdDials(release)
+			b.gate.holdDials(release)
 			// Both listen; learn the addresses, then configure both to dial.
 			a.start()
 			b.start()
@@ -131,7 +132,7 @@ func TestBothDialKeepsOneLink(t *testing.T) {
 			}
 			a.start()
 			b.start()
-			close(a.opts.holdDials) // both dial at once
+			close(release) // both dial at once
 			waitLink(t, a.d, "west", "west-1")
 			waitLink(t, b.d, "east", "east-1")
 			mb := subscribe(t, b, "g", a)

@@ -3,9 +3,6 @@ package daemon
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/wandist/wandist/groups"
-	"github.com/wandist/wandist/wire"
 )
 
 // metrics are the daemon's Prometheus metrics, on its own registry.
@@ -123,24 +120,5 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSpoolB, prometheus.GaugeValue, float64(ss.Bytes))
 		ch <- prometheus.MustNewConstMetric(descFsync, prometheus.CounterValue, ss.FsyncTotal.Seconds())
 		ch <- prometheus.MustNewConstMetric(descFsyncs, prometheus.CounterValue, float64(ss.Fsyncs))
-	}
-}
-
-// publishDelta sends a local membership change to every up link. It runs
-// under the registry's lock (see groups.New), which orders it with the
-// snapshot each new link starts with.
-func (d *Daemon) publishDelta(delta groups.Delta) {
-	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: uint8(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox,
-		PartitionCount: delta.Claim.N, Partitions: delta.Claim.Partitions}
-	d.linksMu.Lock()
-	defer d.linksMu.Unlock()
-	for l := range d.upLinks {
-		if !d.exported(delta.Group, l.p.id.Cluster) {
-			// Not published to that cluster: it still needs the version,
-			// or it would see a gap. An empty delta carries it.
-			l.sendControl(&wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: wire.OpNoop})
-			continue
-		}
-		l.sendControl(m)
 	}
 }

@@ -221,9 +221,7 @@ func testStuckConsumerHold(t *testing.T, tr string) {
 		if i%2 == 1 {
 			opts = append(opts, client.WithHighPriority())
 		}
-		if err := pub.SendAsync(client.Target{Group: "stuck"}, payload, opts...); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
+		sendAsync(t, pub, client.Target{Group: "stuck"}, payload, opts...)
 	}
 	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)

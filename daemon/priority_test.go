@@ -49,9 +49,7 @@ func TestHighPriorityOvertakesBacklog(t *testing.T) {
 	big := bytes.Repeat([]byte("n"), 64<<10)
 	cutPath(t, relay, east)
 	for i := 0; i < backlog; i++ {
-		if err := pub.SendAsync(client.Target{Addr: mb.Addr()}, big); err != nil {
-			t.Fatal(err)
-		}
+		sendAsync(t, pub, client.Target{Addr: mb.Addr()}, big)
 	}
 	if err := pub.SendAsync(client.Target{Addr: mb.Addr()}, []byte("HIGH"), client.WithHighPriority()); err != nil {
 		t.Fatal(err)

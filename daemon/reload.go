@@ -17,12 +17,6 @@ import (
 // ErrNeedsRestart wraps a reload that changes what only a restart changes.
 var ErrNeedsRestart = errors.New("daemon: the change needs a restart")
 
-// exported reports whether group is published to peers of cluster under the
-// export rules in force (they change with Reload).
-func (d *Daemon) exported(group, cluster string) bool {
-	return d.current.Load().Exported(group, cluster)
-}
-
 // Reload applies a new config to the running daemon: peers added or
 // removed, pinned keys rotated (a link whose key is no longer pinned is
 // closed), buffer limits and export rules changed. Links to peers whose

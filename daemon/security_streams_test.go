@@ -3,10 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/transport"
 	"github.com/wandist/wandist/wire"

@@ -13,23 +13,22 @@ import (
 // Sends from local clients: routing to a mailbox or a group member, and
 // queueing in the destination node's buffer.
 
-// handleSend sends m and answers it (a quiet send only if it failed; a
-// durable one once it is on disk). m is not kept: its payload aliases the
-// read buffer.
+// handleSend sends m and answers it: a quiet send only if it failed, a
+// durable one through its own completion (sendDurable). m is not kept: its
+// payload aliases the read buffer.
 func (c *localClient) handleSend(m *wire.Send) {
 	if m.From != 0 && c.mailboxes[m.From] == nil {
-		c.result(m.Req, wire.StatusNoMailbox, fmt.Sprintf("send from mailbox %d, which is not yours", m.From))
+		c.answer(m.Req, refuse(errNoMailbox, "send from mailbox %d, which is not yours", m.From))
 		return
 	}
-	var reply func(uint8, string)
 	if m.Flags&wire.FlagDurable != 0 {
 		req := m.Req
-		reply = func(st uint8, msg string) { c.result(req, st, msg) }
+		c.d.sendDurable(m, c.now, &c.route, func(err error) { c.answer(req, err) })
+		return
 	}
-	st, msg := c.d.send(m, c.now, &c.route, reply)
-	quiet := m.Flags&(wire.FlagQuiet|wire.FlagDurable) == wire.FlagQuiet
-	if st != statusPending && (st != wire.StatusOK || !quiet) {
-		c.result(m.Req, st, msg)
+	err := c.d.send(m, c.now, &c.route)
+	if err != nil || m.Flags&wire.FlagQuiet == 0 {
+		c.answer(m.Req, err)
 	}
 }
 
@@ -37,7 +36,7 @@ func (c *localClient) handleSend(m *wire.Send) {
 // Send: only a failure is answered (with the batch's Req).
 func (c *localClient) handleSendBatch(b *wire.SendBatch) {
 	if b.Flags&wire.FlagQuiet == 0 || b.Flags&wire.FlagDurable != 0 {
-		c.result(b.Req, wire.StatusBadRequest, fmt.Sprintf("SendBatch of %d messages with flags %#x: a batch must be quiet and not durable (a durable or answered send goes alone)", b.Payloads.Count(), b.Flags))
+		c.answer(b.Req, refuse(errBadRequest, "SendBatch of %d messages with flags %#x: a batch must be quiet and not durable (a durable or answered send goes alone)", b.Payloads.Count(), b.Flags))
 		return
 	}
 	skip := c.sendBatchRouted(b)
@@ -91,8 +90,7 @@ func (c *localClient) sendBatchRouted(b *wire.SendBatch) int {
 	}
 	n, err := p.queue.EnqueueCopyBatch(&tmpl, b.Payloads.All(), c.now)
 	if err != nil {
-		st, msg := d.enqueueStatus(err, cluster, node)
-		c.result(b.Req, st, msg)
+		c.answer(b.Req, d.enqueueErr(err, cluster, node))
 		n++
 	}
 	return n
@@ -101,66 +99,80 @@ func (c *localClient) sendBatchRouted(b *wire.SendBatch) int {
 // maxMessage is the largest payload accepted: a frame minus room for headers.
 func (d *Daemon) maxMessage() int { return d.cfg.Link.MaxFrameSize - 64<<10 }
 
-// send routes one message from a local client, received at now, through
-// the client's route cache rc (nil: none). A durable send answers later,
-// through reply, once the message is on disk: then send returns
-// statusPending.
-func (d *Daemon) send(m *wire.Send, now time.Time, rc *routeCache, reply func(uint8, string)) (uint8, string) {
-	if len(m.Payload) > d.maxMessage() {
-		return wire.StatusTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
+// send routes one message from a local client (not a durable one: see
+// sendDurable), received at now, through the client's route cache rc (nil:
+// none), and queues it towards its destination or delivers it here.
+func (d *Daemon) send(m *wire.Send, now time.Time, rc *routeCache) error {
+	if err := d.checkSend(m); err != nil {
+		return err
 	}
-	if m.Flags&wire.FlagDurable != 0 && d.spool == nil {
-		return wire.StatusBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"
+	t, all, err := d.route(m, rc)
+	switch {
+	case err != nil:
+		return err
+	case all != nil:
+		return d.broadcast(m, now, all)
+	}
+	return d.sendTo(m, now, rc, t)
+}
+
+// checkSend refuses a send that no route can take.
+func (d *Daemon) checkSend(m *wire.Send) error {
+	if len(m.Payload) > d.maxMessage() {
+		return refuse(errTooLarge, "payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
 	}
 	if m.Group != "" {
 		if err := validGroup(m.Group); err != nil {
-			return wire.StatusBadRequest, err.Error()
+			return refuse(errBadRequest, "%v", err)
 		}
-		if m.Strategy == wire.StrategyClosest { // the common case: no lock held exclusively, no allocation
-			var t groups.Member
-			var ok bool
-			if rc != nil {
-				t, ok = d.groups.ClosestCached(m.Group, &rc.closest)
-			} else {
-				t, ok = d.groups.Closest(m.Group)
-			}
-			if !ok {
-				return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
-			}
-			return d.sendTo(m, now, rc, t.Cluster, t.Node, t.Mailbox, reply)
-		}
-		targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
-		switch {
-		case errors.Is(err, groups.ErrNoMembers):
-			if m.Strategy == wire.StrategyKey {
-				return wire.StatusNoMembers, fmt.Sprintf("group %q has no owner for key %q", m.Group, m.Key)
-			}
-			return wire.StatusNoMembers, fmt.Sprintf("group %q has no members", m.Group)
-		case err != nil:
-			return wire.StatusBadRequest, fmt.Sprintf("strategy %d: %v", m.Strategy, err)
-		}
-		if len(targets) > 1 {
-			return d.broadcast(m, now, targets)
-		}
-		return d.sendTo(m, now, rc, targets[0].Cluster, targets[0].Node, targets[0].Mailbox, reply)
 	}
-	return d.sendTo(m, now, rc, m.Cluster, m.Node, m.Mailbox, reply)
+	return nil
 }
 
-// broadcast sends m to every target; it answers OK if all accepted it, else
-// the first failure (the others were sent). Durable broadcasts are refused.
-func (d *Daemon) broadcast(m *wire.Send, now time.Time, targets []groups.Member) (uint8, string) {
-	if m.Flags&wire.FlagDurable != 0 {
-		return wire.StatusBadRequest, "durable broadcast is not supported: send to each member"
+// route returns where m goes: its address, or the member of its group that
+// the group's strategy picks; all instead when the strategy picks several
+// (Broadcast).
+func (d *Daemon) route(m *wire.Send, rc *routeCache) (t groups.Member, all []groups.Member, err error) {
+	if m.Group == "" {
+		return groups.Member{Cluster: m.Cluster, Node: m.Node, Mailbox: m.Mailbox}, nil, nil
 	}
-	st, msg := wire.StatusOK, ""
+	if m.Strategy == wire.StrategyClosest { // the common case: no lock held exclusively, no allocation
+		var ok bool
+		if rc != nil {
+			t, ok = d.groups.ClosestCached(m.Group, &rc.closest)
+		} else {
+			t, ok = d.groups.Closest(m.Group)
+		}
+		if !ok {
+			return t, nil, refuse(errNoMembers, "group %q has no members", m.Group)
+		}
+		return t, nil, nil
+	}
+	targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
+	switch {
+	case errors.Is(err, groups.ErrNoMembers) && m.Strategy == wire.StrategyKey:
+		return t, nil, refuse(errNoMembers, "group %q has no owner for key %q", m.Group, m.Key)
+	case errors.Is(err, groups.ErrNoMembers):
+		return t, nil, refuse(errNoMembers, "group %q has no members", m.Group)
+	case err != nil:
+		return t, nil, refuse(errBadRequest, "strategy %d: %v", m.Strategy, err)
+	case len(targets) > 1:
+		return t, targets, nil
+	}
+	return targets[0], nil, nil
+}
+
+// broadcast sends m to every target; it is nil if all accepted it, else
+// the first failure (the others were sent).
+func (d *Daemon) broadcast(m *wire.Send, now time.Time, targets []groups.Member) error {
+	var first error
 	for _, t := range targets {
-		s, e := d.sendTo(m, now, nil, t.Cluster, t.Node, t.Mailbox, nil)
-		if s != wire.StatusOK && st == wire.StatusOK {
-			st, msg = s, fmt.Sprintf("%s/%s/%d: %s", t.Cluster, t.Node, t.Mailbox, e)
+		if err := d.sendTo(m, now, nil, t); err != nil && first == nil {
+			st, msg := statusOf(err)
+			first = &requestError{status: st, msg: fmt.Sprintf("%s/%s/%d: %s", t.Cluster, t.Node, t.Mailbox, msg)}
 		}
 	}
-	return st, msg
+	return first
 }
 
 // backlog is the number of messages queued towards a node (0 for this one).
@@ -171,55 +183,75 @@ func (d *Daemon) backlog(cluster, node string) int {
 	return 0
 }
 
-// sendTo sends m to one mailbox address, looking the peer up through rc
+// isLocal says whether t is a mailbox of this node.
+func (d *Daemon) isLocal(t groups.Member) bool {
+	return t.Cluster == d.cfg.Cluster && t.Node == d.cfg.Node
+}
+
+// sendLocal delivers m to mailbox t of this node.
+func (d *Daemon) sendLocal(m *wire.Send, t groups.Member) error {
+	ok, found := d.deliverLocal(&wire.Deliver{Mailbox: t.Mailbox, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
+		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false, nil)
+	switch {
+	case !found:
+		return refuse(errNoMailbox, "no mailbox %d on %s/%s", t.Mailbox, t.Cluster, t.Node)
+	case !ok:
+		return refuse(errBusy, "inbox of mailbox %d is full", t.Mailbox)
+	}
+	return nil
+}
+
+// peerOf returns the peer that mailbox t lives on, looked up through rc
 // (nil: no cache).
-func (d *Daemon) sendTo(m *wire.Send, now time.Time, rc *routeCache, cluster, node string, to uint64, reply func(uint8, string)) (uint8, string) {
+func (d *Daemon) peerOf(rc *routeCache, t groups.Member) (*peer, error) {
+	p := d.peerCached(rc, t.Cluster, t.Node)
+	if p == nil {
+		return nil, refuse(errUnreachable, "%s/%s is not a peer of %s/%s", t.Cluster, t.Node, d.cfg.Cluster, d.cfg.Node)
+	}
+	return p, nil
+}
+
+// outbound is m as it waits in a peer's buffer for mailbox to, on its
+// lane. Its payload aliases m's (the read buffer) until the queue copies it.
+func outbound(m *wire.Send, now time.Time, to uint64) buffer.Message {
 	var deadline time.Time
 	if m.TTL > 0 {
 		deadline = now.Add(time.Duration(m.TTL) * time.Millisecond)
-	}
-	if cluster == d.cfg.Cluster && node == d.cfg.Node {
-		ok, found := d.deliverLocal(&wire.Deliver{Mailbox: to, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-			Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false, nil)
-		switch {
-		case !found:
-			return wire.StatusNoMailbox, fmt.Sprintf("no mailbox %d on %s/%s", to, cluster, node)
-		case !ok:
-			return wire.StatusBusy, fmt.Sprintf("inbox of mailbox %d is full", to)
-		}
-		return wire.StatusOK, ""
-	}
-	p := d.peerCached(rc, cluster, node)
-	if p == nil {
-		return wire.StatusUnreachable, fmt.Sprintf("%s/%s is not a peer of %s/%s", cluster, node, d.cfg.Cluster, d.cfg.Node)
 	}
 	lane := uint8(buffer.LaneNormal)
 	if m.Flags&wire.FlagHigh != 0 {
 		lane = buffer.LaneHigh
 	}
-	bm := buffer.Message{ // on the stack: EnqueueCopy keeps a copy
-		Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
-		Payload: m.Payload, Deadline: deadline, // the payload aliases the read buffer until EnqueueCopy copies it
-	}
-	if m.Flags&wire.FlagDurable != 0 {
-		dm := bm
-		dm.Lane, dm.Flags, dm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
-		return d.sendDurable(p, &dm, reply)
-	}
-	return d.enqueueStatus(p.queue.EnqueueCopy(&bm, now), cluster, node)
+	return buffer.Message{Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
+		Payload: m.Payload, Deadline: deadline}
 }
 
-// enqueueStatus answers a send with the outcome of queueing it towards
-// cluster/node (err from buffer.Queue), counting a refusal for want of room.
-func (d *Daemon) enqueueStatus(err error, cluster, node string) (uint8, string) {
+// sendTo sends m to mailbox t: delivered if it is on this node, else
+// queued in its node's buffer (the peer looked up through rc, nil: no
+// cache).
+func (d *Daemon) sendTo(m *wire.Send, now time.Time, rc *routeCache, t groups.Member) error {
+	if d.isLocal(t) {
+		return d.sendLocal(m, t)
+	}
+	p, err := d.peerOf(rc, t)
+	if err != nil {
+		return err
+	}
+	bm := outbound(m, now, t.Mailbox) // on the stack: EnqueueCopy keeps a copy
+	return d.enqueueErr(p.queue.EnqueueCopy(&bm, now), t.Cluster, t.Node)
+}
+
+// enqueueErr is the outcome of a send that buffer.Queue answered with err
+// for cluster/node; a refusal for want of room is counted.
+func (d *Daemon) enqueueErr(err error, cluster, node string) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, buffer.ErrBusy):
 		d.metrics.busy.Inc()
-		return wire.StatusBusy, fmt.Sprintf("buffer for %s/%s is full", cluster, node)
+		return refuse(errBusy, "buffer for %s/%s is full", cluster, node)
 	case errors.Is(err, buffer.ErrExpired):
-		return wire.StatusBadRequest, "ttl ran out before the message was queued"
-	case err != nil:
-		return wire.StatusBadRequest, err.Error()
+		return refuse(errBadRequest, "ttl ran out before the message was queued")
 	}
-	return wire.StatusOK, ""
+	return refuse(errBadRequest, "%v", err)
 }

@@ -57,37 +57,3 @@ func (d *Daemon) LinkUps(cluster, node string) uint64 {
 	defer p.mu.Unlock()
 	return p.ups
 }
-
-// DropLink closes the link to cluster/node abruptly, as a network failure
-// would (no GoAway). For tests and the demo.
-func (d *Daemon) DropLink(cluster, node string) bool {
-	p := d.peer(cluster, node)
-	if p == nil {
-		return false
-	}
-	p.mu.Lock()
-	l := p.link
-	p.mu.Unlock()
-	if l == nil {
-		return false
-	}
-	l.fail(fmt.Errorf("link dropped on purpose"))
-	return true
-}
-
-// setBlocked simulates a network partition towards cluster/node (tests):
-// the link is cut and no new one is made until it is unblocked.
-func (d *Daemon) setBlocked(cluster, node string, on bool) {
-	p := d.peer(cluster, node)
-	if p == nil {
-		return
-	}
-	p.blocked.Store(on)
-	p.mu.Lock()
-	l := p.link
-	p.signalLocked()
-	p.mu.Unlock()
-	if on && l != nil {
-		l.fail(fmt.Errorf("partitioned on purpose"))
-	}
-}

@@ -1,7 +1,7 @@
 // Package demo runs two wandist clusters of one node each in one process on
-// loopback, with fresh keys and a real QUIC link through an impairment relay,
-// streams messages from a publisher in one cluster to a subscriber in the
-// other, breaks and heals the link once, and reports what was sent,
+// loopback, with fresh keys and a real QUIC link through a UDP relay that can
+// cut it, streams messages from a publisher in one cluster to a subscriber in
+// the other, breaks and heals the link once, and reports what was sent,
 // delivered, lost and duplicated.
 package demo
 
@@ -20,7 +20,6 @@ import (
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/daemon"
-	"github.com/wandist/wandist/impair"
 )
 
 // Options tune the demo. The zero value works.
@@ -86,7 +85,7 @@ func Run(ctx context.Context, out io.Writer, o Options) (rep Report, err error) 
 		return rep, err
 	}
 	defer east.Close()
-	relay, err := impair.NewUDPRelay("127.0.0.1:0", east.ListenAddr("quic"))
+	relay, err := newCutRelay("127.0.0.1:0", east.ListenAddr("quic"))
 	if err != nil {
 		return rep, err
 	}

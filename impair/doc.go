@@ -1,7 +1,7 @@
-// Package impair applies network faults in user space, for tests, the demo
-// and the chaos suite on kernels without netem: delay, jitter, reordering,
-// loss, duplication, corruption, a rate cap and blackholes (packets vanish:
-// no FIN, no RST, no ICMP).
+// Package impair applies network faults in user space, for tests, the
+// benchmarks and the chaos suite on kernels without netem: delay, jitter,
+// reordering, loss, duplication, corruption, a rate cap and blackholes
+// (packets vanish: no FIN, no RST, no ICMP).
 //
 // Three paths share one fault model (Faults, set per Direction) and count
 // every fault they apply (Stats):

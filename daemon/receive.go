@@ -24,16 +24,10 @@ func (l *link) dataReader(s transport.Stream) {
 	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
 	defer stop()
 	r := wire.NewReader(s, d.cfg.Link.MaxFrameSize)
-	t, body, err := r.ReadFrame()
-	if err != nil {
+	lane, ok := l.readStreamInit(r)
+	if !ok {
 		return
 	}
-	var init wire.StreamInit
-	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData || int(init.Lane) >= buffer.NumLanes {
-		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
-		return
-	}
-	lane := int(init.Lane)
 	var m wire.Data
 	var b wire.DataBatch
 	var mc mailboxCache
@@ -80,26 +74,52 @@ func (l *link) dataReader(s transport.Stream) {
 				l.protocolError(err)
 				return
 			}
-			seq, n := b.Seq, 0
-			for rest := b.Payloads; len(rest) > 0; {
-				var p []byte
-				p, rest = rest.Next()
-				m = wire.Data{Seq: seq, Flags: b.Flags, To: b.To, From: b.From, Group: b.Group, Payload: p}
-				n++
-				if !l.onData(lane, &m, last && len(rest) == 0, &mc) {
-					d.metrics.received.Add(float64(n))
-					return
-				}
-				if seq != 0 {
-					seq++
-				}
+			if !l.onBatch(lane, &b, &m, last, &mc) {
+				return
 			}
-			d.metrics.received.Add(float64(n))
 		default:
 			l.protocolError(fmt.Errorf("unexpected %v on a data stream", t))
 			return
 		}
 	}
+}
+
+// readStreamInit reads the StreamInit that opens a data stream and returns
+// the stream's lane; false if the stream is not to be read (a protocol
+// error was raised, or the link ended).
+func (l *link) readStreamInit(r *wire.Reader) (int, bool) {
+	t, body, err := r.ReadFrame()
+	if err != nil {
+		return 0, false
+	}
+	var init wire.StreamInit
+	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData || int(init.Lane) >= buffer.NumLanes {
+		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
+		return 0, false
+	}
+	return int(init.Lane), true
+}
+
+// onBatch delivers the messages of a DataBatch in order, each as onData
+// does, through the reader's m (last: the batch is the last frame the
+// reader holds); false when the reader must stop.
+func (l *link) onBatch(lane int, b *wire.DataBatch, m *wire.Data, last bool, mc *mailboxCache) bool {
+	seq, n := b.Seq, 0
+	for rest := b.Payloads; len(rest) > 0; {
+		var p []byte
+		p, rest = rest.Next()
+		*m = wire.Data{Seq: seq, Flags: b.Flags, To: b.To, From: b.From, Group: b.Group, Payload: p}
+		n++
+		if !l.onData(lane, m, last && len(rest) == 0, mc) {
+			l.p.d.metrics.received.Add(float64(n))
+			return false
+		}
+		if seq != 0 {
+			seq++
+		}
+	}
+	l.p.d.metrics.received.Add(float64(n))
+	return true
 }
 
 // onData delivers one message received on lane (the reader's last
@@ -160,80 +180,34 @@ func (l *link) onData(lane int, m *wire.Data, last bool, mc *mailboxCache) bool 
 	return true
 }
 
-// dataWriter sends the lane's queued messages on the link's own data stream,
-// a batch per write.
-func (l *link) dataWriter(lane int) {
-	q := l.p.queue
-	s, err := l.conn.OpenStream(l.ctx)
-	if err != nil {
-		l.fail(fmt.Errorf("open data stream: %w", err))
-		return
+// acceptDelivery checks a received sequence number against the delivered
+// position of the lane and advances it; false means a duplicate. stream is
+// the sender's incarnation (normal and high lanes) or its durable stream id
+// (durable lane). deliver runs under the lock so that two links racing
+// during a replacement cannot reorder deliveries.
+func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func()) bool {
+	p.recvMu.Lock()
+	defer p.recvMu.Unlock()
+	if seq == 0 { // at-most-once
+		deliver()
+		return true
 	}
-	defer s.Close()
-	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
-	defer stop()
-	// The buffer grows with the batches: an idle lane holds a few bytes.
-	buf := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
-	if _, err := s.Write(buf); err != nil {
-		l.fail(fmt.Errorf("data write: %w", err))
-		return
+	if lane == buffer.LaneDurable {
+		if seq <= p.recvDurable[stream] {
+			return false
+		}
+		p.recvDurable[stream] = seq
+		deliver()
+		return true
 	}
-	var batch []*buffer.Message // grows to maxBatch under load; an idle lane holds none
-	for {
-		batch = q.Next(l.gen, lane, maxBatch, batch[:0])
-		if len(batch) == 0 {
-			select {
-			case <-q.Notify(lane):
-				continue
-			case <-l.ctx.Done():
-				return
-			}
-		}
-		now := l.p.d.now()
-		buf = buf[:0]
-		bat, next := -1, uint64(0) // the DataBatch frame that ends buf (offset, -1: none), the Seq it takes next
-		var hdr wire.DataBatch
-		for i, m := range batch {
-			var ttl uint64
-			if !m.Deadline.IsZero() {
-				rem := m.Deadline.Sub(now)
-				if rem <= 0 {
-					// Expired between Next and here: never crosses the WAN.
-					q.CountDrop(buffer.DropExpired)
-					batch[i] = nil
-					continue
-				}
-				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
-			}
-			batch[i] = nil
-			if ttl == 0 && m.Corr == 0 && lane != buffer.LaneDurable {
-				// A plain message: it extends the DataBatch frame before it
-				// when it follows it (same header, the next Seq) and the
-				// frame has room, else starts one.
-				if bat < 0 || m.Seq != next || len(buf)-bat >= wire.MaxBatchBody ||
-					m.Flags != hdr.Flags || m.To != hdr.To || m.From != hdr.From || m.Group != hdr.Group {
-					hdr = wire.DataBatch{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, Group: m.Group}
-					bat = len(buf)
-					buf = hdr.AppendFrame(buf) // no payload yet
-				}
-				buf = wire.AppendBatchPayload(buf, bat, m.Payload)
-				if next = m.Seq; m.Seq != 0 {
-					next++
-				}
-				continue
-			}
-			bat = -1
-			d := wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr}
-			buf = d.AppendFrame(buf)
-		}
-		q.Done() // the batch is encoded: its messages' blocks may be reused
-		if _, err := s.Write(buf); err != nil {
-			l.fail(fmt.Errorf("data write: %w", err))
-			return
-		}
-		l.p.d.metrics.sent.Add(float64(len(batch)))
-		if cap(buf) > maxKeptWriteBuffer {
-			buf = nil
-		}
+	if stream != p.recvInc {
+		p.recvInc = stream
+		p.delivered = [2]uint64{}
 	}
+	if seq <= p.delivered[lane] {
+		return false
+	}
+	p.delivered[lane] = seq
+	deliver()
+	return true
 }

@@ -1,0 +1,206 @@
+package daemon
+
+import (
+	"context"
+	"net"
+
+	"github.com/wandist/wandist/internal/sockio"
+	"github.com/wandist/wandist/wire"
+)
+
+// waiter is a callback to run once the connection has written the bytes up
+// to offset at.
+type waiter struct {
+	at uint64
+	fn func()
+}
+
+// appendLocked appends a frame to out and returns the offset of its end.
+func (c *localClient) appendLocked(m wire.Message) uint64 {
+	b := c.out.tail(512) // control frames: small
+	n := len(b)
+	b = wire.AppendFrame(b, m)
+	c.out.commit(b)
+	c.appended += uint64(len(b) - n)
+	return c.appended
+}
+
+// writer owns the connection's writes: it drains out and writes it at
+// once, then runs the waiters whose bytes are now written. Waiters of bytes
+// never written (the connection ended) are never run.
+func (c *localClient) writer() {
+	var chunks [][]byte
+	var scratch net.Buffers
+	var ready []waiter
+	for {
+		select {
+		case <-c.owake:
+		case <-c.done:
+			return
+		}
+		c.omu.Lock()
+		var n int
+		chunks, n = c.out.take(chunks)
+		c.writing = n > 0
+		c.omu.Unlock()
+		if n > 0 { // else: woken for waiters of bytes written at once
+			if err := writeChunks(c.conn, chunks, &scratch); err != nil {
+				c.conn.Close()
+				return
+			}
+		}
+		c.omu.Lock()
+		c.writing = false
+		c.written += uint64(n)
+		if c.room != nil && n > 0 {
+			close(c.room)
+			c.room = nil
+		}
+		i := 0
+		for i < len(c.waiters) && c.waiters[i].at <= c.written {
+			i++
+		}
+		ready = append(ready[:0], c.waiters[:i]...)
+		c.waiters = c.waiters[i:]
+		c.omu.Unlock()
+		for _, w := range ready {
+			w.fn()
+		}
+		clear(ready)
+	}
+}
+
+func (c *localClient) reply(m wire.Message) {
+	c.omu.Lock()
+	if !c.closed {
+		c.appendLocked(m)
+	}
+	c.omu.Unlock()
+	c.wakeWriter()
+}
+
+func (c *localClient) wakeWriter() {
+	select {
+	case c.owake <- struct{}{}:
+	default:
+	}
+}
+
+// writeNowLocked writes what out holds at once, if the writer goroutine is
+// idle, as far as the socket takes it without blocking, and reports whether
+// out is empty then. Waiters whose bytes went are left for the writer to
+// run: a caller with waiters wakes it.
+func (c *localClient) writeNowLocked() bool {
+	if c.raw == nil || c.writing || c.closed {
+		return c.out.n == 0 && len(c.waiters) == 0
+	}
+	for len(c.out.chunks) > 0 {
+		b := c.out.chunks[0]
+		if len(b) == 0 {
+			c.out.drop(0)
+			continue
+		}
+		n := sockio.TryWrite(c.raw, b)
+		if n == 0 {
+			return false
+		}
+		c.out.drop(n)
+		c.written += uint64(n)
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
+	}
+	return len(c.waiters) == 0
+}
+
+// event queues a watch event. Past the client's buffer bound it queues, once,
+// an overflow event instead (the client must list the members again); it
+// reports false for an event it dropped. Runs under the registry lock.
+func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
+	c.omu.Lock()
+	if c.closed {
+		c.omu.Unlock()
+		return true
+	}
+	if c.out.n > c.d.cfg.Local.ClientBuffer {
+		if !*overflowed {
+			*overflowed = true
+			c.appendLocked(&wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
+		}
+		c.omu.Unlock()
+		return false
+	}
+	*overflowed = false
+	c.appendLocked(ev)
+	c.omu.Unlock()
+	select {
+	case c.owake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// answer sends the Result of request req: its outcome err (nil: done)
+// mapped by statusOf.
+func (c *localClient) answer(req uint64, err error) {
+	st, msg := statusOf(err)
+	c.reply(&wire.Result{Req: req, Status: st, Message: msg})
+}
+
+// deliver queues a Deliver for the client; false if its buffer is full.
+// written, if not nil, runs once the frame is written to the connection.
+// deliver queues m for the client; it is false if the client is gone, or if
+// its buffer is over local.client_buffer and force is not set. force is for
+// a caller that waited for room first (waitRoom): the buffer may then pass
+// its bound by a message per waiting link lane, and never by more than the
+// bound again (past that, even a forced delivery is dropped and counted).
+//
+// now says the caller has nothing more to deliver for the moment (the end
+// of what its link stream had buffered): the frame, and whatever is queued
+// with it, is then written at once if the socket takes it without
+// blocking and the writer is idle. Otherwise the writer is woken, and
+// takes the frames of a burst together.
+func (c *localClient) deliver(m *wire.Deliver, written func(), force, now bool) bool {
+	limit := c.d.cfg.Local.ClientBuffer
+	if force {
+		limit *= 2
+	}
+	c.omu.Lock()
+	if c.closed || c.out.n > limit {
+		c.omu.Unlock()
+		return false
+	}
+	c.appended += uint64(c.out.appendDeliver(m)) // not appendLocked: m stays off the heap
+	if written != nil {
+		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
+	}
+	done := now && c.writeNowLocked()
+	c.omu.Unlock()
+	if !done {
+		c.wakeWriter()
+	}
+	return true
+}
+
+// waitRoom waits until the client's buffer is within local.client_buffer,
+// or the client is gone. It is false if ctx ended first.
+func (c *localClient) waitRoom(ctx context.Context) bool {
+	c.omu.Lock()
+	for !c.closed && c.out.n > c.d.cfg.Local.ClientBuffer {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.omu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+		case <-ctx.Done():
+			return false
+		}
+		c.omu.Lock()
+	}
+	c.omu.Unlock()
+	return true
+}
