@@ -90,8 +90,12 @@ type Message struct {
 	pb   *payloadBlk // guarded by Queue.mu: the block its payload is in, nil if none or released
 }
 
+// FlagAtMostOnce in Message.Flags marks a message that is never
+// retransmitted (wire.FlagAtMostOnce: the daemon checks that the two agree).
+const FlagAtMostOnce uint64 = 1 << 0
+
 // AtMostOnce reports whether the message is never retransmitted.
-func (m *Message) AtMostOnce() bool { return m.Flags&1 != 0 }
+func (m *Message) AtMostOnce() bool { return m.Flags&FlagAtMostOnce != 0 }
 
 // Drop reasons, the keys of Stats.Dropped.
 const (

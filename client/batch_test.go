@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/client"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // fakeDaemon answers the local protocol's hello, Open and Join on each

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // calls routes replies to the Calls waiting for them.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/internal/sockio"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // DefaultSocket is used when neither Options.Socket nor WANDIST_SOCKET is set.

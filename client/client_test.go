@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/client"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // A daemon that stops reading: SendAsync fails fast with ErrBusy once the

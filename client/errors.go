@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Errors returned by the SDK; test them with errors.Is.

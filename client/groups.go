@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Member is one member of a group.

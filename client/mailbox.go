@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Addr is a mailbox's address: cluster/node/id.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Target is where a message goes: an address, or a group (then Addr is ignored).

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // Quiet async sends travel in SendBatch frames; every kind of batch arrives
@@ -134,7 +134,7 @@ func TestSendBatchMustBeQuiet(t *testing.T) {
 		t.Fatalf("hello: %v %v", m, err)
 	}
 	for _, flags := range []uint64{0, wire.FlagQuiet | wire.FlagDurable} {
-		b := &wire.SendBatch{Req: 7, Flags: flags, Group: "g", Payloads: wire.Batch(nil).Append([]byte("x")).Append([]byte("y"))}
+		b := &wire.SendBatch{SendHeader: wire.SendHeader{Req: 7, Flags: flags, Group: "g"}, Payloads: wire.Batch(nil).Append([]byte("x")).Append([]byte("y"))}
 		c.Write(b.AppendFrame(wire.AppendFrame(nil, &wire.Sync{Req: 8})))
 		var res []*wire.Result
 		for len(res) < 2 {

@@ -5,7 +5,7 @@ import (
 	"net"
 
 	"github.com/wandist/wandist/internal/sockio"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // waiter is a callback to run once the connection has written the bytes up

@@ -7,7 +7,7 @@ import (
 
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/groups"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // maxControlBytes bounds a link's pending control frames (membership deltas,
@@ -90,7 +90,7 @@ func (l *link) controlWriter() {
 				if lane == buffer.LaneDurable {
 					stream = l.remoteDurable
 				}
-				out = wire.AppendFrame(out, &wire.Ack{Lane: uint8(lane), Incarnation: stream, Seq: l.ackOut[lane]})
+				out = wire.AppendFrame(out, &wire.Ack{Lane: laneToWire(lane), Incarnation: stream, Seq: l.ackOut[lane]})
 			}
 		}
 		if len(out) == 0 {
@@ -196,22 +196,23 @@ func (l *link) onPong(m *wire.Pong) {
 // node is ignored; one beyond what was sent is counted and logged.
 func (l *link) onAck(m *wire.Ack) error {
 	d := l.p.d
-	if int(m.Lane) >= buffer.NumLanes {
+	lane, ok := laneFromWire(m.Lane)
+	if !ok {
 		return fmt.Errorf("ack for lane %d", m.Lane)
 	}
 	want := d.incarnation
-	if m.Lane == buffer.LaneDurable {
+	if lane == buffer.LaneDurable {
 		want = d.durableID
 	}
 	if m.Incarnation != want {
 		return nil // an ack for an earlier run (or spool) of this node
 	}
-	if err := l.p.queue.Ack(int(m.Lane), m.Seq); err != nil {
+	if err := l.p.queue.Ack(lane, m.Seq); err != nil {
 		d.metrics.protocolErrors.WithLabelValues("bad_ack").Inc()
 		d.log.Warn("bad ack from peer", "peer", l.p.nodeName(), "err", err)
 		return nil
 	}
-	if m.Lane == buffer.LaneDurable && d.spool != nil {
+	if lane == buffer.LaneDurable && d.spool != nil {
 		d.spool.Ack(l.p.nodeName(), m.Seq)
 	}
 	return nil

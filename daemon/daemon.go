@@ -1,6 +1,3 @@
-// Package daemon is the core of wandistd: it owns the node's identity, its
-// links to peers in other clusters, the per-destination buffers, the group
-// registry, the local socket that services use, and the admin listener.
 package daemon
 
 import (

@@ -7,7 +7,7 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // mailbox is a local address that messages are delivered to.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/spool"
-	"github.com/wandist/wandist/wire"
 )
 
 // openSpool opens the node's spool, if configured, and puts back into the

@@ -10,8 +10,8 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 func (d *Daemon) listen(name, addr string) error {
@@ -181,32 +181,32 @@ func (d *Daemon) readHello(ctx context.Context, in *inbound) *peer {
 	}
 	h := &in.hello
 	if t != wire.TypeHello {
-		d.refuse(in, fmt.Sprintf("expected Hello, got %v", t), "protocol")
+		d.refuseHello(in, fmt.Sprintf("expected Hello, got %v", t), "protocol")
 		return nil
 	}
 	if err := h.DecodeBody(body); err != nil {
-		d.refuse(in, err.Error(), "protocol")
+		d.refuseHello(in, err.Error(), "protocol")
 		return nil
 	}
 	if h.Cluster != claimed.Cluster || h.Node != claimed.Node {
-		d.refuse(in, fmt.Sprintf("hello names %s/%s but the certificate is %s", h.Cluster, h.Node, claimed), string(auth.ReasonNameMismatch))
+		d.refuseHello(in, fmt.Sprintf("hello names %s/%s but the certificate is %s", h.Cluster, h.Node, claimed), string(auth.ReasonNameMismatch))
 		return nil
 	}
 	p := d.peer(claimed.Cluster, claimed.Node)
 	if p == nil {
-		d.refuse(in, fmt.Sprintf("%s is not a configured peer", claimed), string(auth.ReasonUnknownPeer))
+		d.refuseHello(in, fmt.Sprintf("%s is not a configured peer", claimed), string(auth.ReasonUnknownPeer))
 		return nil
 	}
 	if p.cfg.Mode == "connect" {
-		d.refuse(in, fmt.Sprintf("%s is configured connect-only on %s/%s: it dials, it does not accept", claimed, d.cfg.Cluster, d.cfg.Node), "mode")
+		d.refuseHello(in, fmt.Sprintf("%s is configured connect-only on %s/%s: it dials, it does not accept", claimed, d.cfg.Cluster, d.cfg.Node), "mode")
 		return nil
 	}
 	return p
 }
 
-// refuse answers a Hello with Welcome(Refused) and its reason, counted
+// refuseHello answers a Hello with Welcome(Refused) and its reason, counted
 // under label.
-func (d *Daemon) refuse(in *inbound, reason, label string) {
+func (d *Daemon) refuseHello(in *inbound, reason, label string) {
 	d.metrics.handshakeRejects.WithLabelValues(label).Inc()
 	d.log.Warn("inbound link refused", "peer", in.claimed.String(), "remote", in.conn.RemoteAddr().String(), "reason", reason)
 	w := &wire.Welcome{Status: wire.WelcomeRefused, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation, Reason: reason}

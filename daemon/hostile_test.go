@@ -17,8 +17,8 @@ import (
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // rawPeer dials d as the pinned node `as` and completes the handshake by

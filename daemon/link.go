@@ -12,8 +12,8 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // Errors that end a link, reported as its cause.

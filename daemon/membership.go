@@ -6,7 +6,7 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/groups"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // maxSnapshotEntries bounds a membership snapshot from one peer.
@@ -61,7 +61,7 @@ func (l *link) sendDigest() {
 // under the registry's lock (see groups.New), which orders it with the
 // snapshot each new link starts with.
 func (d *Daemon) publishDelta(delta groups.Delta) {
-	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: uint8(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox,
+	m := &wire.MembersDelta{Incarnation: d.incarnation, Version: delta.Version, Op: opToWire(delta.Op), Group: delta.Group, Mailbox: delta.Mailbox,
 		PartitionCount: delta.Claim.N, Partitions: delta.Claim.Partitions}
 	d.linksMu.Lock()
 	defer d.linksMu.Unlock()
@@ -113,7 +113,7 @@ func (l *link) onSnapshot(m *wire.MembersSnapshot, snap *[]groups.Entry) error {
 // resets the link: the next one starts with a snapshot.
 func (l *link) onDelta(m *wire.MembersDelta) error {
 	d := l.p.d
-	err := d.groups.ApplyDelta(groupsID(l.p.id), m.Incarnation, groups.Delta{Version: m.Version, Op: groups.Op(m.Op), Group: m.Group, Mailbox: m.Mailbox,
+	err := d.groups.ApplyDelta(groupsID(l.p.id), m.Incarnation, groups.Delta{Version: m.Version, Op: opFromWire(m.Op), Group: m.Group, Mailbox: m.Mailbox,
 		Claim: groups.Claim{N: m.PartitionCount, Partitions: m.Partitions}})
 	if errors.Is(err, groups.ErrVersionGap) {
 		return err

@@ -5,7 +5,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // outBuf holds the frames waiting for a local client's writer, in chunks of

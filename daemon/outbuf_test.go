@@ -6,7 +6,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Frames appended to an outBuf, small and large, across chunk boundaries,

@@ -14,8 +14,8 @@ import (
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // Link states shown by status.

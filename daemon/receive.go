@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // A link's data streams: one per lane and direction. The lane's writer
@@ -45,10 +45,10 @@ func (l *link) dataReader(s transport.Stream) {
 			}
 			return
 		}
-		// A sign of life for the keepalive, taken every 64 frames: under
-		// bulk traffic that is often enough, and otherwise the pings on
-		// the control stream keep it fresh (time.Now per frame cost 5 %
-		// of the whole path).
+		// A sign of life for the keepalive, taken every 64 frames (a
+		// clock reading per frame is not free): under bulk traffic that
+		// is often enough, and otherwise the pings on the control stream
+		// and the transport's count of bytes keep it fresh.
 		// The last frame the reader holds: its delivery may write to the
 		// client at once instead of waking the client's writer.
 		last := r.Buffered() == 0
@@ -93,11 +93,15 @@ func (l *link) readStreamInit(r *wire.Reader) (int, bool) {
 		return 0, false
 	}
 	var init wire.StreamInit
-	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData || int(init.Lane) >= buffer.NumLanes {
+	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData {
 		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
 		return 0, false
 	}
-	return int(init.Lane), true
+	lane, ok := laneFromWire(init.Lane)
+	if !ok {
+		l.protocolError(fmt.Errorf("stream init for lane %d", init.Lane))
+	}
+	return lane, ok
 }
 
 // onBatch delivers the messages of a DataBatch in order, each as onData

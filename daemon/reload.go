@@ -11,7 +11,7 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // ErrNeedsRestart wraps a reload that changes what only a restart changes.

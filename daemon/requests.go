@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"github.com/wandist/wandist/groups"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // The requests of a local client other than sends (send.go): mailboxes,
@@ -72,7 +72,7 @@ func (c *localClient) watch(m *wire.Watch) {
 	req := m.Req
 	overflowed := false
 	c.watches[req] = d.groups.Watch(m.Group, func(e groups.Event) {
-		ev := &wire.WatchEvent{Watch: req, Op: uint8(e.Op), Cluster: e.Member.Cluster, Node: e.Member.Node, Mailbox: e.Member.Mailbox}
+		ev := &wire.WatchEvent{Watch: req, Op: opToWire(e.Op), Cluster: e.Member.Cluster, Node: e.Member.Node, Mailbox: e.Member.Mailbox}
 		if !c.event(ev, &overflowed) {
 			d.metrics.dropped.WithLabelValues("watch_overflow").Inc()
 		}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // logRecord is one captured log line.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/transport"
-	"github.com/wandist/wandist/wire"
 )
 
 // TestPinnedKeyClaimingAnotherName: west's pinned key, used by a node that

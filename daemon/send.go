@@ -7,7 +7,7 @@ import (
 
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/groups"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // Sends from local clients: routing to a mailbox or a group member, and
@@ -80,11 +80,8 @@ func (c *localClient) sendBatchRouted(b *wire.SendBatch) int {
 	if p == nil {
 		return 0
 	}
-	lane := uint8(buffer.LaneNormal)
-	if b.Flags&wire.FlagHigh != 0 {
-		lane = buffer.LaneHigh
-	}
-	tmpl := buffer.Message{Lane: lane, Flags: b.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: b.From, Group: b.Group}
+	lane, flags := queuedFlags(b.Flags)
+	tmpl := buffer.Message{Lane: lane, Flags: flags, To: to, From: b.From, Group: b.Group}
 	if b.TTL > 0 {
 		tmpl.Deadline = c.now.Add(time.Duration(b.TTL) * time.Millisecond)
 	}
@@ -148,7 +145,7 @@ func (d *Daemon) route(m *wire.Send, rc *routeCache) (t groups.Member, all []gro
 		}
 		return t, nil, nil
 	}
-	targets, err := d.groups.Pick(m.Group, groups.Strategy(m.Strategy), m.Key, d.backlog)
+	targets, err := d.groups.Pick(m.Group, strategyFromWire(m.Strategy), m.Key, d.backlog)
 	switch {
 	case errors.Is(err, groups.ErrNoMembers) && m.Strategy == wire.StrategyKey:
 		return t, nil, refuse(errNoMembers, "group %q has no owner for key %q", m.Group, m.Key)
@@ -218,11 +215,8 @@ func outbound(m *wire.Send, now time.Time, to uint64) buffer.Message {
 	if m.TTL > 0 {
 		deadline = now.Add(time.Duration(m.TTL) * time.Millisecond)
 	}
-	lane := uint8(buffer.LaneNormal)
-	if m.Flags&wire.FlagHigh != 0 {
-		lane = buffer.LaneHigh
-	}
-	return buffer.Message{Lane: lane, Flags: m.Flags &^ (wire.FlagHigh | wire.FlagQuiet), To: to, From: m.From, Group: m.Group, Corr: m.Corr,
+	lane, flags := queuedFlags(m.Flags)
+	return buffer.Message{Lane: lane, Flags: flags, To: to, From: m.From, Group: m.Group, Corr: m.Corr,
 		Payload: m.Payload, Deadline: deadline}
 }
 

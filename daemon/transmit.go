@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/buffer"
-	"github.com/wandist/wandist/wire"
+	"github.com/wandist/wandist/internal/wire"
 )
 
 // maxBatch is how many messages a data writer takes from the queue per write.
@@ -25,7 +25,7 @@ func (l *link) dataWriter(lane int) {
 	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
 	defer stop()
 	// The buffer grows with the batches: an idle lane holds a few bytes.
-	buf := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamData, Lane: uint8(lane)})
+	buf := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamData, Lane: laneToWire(lane)})
 	if _, err := s.Write(buf); err != nil {
 		l.fail(fmt.Errorf("data write: %w", err))
 		return

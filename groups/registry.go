@@ -33,7 +33,8 @@ type Member struct {
 // Op is a membership change.
 type Op uint8
 
-// Membership operations (the same values as wire.OpJoin and wire.OpLeave).
+// Membership operations. Their numbers are this package's own; the daemon
+// converts them to and from the wire's.
 const (
 	OpJoin  Op = 1
 	OpLeave Op = 2

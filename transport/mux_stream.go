@@ -131,10 +131,10 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 
 // Write is called by yamux's send loop only. yamux writes a data frame's
 // 12-byte header and then its body, in two calls: alone, the header would
-// be a TLS record and a system call of its own (four in ten of a busy
-// link's writes were those). So a data header that announces a body is
-// held and goes out with the start of the body, in one record; and the
-// records of one frame reach the connection in one write (batchConn).
+// be a TLS record and a system call of its own. So a data header that
+// announces a body is held and goes out with the start of the body, in one
+// record; and the records of one frame reach the connection in one write
+// (batchConn).
 func (t *trackedConn) Write(b []byte) (int, error) {
 	if len(t.out) == 0 && len(b) == yamuxHeaderSize && b[1] == yamuxTypeData && binary.BigEndian.Uint32(b[8:12]) > 0 {
 		t.out = append(t.out, b...)

@@ -19,15 +19,7 @@ const MaxBatchBody = 64 << 10
 // Result with Req, like a quiet Send). Flags must have FlagQuiet and not
 // FlagDurable; there is no Corr (requests and replies go alone).
 type SendBatch struct {
-	Req      uint64
-	From     uint64
-	Flags    uint64
-	TTL      uint64
-	Cluster  string
-	Node     string
-	Mailbox  uint64
-	Group    string
-	Key      string
+	SendHeader
 	Strategy uint8
 	// Payloads are the encoded payloads (see Batch), at least one.
 	Payloads Batch
@@ -96,15 +88,7 @@ func (*SendBatch) Type() Type { return TypeSendBatch }
 
 // AppendBody appends the encoded body.
 func (m *SendBatch) AppendBody(b []byte) []byte {
-	b = appendUvarint(b, m.Req)
-	b = appendUvarint(b, m.From)
-	b = appendUvarint(b, m.Flags)
-	b = appendUvarint(b, m.TTL)
-	b = appendString(b, m.Cluster)
-	b = appendString(b, m.Node)
-	b = appendUvarint(b, m.Mailbox)
-	b = appendString(b, m.Group)
-	b = appendString(b, m.Key)
+	b = m.SendHeader.appendBody(b)
 	b = append(b, m.Strategy)
 	return append(b, m.Payloads...)
 }
@@ -112,15 +96,7 @@ func (m *SendBatch) AppendBody(b []byte) []byte {
 // DecodeBody decodes body into m; m.Payloads aliases body.
 func (m *SendBatch) DecodeBody(body []byte) error {
 	d := newDecoder(TypeSendBatch, body)
-	m.Req = d.uvarint("Req")
-	m.From = d.uvarint("From")
-	m.Flags = d.uvarint("Flags")
-	m.TTL = d.uvarint("TTL")
-	m.Cluster = d.strReuse("Cluster", m.Cluster)
-	m.Node = d.strReuse("Node", m.Node)
-	m.Mailbox = d.uvarint("Mailbox")
-	m.Group = d.strReuse("Group", m.Group)
-	m.Key = d.strReuse("Key", m.Key)
+	m.SendHeader.decode(&d)
 	m.Strategy = d.u8("Strategy")
 	m.Payloads = d.batch()
 	return d.finish()
@@ -134,8 +110,7 @@ func (m *SendBatch) AppendFrame(dst []byte) []byte {
 
 // Send returns one message of the batch: its header with payload p.
 func (m *SendBatch) Send(p []byte) Send {
-	return Send{Req: m.Req, From: m.From, Flags: m.Flags, TTL: m.TTL, Cluster: m.Cluster, Node: m.Node, Mailbox: m.Mailbox,
-		Group: m.Group, Key: m.Key, Strategy: m.Strategy, Payload: p}
+	return Send{SendHeader: m.SendHeader, Strategy: m.Strategy, Payload: p}
 }
 
 // SameHeader reports whether s could go in batch m: every field but the
@@ -147,8 +122,7 @@ func (m *SendBatch) SameHeader(s *Send) bool {
 
 // SendBatchOf returns the header of a batch that starts with s.
 func SendBatchOf(s *Send) SendBatch {
-	return SendBatch{Req: s.Req, From: s.From, Flags: s.Flags, TTL: s.TTL, Cluster: s.Cluster, Node: s.Node, Mailbox: s.Mailbox,
-		Group: s.Group, Key: s.Key, Strategy: s.Strategy}
+	return SendBatch{SendHeader: s.SendHeader, Strategy: s.Strategy}
 }
 
 // AppendBatchPayload appends payload p to the batch frame that starts at

@@ -12,7 +12,7 @@ import (
 func TestBatchExtendedInPlace(t *testing.T) {
 	var buf []byte
 	buf = AppendFrame(buf, &Sync{Req: 1})
-	first := &Send{Req: 2, Flags: FlagQuiet, Group: "g", Payload: []byte("p0")}
+	first := &Send{SendHeader: SendHeader{Req: 2, Flags: FlagQuiet, Group: "g"}, Payload: []byte("p0")}
 	hdr := SendBatchOf(first)
 	start := len(buf)
 	hdr.Payloads = Batch(nil).Append(first.Payload)
@@ -74,7 +74,7 @@ func TestBatchExtendedInPlace(t *testing.T) {
 }
 
 func TestBatchWithoutPayloadRefused(t *testing.T) {
-	body := (&SendBatch{Req: 1, Flags: FlagQuiet, Group: "g"}).AppendBody(nil)
+	body := (&SendBatch{SendHeader: SendHeader{Req: 1, Flags: FlagQuiet, Group: "g"}}).AppendBody(nil)
 	_, err := Decode(TypeSendBatch, body)
 	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "SendBatch.Payloads: no payload") {
 		t.Fatalf("empty batch: %v", err)

@@ -29,7 +29,7 @@ func BenchmarkDecodeData(b *testing.B) {
 }
 
 func BenchmarkDecodeSend(b *testing.B) {
-	body := (&Send{Req: 991, From: 3, Flags: 0, Group: "bench", Payload: make([]byte, 128)}).AppendBody(nil)
+	body := (&Send{SendHeader: SendHeader{Req: 991, From: 3, Flags: 0, Group: "bench"}, Payload: make([]byte, 128)}).AppendBody(nil)
 	var m Send
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

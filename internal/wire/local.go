@@ -61,18 +61,50 @@ type Leave struct {
 // Send submits one message. Answered by Result (Code StatusOK once the daemon
 // accepted it into the destination's buffer, or an error status).
 type Send struct {
-	Req      uint64
-	From     uint64 // sending mailbox (0 = anonymous)
-	Flags    uint64 // FlagAtMostOnce, FlagDurable, FlagHigh
-	TTL      uint64 // milliseconds, 0 = none
-	Cluster  string // target address (when Group == "")
-	Node     string
-	Mailbox  uint64
-	Group    string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
-	Key      string // routing key for key-routed group sends ("" = none)
+	SendHeader
 	Payload  []byte
 	Strategy uint8  // group sends: StrategyClosest (default), StrategyRandom, ...
 	Corr     uint64 // request-reply correlation id (0: none); Flags has FlagReply on a reply
+}
+
+// SendHeader is what Send and SendBatch begin with, encoded alike.
+type SendHeader struct {
+	Req     uint64
+	From    uint64 // sending mailbox (0 = anonymous)
+	Flags   uint64 // FlagAtMostOnce, FlagDurable, FlagHigh, FlagQuiet, FlagReply
+	TTL     uint64 // milliseconds, 0 = none
+	Cluster string // target address (when Group == "")
+	Node    string
+	Mailbox uint64
+	Group   string // target group (when non-empty, Cluster/Node/Mailbox are ignored)
+	Key     string // routing key for key-routed group sends ("" = none)
+}
+
+// appendBody appends the encoded header to b.
+func (h *SendHeader) appendBody(b []byte) []byte {
+	b = appendUvarint(b, h.Req)
+	b = appendUvarint(b, h.From)
+	b = appendUvarint(b, h.Flags)
+	b = appendUvarint(b, h.TTL)
+	b = appendString(b, h.Cluster)
+	b = appendString(b, h.Node)
+	b = appendUvarint(b, h.Mailbox)
+	b = appendString(b, h.Group)
+	return appendString(b, h.Key)
+}
+
+// decode decodes the header from d; its strings keep their previous value
+// when the decoded bytes equal it.
+func (h *SendHeader) decode(d *decoder) {
+	h.Req = d.uvarint("Req")
+	h.From = d.uvarint("From")
+	h.Flags = d.uvarint("Flags")
+	h.TTL = d.uvarint("TTL")
+	h.Cluster = d.strReuse("Cluster", h.Cluster)
+	h.Node = d.strReuse("Node", h.Node)
+	h.Mailbox = d.uvarint("Mailbox")
+	h.Group = d.strReuse("Group", h.Group)
+	h.Key = d.strReuse("Key", h.Key)
 }
 
 // Routing strategies of a group send.

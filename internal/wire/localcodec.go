@@ -142,15 +142,7 @@ func (*Send) Type() Type { return TypeSend }
 
 // AppendBody appends the encoded body to b.
 func (m *Send) AppendBody(b []byte) []byte {
-	b = appendUvarint(b, m.Req)
-	b = appendUvarint(b, m.From)
-	b = appendUvarint(b, m.Flags)
-	b = appendUvarint(b, m.TTL)
-	b = appendString(b, m.Cluster)
-	b = appendString(b, m.Node)
-	b = appendUvarint(b, m.Mailbox)
-	b = appendString(b, m.Group)
-	b = appendString(b, m.Key)
+	b = m.SendHeader.appendBody(b)
 	b = appendBytes(b, m.Payload)
 	b = append(b, m.Strategy)
 	return appendUvarint(b, m.Corr)
@@ -160,15 +152,7 @@ func (m *Send) AppendBody(b []byte) []byte {
 // strings keep their previous value when the decoded bytes equal it.
 func (m *Send) DecodeBody(body []byte) error {
 	d := newDecoder(TypeSend, body)
-	m.Req = d.uvarint("Req")
-	m.From = d.uvarint("From")
-	m.Flags = d.uvarint("Flags")
-	m.TTL = d.uvarint("TTL")
-	m.Cluster = d.strReuse("Cluster", m.Cluster)
-	m.Node = d.strReuse("Node", m.Node)
-	m.Mailbox = d.uvarint("Mailbox")
-	m.Group = d.strReuse("Group", m.Group)
-	m.Key = d.strReuse("Key", m.Key)
+	m.SendHeader.decode(&d)
 	m.Payload = d.bytes("Payload")
 	m.Strategy = d.u8("Strategy")
 	m.Corr = d.uvarint("Corr")

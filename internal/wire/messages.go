@@ -52,7 +52,7 @@ type Pong struct{ Echo uint64 }
 // StreamInit is the first frame on every stream other than the control stream.
 type StreamInit struct {
 	Kind uint8 // StreamData
-	Lane uint8 // LaneNormal, LaneHigh
+	Lane uint8 // LaneNormal, LaneHigh, LaneDurable
 }
 
 // Stream kinds and lanes.
@@ -62,6 +62,7 @@ const (
 	LaneNormal  uint8 = 0
 	LaneHigh    uint8 = 1
 	LaneDurable uint8 = 2 // durable messages: Seq per durable stream (spool), not per incarnation
+	NumLanes    uint8 = 3 // lanes are numbered from 0 to NumLanes-1
 )
 
 // Member is one membership entry: a mailbox of the sending node in a group,

@@ -1,0 +1,64 @@
+// Package daemon is the core of wandistd: it owns the node's identity, its
+// links to peers in other clusters, the per-destination buffers, the group
+// registry, the local socket that services use, and the admin listener.
+//
+// # The trip of a message
+//
+// A message sent by a service on this node to a mailbox on another node
+// goes through these stages, each in its own file:
+//
+//	local.go        a local client's connection: its reader goroutine reads
+//	                frames from the Unix socket and hands each request on
+//	send.go         routing: the address, or the group member that the
+//	                group's strategy picks (groups.Registry), then the
+//	                destination node's buffer (buffer.Queue, EnqueueCopy);
+//	                a message for this node goes to deliver.go at once
+//	durable.go      a durable send is written to the spool first and queued
+//	                once it is on disk
+//	transmit.go     the link's writer of the message's lane takes a batch
+//	                from the buffer and writes it on the lane's stream, in
+//	                Data and DataBatch frames
+//	                ... the transport (QUIC, or TCP + TLS + yamux) ...
+//	receive.go      on the peer, the reader of that stream decodes the
+//	                frames, drops what was delivered before (acceptDelivery),
+//	                and acknowledges (control.go, ackLater)
+//	deliver.go      the message goes to its mailbox: to the mailbox's
+//	                client, or under local.inbox_full: hold, after waiting
+//	                for room in the client's buffer
+//	clientwrite.go  the client's writer goroutine writes it to the socket
+//	                (outbuf.go holds what waits)
+//
+// The acknowledgement goes back on the link's control stream
+// (control.go: controlWriter, then the sender's controlReader) and frees
+// the message from the sender's buffer and spool. A send is answered to
+// its client through status.go: every outcome of a request is an error
+// (nil: done) that statusOf maps to a wire Result.
+//
+// # Links
+//
+//	peer.go        one configured remote node: its buffer, its link (if up),
+//	               the dial loop with backoff
+//	handshake.go   both sides of the link handshake (Hello, Welcome, Ready),
+//	               the listeners' accept loops, and the resume positions
+//	               exchanged in it
+//	link.go        one up link: its goroutines, the keepalive, GoAway
+//	control.go     the control stream: its writer (acks first), its reader
+//	               and the handler of each control frame
+//	membership.go  group membership across the link: snapshot, deltas,
+//	               digests, and the export policy of groups.export
+//	convert.go     the one place where wire's numbers meet those of groups
+//	               and buffer, checked at compile time
+//
+// # Around them
+//
+//	daemon.go   Daemon: New, Start, Close, the janitor
+//	requests.go a local client's requests other than sends: mailboxes,
+//	            joins, watches, member lists
+//	admit.go    admission before the handshake: a rate per source address,
+//	            and the logging of refused handshakes
+//	reload.go   applying a changed config without a restart
+//	alerts.go   backlog alerts; rates.go: the buffers' fill and drain rates
+//	admin.go    the admin listener: /metrics, /v1/status, /healthz
+//	metrics.go  the Prometheus metrics
+//	wait.go     waiting for a link or for members (the demo, tools, tests)
+package daemon
