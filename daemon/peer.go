@@ -94,12 +94,7 @@ func (p *peer) busy() (bool, <-chan struct{}) {
 // full jitter, until ctx ends.
 func (p *peer) dialLoop(ctx context.Context) {
 	lc := p.d.cfg.Link
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = lc.ReconnectMin
-	bo.MaxInterval = lc.ReconnectMax
-	bo.RandomizationFactor = 0 // full jitter is applied below
-	bo.Multiplier = 2
-	bo.Reset()
+	rd := newRedial(lc.ReconnectMin, lc.ReconnectMax)
 	for ctx.Err() == nil {
 		if busy, ch := p.busy(); busy {
 			select {
@@ -122,12 +117,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
-			// A link that stayed up through a keepalive period was healthy:
-			// start the backoff over.
-			if p.d.now().Sub(l.since) >= lc.KeepaliveTimeout {
-				bo.Reset()
-			}
-			wait = fullJitter(lc.ReconnectMin)
+			wait = rd.afterLink()
 		case errors.Is(err, errSimultaneous), errors.Is(err, errAborted):
 			if errors.Is(err, errSimultaneous) {
 				p.simultaneous.Add(1)
@@ -152,7 +142,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 			}
 			p.setErr(err)
 			p.d.log.Info("dial failed", "peer", p.nodeName(), "address", p.cfg.Address, "err", err)
-			wait = fullJitter(bo.NextBackOff())
+			wait = rd.afterFailure()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -163,6 +153,36 @@ func (p *peer) dialLoop(ctx context.Context) {
 		}
 	}
 }
+
+// redial is a dial loop's backoff: the wait grows (exponentially, from
+// link.reconnect_min to link.reconnect_max) only while dials fail, and
+// starts over once a link has been up, however briefly: a link that
+// breaks is redialled within reconnect_min. Every wait is jittered ("full
+// jitter"), so that the peers of a restarted node do not all dial it at
+// once. Owned by the dial loop.
+type redial struct {
+	bo  *backoff.ExponentialBackOff
+	min time.Duration
+}
+
+func newRedial(min, max time.Duration) *redial {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = min
+	bo.MaxInterval = max
+	bo.RandomizationFactor = 0 // full jitter is applied instead
+	bo.Multiplier = 2
+	bo.Reset()
+	return &redial{bo: bo, min: min}
+}
+
+// afterLink is the wait before dialling again once an up link ended.
+func (r *redial) afterLink() time.Duration {
+	r.bo.Reset()
+	return fullJitter(r.min)
+}
+
+// afterFailure is the wait before dialling again after a failed dial.
+func (r *redial) afterFailure() time.Duration { return fullJitter(r.bo.NextBackOff()) }
 
 // fullJitter returns a random duration in [0, d) ("full jitter"), at least 1ms.
 func fullJitter(d time.Duration) time.Duration {
