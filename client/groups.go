@@ -11,7 +11,7 @@ import (
 type Member struct {
 	Addr       Addr
 	Count      int   // times it joined
-	Reachable  bool  // false while its node's link is down (within the grace)
+	Reachable  bool  // false while its node's link is down
 	Partitions []int // partitions it owns (partitioned groups)
 }
 

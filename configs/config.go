@@ -122,8 +122,9 @@ type Link struct {
 
 // Groups tunes process groups.
 type Groups struct {
-	// UnreachableGrace is how long members behind an unreachable peer stay
-	// in their groups. Default 30s.
+	// UnreachableGrace is how long a peer may be unreachable before it is
+	// reported (a log line, unreachable_past_grace in status). Nothing is
+	// removed or discarded for it. Default 30s.
 	UnreachableGrace time.Duration
 }
 

@@ -156,6 +156,7 @@ type LinkStatus struct {
 	DrainSeconds   float64           `json:"drain_seconds"` // -1: not draining
 	Rejected       uint64            `json:"rejected_busy"`
 	Discarded      map[string]uint64 `json:"discarded,omitempty"`
+	PastGrace      bool              `json:"unreachable_past_grace,omitempty"` // down for groups.unreachable_grace or longer
 }
 
 // Status returns the node's links and buffers, sorted by peer.
@@ -176,7 +177,7 @@ func (d *Daemon) Status() Status {
 			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
 			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
-			Duplicates: p.duplicates.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
+			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
 		})
 		ls := &st.Links[len(st.Links)-1]
 		enq, deq, drain := p.rates.get(qs.Messages)

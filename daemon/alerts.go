@@ -34,6 +34,22 @@ type backlogAlert struct {
 	raised bool      // the warning was logged
 }
 
+// checkUnreachable logs, once per outage, a peer whose link has been down
+// for groups.unreachable_grace. Nothing is removed or discarded for it:
+// its members stay listed (unreachable) and messages for it wait in its
+// buffer, within the buffer's limits, until the link is back. Runs in the
+// janitor.
+func (d *Daemon) checkUnreachable(p *peer, now time.Time) {
+	st := p.status()
+	down := st.state != StateUp && now.Sub(st.since) >= d.cfg.Groups.UnreachableGrace
+	if down && !p.pastGrace.Load() {
+		q := p.queue.Stats()
+		d.log.Warn("peer unreachable past the grace: its members stay listed and messages for it are buffered within the buffer's limits",
+			"peer", p.nodeName(), "down_since", st.since, "queued_messages", q.Messages, "queued_bytes", q.Bytes)
+	}
+	p.pastGrace.Store(down)
+}
+
 // checkBacklog updates p's alert from its current figures; called once a
 // second by the janitor.
 func (d *Daemon) checkBacklog(p *peer, now time.Time) {

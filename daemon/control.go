@@ -219,7 +219,7 @@ func (l *link) onAck(m *wire.Ack) error {
 }
 
 // onGoAway ends the link the peer closes. A node that is leaving takes its
-// members with it now, not after the unreachable grace.
+// members with it now (a node that is only unreachable keeps them).
 func (l *link) onGoAway(m *wire.GoAway) {
 	d := l.p.d
 	d.log.Info("peer closes link", "peer", l.p.nodeName(), "code", m.Code, "reason", m.Reason)

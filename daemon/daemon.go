@@ -280,8 +280,8 @@ func (d *Daemon) AdminAddr() string {
 	return d.admin.ln.Addr().String()
 }
 
-// janitor samples the backlog rates and expires the members of peers
-// unreachable past the grace, once a second.
+// janitor samples the backlog rates, raises backlog alerts, and reports
+// peers unreachable past the grace, once a second.
 func (d *Daemon) janitor() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -295,13 +295,7 @@ func (d *Daemon) janitor() {
 				st := p.queue.Stats()
 				p.rates.sample(now, st.Enqueued, st.Dequeued)
 				d.checkBacklog(p, now)
-			}
-			for _, id := range d.groups.Expire(d.now(), d.cfg.Groups.UnreachableGrace) {
-				n := 0
-				if p := d.peer(id.Cluster, id.Node); p != nil {
-					n = p.queue.Discard() // counted as "discarded"
-				}
-				d.log.Info("peer unreachable past the grace: its members removed, its buffer discarded", "peer", id.String(), "messages", n)
+				d.checkUnreachable(p, now)
 			}
 		}
 	}

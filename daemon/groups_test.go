@@ -3,7 +3,9 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -353,12 +355,16 @@ func TestWatchAndMembers(t *testing.T) {
 	}
 }
 
-// A peer gone past the unreachable grace: its members are removed (with
-// watch events) and what was buffered for it is discarded and counted.
-func TestUnreachableGrace(t *testing.T) {
+// A peer away past the unreachable grace loses nothing: its members stay
+// listed (unreachable; no Left event), sends to its groups are accepted
+// and buffered, nothing is discarded, and after the heal every message
+// arrives, once and in order. The grace only has the peer reported.
+func TestUnreachableGraceKeepsMembersAndBuffer(t *testing.T) {
+	var logs syncBuffer
 	east, west, relay := relayedPair(t)
 	east.d.Close()
 	east.cfg.Groups.UnreachableGrace = 500 * time.Millisecond
+	east.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	east.start()
 	waitLink(t, east.d, "west", "west-1")
 	mb := subscribe(t, west, "g", east)
@@ -371,21 +377,34 @@ func TestUnreachableGrace(t *testing.T) {
 		t.Fatalf("first event %+v %v", e, err)
 	}
 	cutPath(t, relay, east)
-	// Within the grace the member is listed, unreachable, and still takes messages.
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(logs.String(), "peer unreachable past the grace") {
+		select {
+		case <-deadline:
+			t.Fatalf("no report of the grace\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond): // the janitor's log: no event to wait on
+		}
+	}
 	ms, _ := ec.Members(ctxT(t, 5*time.Second), "g")
 	if len(ms) != 1 || ms[0].Reachable {
-		t.Fatalf("within the grace: %+v", ms)
+		t.Fatalf("past the grace: %+v, want the member listed, unreachable", ms)
 	}
-	if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte("held")); err != nil {
-		t.Fatal(err)
-	}
-	e, err := w.Next(ctxT(t, 10*time.Second))
-	if err != nil || e.Op != client.Left || e.Member != mb.Addr() {
-		t.Fatalf("after the grace: %+v %v", e, err)
+	const n = 100
+	for i := range n {
+		if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatalf("send %d past the grace: %v", i, err)
+		}
 	}
 	st := east.d.Status().Links[0]
-	if st.Discarded["discarded"] != 1 || st.QueuedMessages != 0 {
-		t.Fatalf("buffer after the grace: %+v", st)
+	if st.QueuedMessages != n || st.Discarded["discarded"] != 0 || !st.PastGrace {
+		t.Fatalf("buffer past the grace: %+v", st)
+	}
+	relay.SetBlackhole(false)
+	receiveSeq(t, mb, n, 20*time.Second)
+	// The watch saw no Left: its next event is the next join.
+	subscribe(t, west, "g")
+	if e, err := w.Next(ctxT(t, 10*time.Second)); err != nil || e.Op != client.Joined || e.Member == mb.Addr() {
+		t.Fatalf("event after the heal: %+v %v, want the new member's Joined", e, err)
 	}
 }
 

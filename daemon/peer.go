@@ -57,8 +57,9 @@ type peer struct {
 	simultaneous atomic.Uint64 // dials answered WelcomeSimultaneous
 	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
 
-	rates backlogRates
-	alert backlogAlert // owned by the janitor
+	rates     backlogRates
+	alert     backlogAlert // owned by the janitor
+	pastGrace atomic.Bool  // set by the janitor: the link has been down for groups.unreachable_grace
 
 	durMu   sync.Mutex // orders durable Seq assignment with spool appends
 	durNext uint64     // guarded by durMu: next durable Seq
@@ -257,7 +258,7 @@ func (p *peer) linkDown(l *link, cause error) {
 		return
 	}
 	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0)
-	p.d.groups.PeerDown(groupsID(p.id), p.d.now())
+	p.d.groups.PeerDown(groupsID(p.id))
 	p.d.log.Info("link down", "peer", p.nodeName(), "cause", fmt.Sprint(cause))
 }
 

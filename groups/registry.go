@@ -27,7 +27,7 @@ type Member struct {
 	Node      string
 	Mailbox   uint64
 	Count     int  // how many times it joined
-	Reachable bool // false while its node's link is down (within the grace)
+	Reachable bool // false while its node's link is down
 }
 
 // Op is a membership change.
@@ -89,7 +89,6 @@ type view struct {
 	members     map[string]map[uint64]int   // group -> mailbox -> count
 	claims      map[string]map[uint64]Claim // group -> mailbox -> claim (partitioned groups)
 	reachable   bool
-	downSince   time.Time
 	rtt         time.Duration
 }
 
@@ -371,14 +370,15 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 	return nil
 }
 
-// PeerDown marks peer's members unreachable from now on.
-func (r *Registry) PeerDown(peer NodeID, now time.Time) {
+// PeerDown marks peer's members unreachable until its next snapshot. They
+// stay candidates for routing (after every reachable one): messages for
+// them wait in the peer's buffer.
+func (r *Registry) PeerDown(peer NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changedLocked()
 	if v := r.views[peer]; v != nil && v.reachable {
 		v.reachable = false
-		v.downSince = now
 		r.signalLocked()
 	}
 }
@@ -403,26 +403,6 @@ func (r *Registry) ForgetPeer(peer NodeID) {
 		delete(r.views, peer)
 		r.signalLocked()
 	}
-}
-
-// Expire removes the views of peers unreachable for at least grace and
-// returns who was removed.
-func (r *Registry) Expire(now time.Time, grace time.Duration) []NodeID {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changedLocked()
-	var gone []NodeID
-	for id, v := range r.views {
-		if !v.reachable && now.Sub(v.downSince) >= grace {
-			r.emitViewDiffLocked(id, v, nil)
-			delete(r.views, id)
-			gone = append(gone, id)
-		}
-	}
-	if len(gone) > 0 {
-		r.signalLocked()
-	}
-	return gone
 }
 
 // Members returns every member of group, local ones first, then by node.
@@ -485,7 +465,7 @@ func (r *Registry) Groups() map[string]int {
 
 // Closest picks the member of group a send should go to: one on this node if
 // any, else a reachable one in this cluster, else the reachable remote node
-// with the lowest RTT, else (all unreachable, still within the grace) the
+// with the lowest RTT, else (all unreachable) the
 // unreachable one with the lowest RTT, whose buffer holds the message until
 // its link returns. Among equals it picks at random. ok is false when the
 // group has no member.
@@ -555,7 +535,7 @@ type closestSet struct {
 
 // closestSetLocked returns the members Closest chooses among: this node's,
 // else those of the reachable nodes of this cluster, else of other
-// clusters, else unreachable ones (within the grace); among nodes of one
+// clusters, else unreachable ones; among nodes of one
 // rank, those with the lowest RTT.
 func (r *Registry) closestSetLocked(group string) []Member {
 	if loc := r.local[group]; len(loc) > 0 {

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -477,59 +476,39 @@ func TestApplySnapshotIncarnations(t *testing.T) {
 	}
 }
 
-func TestPeerDownAndExpire(t *testing.T) {
+// A peer that goes down keeps its members, unreachable, however long it
+// is away; its next snapshot makes them reachable again, and ForgetPeer
+// (GoAway, reload) removes them.
+func TestPeerDownKeepsMembers(t *testing.T) {
 	r, _ := newReg()
 	mustApplySnapshot(t, r, farA, 1, 0, groups.Entry{Group: "g", Mailbox: 1, Count: 1})
 	mustApplySnapshot(t, r, farB, 1, 0, groups.Entry{Group: "g", Mailbox: 2, Count: 1})
 	mustApplySnapshot(t, r, sibling, 1, 0, groups.Entry{Group: "g", Mailbox: 3, Count: 1})
 	r.Join("g", 4)
 
-	r.PeerDown(farA, t0)
-	r.PeerDown(farA, t0.Add(20*time.Second)) // already down: the grace does not restart
-	r.PeerDown(farB, t0.Add(10*time.Second))
-	r.PeerDown(groups.NodeID{Cluster: "zz", Node: "unknown"}, t0)
+	r.PeerDown(farA)
+	r.PeerDown(farA) // already down
+	r.PeerDown(farB)
+	r.PeerDown(groups.NodeID{Cluster: "zz", Node: "unknown"})
 	want := []string{"c1/n1#4×1", "c1/n2#3×1", "c2/a#1×1!", "c3/b#2×1!"}
 	if got := keys(r.Members("g")); !slices.Equal(got, want) {
 		t.Fatalf("after PeerDown: %v, want %v", got, want)
 	}
-	const grace = 30 * time.Second
-	steps := []struct {
-		at   time.Duration
-		gone []groups.NodeID
-	}{
-		{0, nil},
-		{29 * time.Second, nil},
-		{30 * time.Second, []groups.NodeID{farA}}, // exactly the grace
-		{39 * time.Second, nil},
-		{time.Hour, []groups.NodeID{farB}},
-		{2 * time.Hour, nil},
+	// Down peers still take deltas in order, and routing still finds them.
+	if err := r.ApplyDelta(farA, 1, groups.Delta{Version: 1, Op: groups.OpJoin, Group: "h", Mailbox: 5}); err != nil {
+		t.Fatalf("delta of a down peer = %v", err)
 	}
-	for _, st := range steps {
-		gone := r.Expire(t0.Add(st.at), grace)
-		slices.SortFunc(gone, func(a, b groups.NodeID) int { return strings.Compare(a.String(), b.String()) })
-		if !slices.Equal(gone, st.gone) {
-			t.Fatalf("Expire(t0+%v) = %v, want %v", st.at, gone, st.gone)
-		}
+	if ms, err := r.Pick("h", groups.Random, "", nil); err != nil || len(ms) != 1 || ms[0].Mailbox != 5 || ms[0].Reachable {
+		t.Fatalf("Pick among unreachable members = %+v, %v", ms, err)
 	}
-	if got := keys(r.Members("g")); !slices.Equal(got, []string{"c1/n1#4×1", "c1/n2#3×1"}) {
-		t.Fatalf("after Expire: %v", got)
+	// A snapshot makes the peer reachable again.
+	mustApplySnapshot(t, r, farB, 1, 1, groups.Entry{Group: "g", Mailbox: 2, Count: 1})
+	want = []string{"c1/n1#4×1", "c1/n2#3×1", "c2/a#1×1!", "c3/b#2×1"}
+	if got := keys(r.Members("g")); !slices.Equal(got, want) {
+		t.Fatalf("after farB's snapshot: %v, want %v", got, want)
 	}
-	// Expired peers need a snapshot again.
-	if err := r.ApplyDelta(farA, 1, groups.Delta{Version: 1, Op: groups.OpJoin, Group: "g", Mailbox: 5}); !errors.Is(err, groups.ErrVersionGap) {
-		t.Fatalf("delta after expiry = %v", err)
-	}
-
-	// A snapshot within the grace makes the peer reachable again for good.
-	r.PeerDown(sibling, t0)
-	mustApplySnapshot(t, r, sibling, 1, 0, groups.Entry{Group: "g", Mailbox: 3, Count: 1})
-	if gone := r.Expire(t0.Add(24*time.Hour), grace); len(gone) != 0 {
-		t.Fatalf("Expire removed a reconnected peer: %v", gone)
-	}
-	if got := keys(r.Members("g")); !slices.Equal(got, []string{"c1/n1#4×1", "c1/n2#3×1"}) {
-		t.Fatalf("after reconnect: %v", got)
-	}
-	r.ForgetPeer(sibling)
-	if got := keys(r.Members("g")); !slices.Equal(got, []string{"c1/n1#4×1"}) {
+	r.ForgetPeer(farA)
+	if got := keys(r.Members("g")); !slices.Equal(got, []string{"c1/n1#4×1", "c1/n2#3×1", "c3/b#2×1"}) {
 		t.Fatalf("after ForgetPeer: %v", got)
 	}
 }
@@ -615,7 +594,7 @@ func TestClosest(t *testing.T) {
 				mustApplySnapshot(t, r, p.id, 1, 0, es...)
 				r.SetRTT(p.id, p.rtt)
 				if p.down {
-					r.PeerDown(p.id, t0)
+					r.PeerDown(p.id)
 				}
 			}
 			const calls = 2000
@@ -686,7 +665,7 @@ func TestChanged(t *testing.T) {
 		r.Join("g", 1)
 		mustApplySnapshot(t, r, farA, 2, 5, groups.Entry{Group: "g", Mailbox: 7, Count: 1})
 		mustApplySnapshot(t, r, farB, 1, 0, groups.Entry{Group: "g", Mailbox: 8, Count: 1})
-		r.PeerDown(farB, t0)
+		r.PeerDown(farB)
 		return r
 	}
 	for _, tc := range []struct {
@@ -715,13 +694,11 @@ func TestChanged(t *testing.T) {
 		{"stale ApplyDelta", func(r *groups.Registry) {
 			_ = r.ApplyDelta(farA, 1, groups.Delta{Version: 6, Op: groups.OpJoin, Group: "g", Mailbox: 9})
 		}, false},
-		{"PeerDown", func(r *groups.Registry) { r.PeerDown(farA, t0) }, true},
-		{"PeerDown of a down peer", func(r *groups.Registry) { r.PeerDown(farB, t0.Add(time.Second)) }, false},
-		{"PeerDown of a stranger", func(r *groups.Registry) { r.PeerDown(stranger, t0) }, false},
+		{"PeerDown", func(r *groups.Registry) { r.PeerDown(farA) }, true},
+		{"PeerDown of a down peer", func(r *groups.Registry) { r.PeerDown(farB) }, false},
+		{"PeerDown of a stranger", func(r *groups.Registry) { r.PeerDown(stranger) }, false},
 		{"ForgetPeer", func(r *groups.Registry) { r.ForgetPeer(farA) }, true},
 		{"ForgetPeer of a stranger", func(r *groups.Registry) { r.ForgetPeer(stranger) }, false},
-		{"Expire", func(r *groups.Registry) { r.Expire(t0.Add(time.Minute), time.Minute) }, true},
-		{"Expire within the grace", func(r *groups.Registry) { r.Expire(t0.Add(time.Minute), time.Hour) }, false},
 		{"SetRTT", func(r *groups.Registry) { r.SetRTT(farA, time.Second) }, false},
 		{"reads", func(r *groups.Registry) {
 			r.Snapshot(nil)
@@ -851,7 +828,7 @@ func TestClosestFollowsChanges(t *testing.T) {
 	want("slower remote", "c2/a#3")
 	r.SetRTT(farB, 10*time.Millisecond)
 	want("RTT changed", "c3/b#4")
-	r.PeerDown(farB, t0)
+	r.PeerDown(farB)
 	want("faster one down", "c2/a#3")
 	r.ForgetPeer(farA)
 	want("other forgotten", "c3/b#4")

@@ -142,7 +142,7 @@ func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) (
 			}
 		}
 		if len(out) == 0 {
-			return cs // all unreachable, within the grace: buffered for them
+			return cs // all unreachable: buffered for them
 		}
 		return out
 	}

@@ -93,11 +93,15 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 		case l.QueuedMessages > 0:
 			drain = fmt.Sprintf("%.1fs", l.DrainSeconds)
 		}
+		state := l.State
+		if l.PastGrace {
+			state += ", past grace" // down for groups.unreachable_grace: still buffering
+		}
 		discarded := uint64(0)
 		for _, n := range l.Discarded {
 			discarded += n
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, l.State,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, state,
 			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds,
 			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.LastError)
 	}
