@@ -90,7 +90,7 @@ func (r *runState) result(ctx context.Context, mBefore map[string]float64) *Resu
 	if c := daemonCounters(mAfter); c != "" {
 		res.Notes = append(res.Notes, "daemon counters at the end: "+c)
 	}
-	r.judge(res, mAfter)
+	judge(&r.sc, r.consumer.Bad(), res, mAfter)
 	return res
 }
 
@@ -210,21 +210,23 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// judge applies the verdicts: reliable loses and duplicates nothing in
-// every network fault, durable also through kill -9, at-most-once never
-// duplicates (its losses are reported), nothing refused or corrupted is
-// delivered, every flow delivers again after the heal, and memory stays
-// within the bound plus the slack.
-func (r *runState) judge(res *Result, m map[string]float64) {
+// judge applies the verdicts of scenario sc to res, with m the daemons'
+// counters and bad the consumer's corrupted or foreign payloads: reliable
+// loses and duplicates nothing in every network fault, durable also
+// through kill -9, at-most-once never duplicates (its losses are
+// reported), nothing refused or corrupted is delivered, every flow
+// delivers again after the heal, and memory stays within the bound plus
+// the slack. judge_test.go has a case per rule.
+func judge(sc *Scenario, bad []string, res *Result, m map[string]float64) {
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
-	if bad := r.consumer.Bad(); len(bad) > 0 {
+	if len(bad) > 0 {
 		fail("%d corrupted or foreign payloads delivered (first %.60q)", len(bad), bad[0])
 	}
 	inboxDrops := int(metricKeys(m, mInboxFull))
 	expired := int(metricKeys(m, mExpired))
 	// Strict: nothing reliable may be lost (network faults, and a stuck
 	// consumer under inbox_full: hold).
-	networkOnly := !r.sc.Kills && (!r.sc.Stuck || r.sc.InboxHold)
+	networkOnly := !sc.Kills && (!sc.Stuck || sc.InboxHold)
 	for i, fr := range res.Flows {
 		f := Flows[i]
 		if fr.Unexpected > 0 {
@@ -238,7 +240,7 @@ func (r *runState) judge(res *Result, m map[string]float64) {
 		case f.Mode == client.Durable:
 			// inbox_full: drop drops durable messages too (documented, and
 			// checked against the counted drops below).
-			if fr.Lost > 0 && !(r.sc.Stuck && !r.sc.InboxHold) {
+			if fr.Lost > 0 && !(sc.Stuck && !sc.InboxHold) {
 				fail("%s: %d accepted and lost (seqs %v)", f.Name, fr.Lost, fr.LostSeqs)
 			}
 			if fr.Duplicated > 0 {
@@ -259,7 +261,7 @@ func (r *runState) judge(res *Result, m map[string]float64) {
 				if fr.OutOfOrder > 0 {
 					fail("%s: %d out of order", f.Name, fr.OutOfOrder)
 				}
-			case r.sc.Stuck: // inbox_full: drop: losses are checked against the drops below
+			case sc.Stuck: // inbox_full: drop: losses are checked against the drops below
 				if fr.Duplicated > 0 || fr.OutOfOrder > 0 {
 					fail("%s: %d duplicates, %d out of order", f.Name, fr.Duplicated, fr.OutOfOrder)
 				}
@@ -276,7 +278,7 @@ func (r *runState) judge(res *Result, m map[string]float64) {
 			}
 		}
 	}
-	if r.sc.Stuck && !r.sc.InboxHold {
+	if sc.Stuck && !sc.InboxHold {
 		lost := 0
 		for i, fr := range res.Flows {
 			if Flows[i].Mode != client.AtMostOnce {
@@ -287,7 +289,7 @@ func (r *runState) judge(res *Result, m map[string]float64) {
 			fail("stuck consumer: %d reliable/durable messages lost, only %d counted as inbox drops", lost, inboxDrops)
 		}
 	}
-	if r.sc.StableLink && res.Reconnects > 0 {
+	if sc.StableLink && res.Reconnects > 0 {
 		fail("the link reconnected %d times without a network fault", res.Reconnects)
 	}
 	for node, kb := range res.PeakKB {
