@@ -88,10 +88,6 @@ func (d *Daemon) peerByName(name string) *peer {
 // through done, exactly once. The buffer's bounds are checked first, so a
 // full buffer answers busy at once.
 func (d *Daemon) sendDurable(m *wire.Send, now time.Time, rc *routeCache, done func(error)) {
-	if d.spool == nil {
-		done(refuse(errBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)"))
-		return
-	}
 	if err := d.checkSend(m); err != nil {
 		done(err)
 		return

@@ -34,12 +34,14 @@ func (g *pathGate) install(d *Daemon) {
 		g.addrs[pc.Address] = auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
 	}
 	wrapped := map[transport.Transport]transport.Transport{}
+	ts := map[string]transport.Transport{} // not the test's Options.Transports: a restart wraps the bare ones again
 	for name, tr := range d.transports {
 		if wrapped[tr] == nil {
 			wrapped[tr] = &gateTransport{Transport: tr, g: g}
 		}
-		d.transports[name] = wrapped[tr]
+		ts[name] = wrapped[tr]
 	}
+	d.transports = ts
 	for _, p := range d.peerList() {
 		p.tr = wrapped[p.tr]
 	}

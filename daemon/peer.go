@@ -96,7 +96,12 @@ func (p *peer) busy() (bool, <-chan struct{}) {
 func (p *peer) dialLoop(ctx context.Context) {
 	lc := p.d.cfg.Link
 	rd := newRedial(lc.ReconnectMin, lc.ReconnectMax)
+	var ups uint64 // links seen up so far, dialled or accepted
 	for ctx.Err() == nil {
+		if n := p.linkUps(); n != ups {
+			ups = n
+			rd.reset() // a link was up (maybe one the peer dialled)
+		}
 		if busy, ch := p.busy(); busy {
 			select {
 			case <-ch:
@@ -178,9 +183,12 @@ func newRedial(min, max time.Duration) *redial {
 
 // afterLink is the wait before dialling again once an up link ended.
 func (r *redial) afterLink() time.Duration {
-	r.bo.Reset()
+	r.reset()
 	return fullJitter(r.min)
 }
+
+// reset starts the backoff over: a link has been up.
+func (r *redial) reset() { r.bo.Reset() }
 
 // afterFailure is the wait before dialling again after a failed dial.
 func (r *redial) afterFailure() time.Duration { return fullJitter(r.bo.NextBackOff()) }
@@ -289,6 +297,13 @@ func (p *peer) status() peerStatus {
 		s.transport = p.link.conn.Transport() // an accepted link may use another transport than the one configured for dialling
 	}
 	return s
+}
+
+// linkUps returns how many times a link to the peer came up.
+func (p *peer) linkUps() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ups
 }
 
 // currentLink returns the up link, or nil.

@@ -99,7 +99,7 @@ func (l *link) readStreamInit(r *wire.Reader) (int, bool) {
 	}
 	lane, ok := laneFromWire(init.Lane)
 	if !ok {
-		l.protocolError(fmt.Errorf("stream init for lane %d", init.Lane))
+		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
 	}
 	return lane, ok
 }

@@ -118,6 +118,9 @@ func (d *Daemon) checkSend(m *wire.Send) error {
 	if len(m.Payload) > d.maxMessage() {
 		return refuse(errTooLarge, "payload of %d bytes exceeds the limit of %d", len(m.Payload), d.maxMessage())
 	}
+	if m.Flags&wire.FlagDurable != 0 && d.spool == nil {
+		return refuse(errBadRequest, "durable delivery needs a spool, and this node has none configured (spool.dir)")
+	}
 	if m.Group != "" {
 		if err := validGroup(m.Group); err != nil {
 			return refuse(errBadRequest, "%v", err)

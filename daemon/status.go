@@ -50,6 +50,9 @@ func statusOf(err error) (uint8, string) {
 	if err == nil {
 		return wire.StatusOK, ""
 	}
+	if re, ok := err.(*requestError); ok { // every refusal of this package
+		return re.status, re.msg
+	}
 	var re *requestError
 	if errors.As(err, &re) {
 		return re.status, re.msg

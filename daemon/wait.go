@@ -53,7 +53,5 @@ func (d *Daemon) LinkUps(cluster, node string) uint64 {
 	if p == nil {
 		return 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ups
+	return p.linkUps()
 }
