@@ -85,9 +85,9 @@ func (c NodeConfig) Render() string {
 	// Fast detection so that scenarios stay short; reconnect_max bounds the
 	// time from a heal to the next dial.
 	b.WriteString("link:\n  keepalive_interval: 500ms\n  keepalive_timeout: 3s\n  handshake_timeout: 3s\n  reconnect_min: 100ms\n  reconnect_max: 1s\n")
-	// Longer than any outage of the matrix: members (and the buffers for
-	// their node) must outlive every fault.
-	b.WriteString("groups:\n  unreachable_grace: 10m\n")
+	// groups.unreachable_grace keeps its default (30 s): past it a peer is
+	// only reported, so the faults that last longer (partition-long,
+	// flapping) must lose nothing either.
 	fmt.Fprintf(&b, "buffer:\n  max_bytes: %d\n", c.BufferBytes)
 	if c.Spool {
 		b.WriteString("spool:\n  dir: spool\n")

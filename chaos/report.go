@@ -129,7 +129,7 @@ func (rep *Report) Markdown(plots map[string]string) string {
 	fmt.Fprintf(&b, "- Machine: %s\n", rep.Machine)
 	fmt.Fprintf(&b, "- Fault paths: %s\n", rep.Paths)
 	b.WriteString("- Load: 5 flows × 200 msgs/s (buffer-full: 1,000), 256-byte payloads; `buffer.max_bytes` 4 MiB; `local.client_buffer` 8 MiB\n")
-	b.WriteString("  (stuck consumer: 1 MiB); keepalive 500 ms / 3 s; reconnect 100 ms to 1 s; `unreachable_grace` 10 m; spool on both nodes\n")
+	b.WriteString("  (stuck consumer: 1 MiB); keepalive 500 ms / 3 s; reconnect 100 ms to 1 s; `unreachable_grace` 30 s (the default); spool on both nodes\n")
 	b.WriteString("- Memory limit per daemon: its bound (`buffer.max_bytes` + `local.client_buffer`) plus 48 MiB for the binary, the Go\n")
 	b.WriteString("  runtime and GC headroom (an idle daemon is about 19 MiB resident)\n\n")
 	b.WriteString("Verdicts: reliable flows lose, duplicate and reorder nothing in every network fault; durable also through\n")

@@ -46,8 +46,9 @@ type Scenario struct {
 func Scenarios(profile string) []Scenario {
 	hold := 10 * time.Second
 	flap := time.Minute
+	long := 90 * time.Second // past the default groups.unreachable_grace (30 s)
 	if profile == "short" {
-		hold, flap = 4*time.Second, 9*time.Second
+		hold, flap, long = 4*time.Second, 9*time.Second, 35*time.Second
 	}
 	both := impair.Both
 	all := []Scenario{
@@ -64,6 +65,8 @@ func Scenarios(profile string) []Scenario {
 		{Name: "partition-east-to-west", Fault: "one-way partition: east->west dropped", Net: &NetFault{Dir: impair.Forward, Blackhole: true}, Hold: hold},
 		{Name: "partition-west-to-east", Fault: "one-way partition: west->east dropped (acks)", Net: &NetFault{Dir: impair.Backward, Blackhole: true}, Hold: hold},
 		{Name: "blackhole", Fault: "blackhole both ways (no FIN, no RST: half-open)", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Short: true},
+		{Name: "partition-long", Fault: "blackhole both ways for " + long.String() + ", past the default unreachable_grace (30 s), at 40 msgs/s per flow (the buffer does not fill)",
+			Net: &NetFault{Dir: both, Blackhole: true}, Hold: long, Rate: 40, Short: true},
 		{Name: "buffer-full", Fault: "blackhole both ways at 5 × the load (1,000 msgs/s per flow): the 4 MiB buffer fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Rate: 1000},
 		{Name: "flapping", Fault: "link flapping: 2 s up, 1 s down (blackhole), for " + flap.String(), Do: flapping(flap, 2*time.Second, time.Second), Plot: true, Short: true},
 		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, Short: true},
