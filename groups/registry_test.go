@@ -19,7 +19,6 @@ var (
 	sibling = groups.NodeID{Cluster: "c1", Node: "n2"} // same cluster
 	farA    = groups.NodeID{Cluster: "c2", Node: "a"}
 	farB    = groups.NodeID{Cluster: "c3", Node: "b"}
-	t0      = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 )
 
 // recorder collects the deltas published through onChange.
