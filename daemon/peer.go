@@ -100,7 +100,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if n := p.linkUps(); n != ups {
 			ups = n
-			rd.reset() // a link was up (maybe one the peer dialled)
+			rd.linkWasUp() // dialled by either side
 		}
 		if busy, ch := p.busy(); busy {
 			select {
@@ -181,14 +181,12 @@ func newRedial(min, max time.Duration) *redial {
 	return &redial{bo: bo, min: min}
 }
 
-// afterLink is the wait before dialling again once an up link ended.
-func (r *redial) afterLink() time.Duration {
-	r.reset()
-	return fullJitter(r.min)
-}
+// linkWasUp starts the backoff over.
+func (r *redial) linkWasUp() { r.bo.Reset() }
 
-// reset starts the backoff over: a link has been up.
-func (r *redial) reset() { r.bo.Reset() }
+// afterLink is the wait before dialling again once a link this loop
+// dialled ended (the loop calls linkWasUp when it sees the link counted).
+func (r *redial) afterLink() time.Duration { return fullJitter(r.min) }
 
 // afterFailure is the wait before dialling again after a failed dial.
 func (r *redial) afterFailure() time.Duration { return fullJitter(r.bo.NextBackOff()) }

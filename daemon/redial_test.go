@@ -14,6 +14,7 @@ func TestRedialStartsOverAfterALink(t *testing.T) {
 	for range 20 {
 		rd.afterFailure() // the backoff is at its maximum now
 	}
+	rd.linkWasUp()
 	if w := rd.afterLink(); w > lo {
 		t.Fatalf("wait after a link: %v, want at most reconnect_min %v", w, lo)
 	}
