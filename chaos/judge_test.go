@@ -32,7 +32,8 @@ func flowIndex(t *testing.T, tag string) int {
 func TestJudgeRules(t *testing.T) {
 	network := Scenario{Name: "loss"}
 	kill := Scenario{Name: "kill", Kills: true}
-	stuckDrop := Scenario{Name: "stuck", Stuck: true}
+	killSender := Scenario{Name: "kill9-sender", Kills: true, KillsSender: true}
+	stuck := Scenario{Name: "stuck", Stuck: true}
 	stable := Scenario{Name: "baseline", StableLink: true}
 	cases := []struct {
 		name   string
@@ -52,11 +53,23 @@ func TestJudgeRules(t *testing.T) {
 		{name: "durable lost through a kill", sc: kill, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].Lost = 1 }, want: "durable: 1 accepted and lost"},
 		{name: "durable duplicate through a kill", sc: kill, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].Duplicated = 1 }, want: "durable: 1 duplicates"},
 		{name: "durable out of order in a network fault", sc: network, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].OutOfOrder = 1 }, want: "durable: 1 out of order"},
-		{name: "reliable duplicate at a stuck consumer", sc: stuckDrop, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Duplicated = 1 }, want: "reliable: 1 duplicates, 0 out of order"},
-		{name: "stuck consumer: losses beyond the counted drops", sc: stuckDrop, m: map[string]float64{"west:" + mInboxFull: 1},
-			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Lost = 2 }, want: "2 reliable/durable messages lost, only 1 counted"},
-		{name: "TTL flow: more undelivered than the sender expired", sc: network, m: map[string]float64{"east:" + mExpired: 1},
-			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "ttl")].Expired = 2 }, want: "2 undelivered, but the sender counted only 1 expired"},
+		{name: "reliable duplicate at a stuck consumer", sc: stuck, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Duplicated = 1 }, want: "reliable: 1 duplicates"},
+		{name: "reliable lost at a stuck consumer", sc: stuck, m: map[string]float64{"west:" + mInboxFull: 5},
+			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Lost = 2 }, want: "reliable: 2 accepted and lost"},
+		{name: "durable lost at a stuck consumer", sc: stuck, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].Lost = 1 }, want: "durable: 1 accepted and lost"},
+		{name: "reliable out of order at a stuck consumer", sc: stuck, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "relh")].OutOfOrder = 1 }, want: "reliable-high: 1 out of order"},
+		{name: "reliable lost through a kill of the receiver", sc: kill, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "relh")].Lost = 1 }, want: "reliable-high: 1 accepted and lost"},
+		{name: "reliable duplicate through a kill of the receiver", sc: kill, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Duplicated = 1 }, want: "reliable: 1 duplicates"},
+		{name: "reliable lost with the killed sender passes", sc: killSender, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Lost = 3 }},
+		{name: "reliable duplicate through a kill of the sender", sc: killSender, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].Duplicated = 1 }, want: "reliable: 1 duplicates"},
+		{name: "reliable out of order through a kill of the sender", sc: killSender, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].OutOfOrder = 1 }, want: "reliable: 1 out of order"},
+		{name: "durable lost with the killed sender", sc: killSender, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].Lost = 1 }, want: "durable: 1 accepted and lost"},
+		{name: "TTL flow: more undelivered than the nodes expired", sc: network, m: map[string]float64{"east:" + mExpired: 1},
+			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "ttl")].Expired = 2 }, want: "2 undelivered, but the nodes counted only 1 expired"},
+		{name: "TTL flow: expired in the hold count", sc: kill, m: map[string]float64{"east:" + mExpired: 1, "west:" + mExpiredHeld: 1},
+			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "ttl")].Expired = 2 }},
+		{name: "TTL flow: undelivered beyond the count through a kill", sc: kill, m: map[string]float64{"east:" + mExpired: 1},
+			breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "ttl")].Expired = 2 }, want: "2 undelivered, but the nodes counted only 1 expired"},
 		{name: "no send accepted after the heal", sc: network, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "rel")].SentAfterHeal = 0 }, want: "no send accepted after the heal"},
 		{name: "nothing delivered after the heal", sc: network, breaks: func(t *testing.T, r *Result) { r.Flows[flowIndex(t, "dur")].DeliveredAfterHeal = 0 }, want: "nothing sent after the heal was delivered"},
 		{name: "reconnect without a fault", sc: stable, breaks: func(_ *testing.T, r *Result) { r.Reconnects = 1 }, want: "reconnected 1 times"},

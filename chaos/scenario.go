@@ -20,15 +20,17 @@ type Scenario struct {
 	Do    func(ctx context.Context, r *runState) error
 	// SpoolTmpfs puts the sending node's spool on a tmpfs of this size.
 	SpoolTmpfs int64
-	// Kills: a daemon is killed, so only durable must lose nothing (reliable
-	// holds while both daemons live; at-most-once never retransmits).
+	// Kills: a daemon is killed (at-most-once messages in flight are lost).
 	Kills bool
-	// Stuck: the consumer stops reading; losses must be the receiving
-	// daemon's counted inbox drops (local.inbox_full: drop).
+	// KillsSender: the sending daemon is killed, so reliable messages it
+	// held unacknowledged may be lost (durable ones are on disk).
+	KillsSender bool
+	// Stuck: the consumer stops reading for a while (the receiving daemon
+	// holds what its client cannot take: nothing may be lost).
 	Stuck bool
 	// InboxHold sets local.inbox_full: hold (skipped where the daemon does
-	// not have it): a stuck consumer then holds up the lane instead of
-	// dropping, and nothing may be lost.
+	// not have it) instead of the default park: a stuck consumer then
+	// holds up the lane.
 	InboxHold bool
 	// SpoolFull: durable sends may be refused (busy or unavailable) while
 	// the spool's disk is full; nothing accepted may be lost.
@@ -69,9 +71,11 @@ func Scenarios(profile string) []Scenario {
 			Net: &NetFault{Dir: both, Blackhole: true}, Hold: long, Rate: 40, Short: true},
 		{Name: "buffer-full", Fault: "blackhole both ways at 5 × the load (1,000 msgs/s per flow): the 4 MiB buffer fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Rate: 1000},
 		{Name: "flapping", Fault: "link flapping: 2 s up, 1 s down (blackhole), for " + flap.String(), Do: flapping(flap, 2*time.Second, time.Second), Plot: true, Short: true},
-		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, Short: true},
+		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, KillsSender: true, Short: true},
 		{Name: "kill9-receiver", Fault: "kill -9 of the receiving daemon, restart after 2 s (spool)", Do: killRestart("west", 2*time.Second), Kills: true, Short: true},
-		{Name: "stuck-consumer", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: drop, 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, StableLink: true},
+		{Name: "stuck-consumer", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: park (the default), 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, StableLink: true, Short: true},
+		{Name: "kill9-receiver-stuck", Fault: "consumer stopped (SIGSTOP), then the receiving daemon killed (SIGKILL) and restarted after 2 s; the consumer resumes after " + hold.String(),
+			Do: stuckThenKill(hold), Stuck: true, Kills: true},
 		{Name: "stuck-consumer-hold", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: hold, 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, InboxHold: true, StableLink: true},
 		{Name: "spool-disk-full", Fault: "sender's spool on a 384 KiB tmpfs, blackhole until it fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, SpoolTmpfs: 384 << 10, SpoolFull: true},
 	}
@@ -119,6 +123,36 @@ func killRestart(cluster string, down time.Duration) func(ctx context.Context, r
 		r.window(start, time.Now())
 		r.actf("%s killed (SIGKILL) and restarted %.1f s later", n.Name, time.Since(start).Seconds())
 		return nil
+	}
+}
+
+// stuckThenKill stops the consumer, kills the receiving daemon while the
+// consumer is stopped, restarts it after 2 s, and lets the consumer go on
+// at the end of hold.
+func stuckThenKill(hold time.Duration) func(ctx context.Context, r *runState) error {
+	return func(ctx context.Context, r *runState) error {
+		start := time.Now()
+		if err := r.consumer.Pause(true); err != nil {
+			return err
+		}
+		if err := r.pause(ctx, hold/4); err != nil {
+			return err
+		}
+		west := r.node("west")
+		west.Kill9()
+		if err := r.pause(ctx, 2*time.Second); err != nil {
+			return err
+		}
+		if err := west.Start(ctx); err != nil {
+			return err
+		}
+		perr := r.pause(ctx, time.Until(start.Add(hold)))
+		if err := r.consumer.Pause(false); err != nil {
+			return err
+		}
+		r.window(start, time.Now())
+		r.actf("consumer stopped for %.1f s; west killed (SIGKILL) and restarted meanwhile", time.Since(start).Seconds())
+		return perr
 	}
 }
 

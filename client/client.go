@@ -32,17 +32,21 @@ type Options struct {
 	// Token is the shared secret, when the daemon requires one.
 	Token string
 	// InboxBytes bounds the payload bytes waiting in one mailbox for
-	// Receive; past it, deliveries to that mailbox are dropped and counted
-	// (Mailbox.Dropped). Default 64 MiB.
+	// Receive; past it, at-most-once deliveries to that mailbox are dropped
+	// and counted (Mailbox.Dropped). A reliable or durable delivery is
+	// never dropped: the client stops reading from the daemon until
+	// Receive makes room (as HoldWhenFull does), and the daemon holds what
+	// comes meanwhile (local.inbox_full). Default 64 MiB.
 	InboxBytes int
-	// HoldWhenFull makes a full mailbox hold up the connection instead of
-	// dropping: the client stops reading from the daemon until Receive
+	// HoldWhenFull makes a full mailbox hold up the connection for
+	// at-most-once deliveries too, instead of dropping them: the client
+	// stops reading from the daemon until Receive
 	// makes room. With the daemon's local.inbox_full: hold, the messages
 	// then wait in the sending node's buffer, where their backlog shows.
 	// Every mailbox of this client waits meanwhile, and a Call made while
 	// a mailbox is full waits for its reply until that mailbox has room:
 	// give such a client one mailbox, read by a goroutine of its own.
-	// Default false (drop and count).
+	// Default false (at-most-once deliveries are dropped and counted).
 	HoldWhenFull bool
 	// NoReconnect makes the client end (Done, Err) when the connection to
 	// the daemon is lost, instead of reconnecting.
@@ -100,10 +104,14 @@ type Client struct {
 	mmu       sync.Mutex // guards mailboxes
 	mailboxes map[uint64]*Mailbox
 
-	// seen holds, per sending node and durable stream, the highest durable
-	// Seq delivered to this client: a durable message the daemon delivers
-	// again (after its restart) is dropped here. Owned by the reader.
-	seen map[durableKey]uint64
+	// seen remembers the reliable and durable messages delivered to this
+	// client (dedup.go): one the daemon delivers again is dropped here.
+	// Owned by the reader.
+	seen dedup
+	// taken counts the deliveries on the current connection that the
+	// reader dispatched (a batch counts one per message); acked is the
+	// count last confirmed to the daemon (DeliverAck). Owned by the reader.
+	taken, acked uint64
 	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
 	alloc msgAlloc
 
@@ -138,7 +146,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		opts: o, path: path, inboxBytes: o.InboxBytes,
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
 		lists: map[uint64]chan *wire.MembersList{}, watchers: map[uint64]*Watcher{},
-		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}), seen: map[durableKey]uint64{},
+		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}),
 		batchAt: -1,
 	}
 	conn, r, sh, err := c.dial(ctx)
@@ -301,9 +309,11 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 	c.mmu.Lock()
 	c.mailboxes = fresh
 	c.mmu.Unlock()
+	c.taken, c.acked = 0, 0 // a new connection counts from 0
 	for _, d := range held {
 		c.dispatch(d)
 	}
+	c.taken = uint64(len(held))
 	// Watches start again: a Reset, then the current members as Joined.
 	c.pmu.Lock()
 	ws := make([]*Watcher, 0, len(c.watchers))
@@ -347,9 +357,11 @@ func readAnswer(r *wire.Reader, t wire.Type, m wire.Message, held *[]*wire.Deliv
 		case wire.TypeDeliverBatch:
 			var b wire.DeliverBatch
 			if b.DecodeBody(body) == nil {
+				i := 0
 				for p := range b.Payloads.All() {
-					d := b.Deliver(append([]byte(nil), p...))
+					d := b.Deliver(i, append([]byte(nil), p...))
 					*held = append(*held, &d)
+					i++
 				}
 			}
 			continue
@@ -489,8 +501,14 @@ func (c *Client) enqueueNow(appendFrame func([]byte) []byte) error {
 }
 
 func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
+	return c.enqueueFrameBound(appendFrame, now, true)
+}
+
+// enqueueFrameBound is enqueueFrame; without bound, the frame is queued even
+// past maxWriteBuffer (a Sync: Flush is what a caller does after ErrBusy).
+func (c *Client) enqueueFrameBound(appendFrame func([]byte) []byte, now, bound bool) error {
 	c.wmu.Lock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.writableLocked(bound); err != nil {
 		c.wmu.Unlock()
 		return err
 	}
@@ -515,7 +533,7 @@ func (c *Client) enqueueFrame(appendFrame func([]byte) []byte, now bool) error {
 // header to decode and one route per frame.
 func (c *Client) enqueueQuiet(s *wire.Send) error {
 	c.wmu.Lock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.writableLocked(true); err != nil {
 		c.wmu.Unlock()
 		return err
 	}
@@ -535,13 +553,13 @@ func (c *Client) enqueueQuiet(s *wire.Send) error {
 }
 
 // writableLocked answers whether a frame may be queued now.
-func (c *Client) writableLocked() error {
+func (c *Client) writableLocked(bound bool) error {
 	switch {
 	case c.closed:
 		return ErrClosed
 	case !c.up:
 		return fmt.Errorf("%w: reconnecting to the daemon", ErrUnavailable)
-	case len(c.wbuf) > maxWriteBuffer:
+	case bound && len(c.wbuf) > maxWriteBuffer:
 		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("the client's write buffer holds %d bytes the daemon has not read yet", maxWriteBuffer)}
 	}
 	return nil
@@ -600,11 +618,14 @@ func (c *Client) reader(r *wire.Reader) error {
 				continue
 			}
 			c.dispatch(&d)
+			c.taken++
+			c.confirm(r)
 		case wire.TypeDeliverBatch:
 			if db.DecodeBody(body) != nil {
 				continue
 			}
-			c.dispatchBatch(&db)
+			c.taken += uint64(c.dispatchBatch(&db))
+			c.confirm(r)
 		case wire.TypeResult:
 			var res wire.Result
 			if res.DecodeBody(body) != nil {
@@ -650,19 +671,40 @@ func (c *Client) reader(r *wire.Reader) error {
 	}
 }
 
-// dispatch hands a delivery to its mailbox, dropping a durable message this
-// client already got. Called by the reader (or restore, before it runs).
-func (c *Client) dispatch(d *wire.Deliver) {
-	if c.routeReply(d) {
+// confirmEvery is how many deliveries the reader takes at most before it
+// confirms them to the daemon; it confirms sooner when it has read all
+// that arrived.
+const confirmEvery = 256
+
+// confirm tells the daemon, in one small DeliverAck, how many deliveries
+// the reader took, once confirmEvery wait or the reader has nothing more
+// buffered. The daemon acknowledges a reliable message to its sender only
+// then, so this is what lets a crash of the daemon lose nothing.
+func (c *Client) confirm(r *wire.Reader) {
+	if c.taken == c.acked || c.taken-c.acked < confirmEvery && r.Buffered() > 0 {
 		return
 	}
-	if d.Seq != 0 {
-		k := durableKey{d.FromCluster, d.FromNode, d.Stream}
-		if d.Seq <= c.seen[k] {
-			c.duplicates.Add(1)
-			return
-		}
-		c.seen[k] = d.Seq
+	c.acked = c.taken
+	ack := wire.DeliverAck{Count: c.taken}
+	c.wmu.Lock()
+	if c.up && !c.closed { // else the connection is gone, and with it what it confirms
+		c.wbuf = wire.AppendFrame(c.wbuf, &ack)
+		c.batchAt = -1
+	}
+	c.wmu.Unlock()
+	c.wakeWriter()
+}
+
+// dispatch hands a delivery to its mailbox, dropping a reliable or durable
+// message this client already got. Called by the reader (or restore,
+// before it runs).
+func (c *Client) dispatch(d *wire.Deliver) {
+	if c.seen.seen(d) {
+		c.duplicates.Add(1)
+		return
+	}
+	if c.routeReply(d) {
+		return
 	}
 	c.mmu.Lock()
 	mb := c.mailboxes[d.Mailbox]
@@ -672,16 +714,48 @@ func (c *Client) dispatch(d *wire.Deliver) {
 	}
 }
 
-// dispatchBatch hands the plain deliveries of a batch to their mailbox, in
-// order. Called by the reader.
-func (c *Client) dispatchBatch(b *wire.DeliverBatch) {
+// dispatchBatch hands the deliveries of a batch to their mailbox, in
+// order, without those this client already got, and returns how many the
+// batch held. Called by the reader.
+func (c *Client) dispatchBatch(b *wire.DeliverBatch) int {
 	c.mmu.Lock()
 	mb := c.mailboxes[b.Mailbox]
 	c.mmu.Unlock()
-	if mb == nil {
-		return
+	if b.Seq == 0 {
+		if mb != nil {
+			mb.pushBatch(b)
+		}
+		return b.Payloads.Count()
 	}
-	mb.pushBatch(b)
+	set := c.seen.set(&wire.Deliver{FromCluster: b.FromCluster, FromNode: b.FromNode, Stream: b.Stream, Flags: b.Flags})
+	var dups []int // rare: after a restart of the daemon
+	n := 0
+	for rest := b.Payloads; len(rest) > 0; n++ {
+		_, rest = rest.Next()
+		if set.add(b.Seq+uint64(n), b.Floor) {
+			dups = append(dups, n)
+		}
+	}
+	if mb == nil {
+		return n
+	}
+	if len(dups) == 0 {
+		mb.pushBatch(b)
+		return n
+	}
+	c.duplicates.Add(uint64(len(dups)))
+	i := 0
+	for rest := b.Payloads; len(rest) > 0; i++ {
+		var p []byte
+		p, rest = rest.Next()
+		if len(dups) > 0 && dups[0] == i {
+			dups = dups[1:]
+			continue
+		}
+		d := b.Deliver(i, p)
+		mb.push(&d)
+	}
+	return n
 }
 
 // answer completes a request: a waiting call, or an async send.
@@ -726,11 +800,17 @@ func (c *Client) call(ctx context.Context, req uint64, m wire.Message) error {
 
 // callWith is call; now writes the request at once when it can (enqueueNow).
 func (c *Client) callWith(ctx context.Context, req uint64, m wire.Message, now bool) error {
+	return c.callBound(ctx, req, m, now, true)
+}
+
+// callBound is callWith; without bound the request is queued even past
+// the write buffer's bound (see enqueueFrameBound).
+func (c *Client) callBound(ctx context.Context, req uint64, m wire.Message, now, bound bool) error {
 	ch := make(chan error, 1)
 	c.pmu.Lock()
 	c.pending[req] = ch
 	c.pmu.Unlock()
-	if err := c.enqueueFrame(func(b []byte) []byte { return wire.AppendFrame(b, m) }, now); err != nil {
+	if err := c.enqueueFrameBound(func(b []byte) []byte { return wire.AppendFrame(b, m) }, now, bound); err != nil {
 		c.pmu.Lock()
 		delete(c.pending, req)
 		c.pmu.Unlock()
@@ -780,13 +860,8 @@ func (c *Client) newMailbox(id uint64) *Mailbox {
 	return mb
 }
 
-// durableKey names one durable stream: its node and its id.
-type durableKey struct {
-	cluster, node string
-	stream        uint64
-}
-
-// Duplicates returns how many redelivered durable messages this client dropped.
+// Duplicates returns how many redelivered reliable and durable messages
+// this client dropped.
 func (c *Client) Duplicates() uint64 { return c.duplicates.Load() }
 
 var errNoTarget = errors.New("client: send needs a target address or group")

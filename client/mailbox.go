@@ -69,7 +69,7 @@ type Mailbox struct {
 	closed  bool
 	dropped uint64
 	wake    chan struct{} // capacity 1: a message arrived, or the inbox closed
-	room    chan struct{} // capacity 1: Receive took a message, or the inbox closed (hold only)
+	room    chan struct{} // capacity 1: Receive took a message, or the inbox closed
 }
 
 // Addr returns the mailbox's address. It changes when the client
@@ -131,19 +131,21 @@ func (m *Mailbox) Dropped() uint64 {
 // pushBatch is push for each message of a batch, in order, under one
 // lock (released only to wait for room under HoldWhenFull).
 func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
-	added := false
+	added, hold, i := false, m.hold || b.Seq != 0, 0
 	m.mu.Lock()
 	for rest := b.Payloads; len(rest) > 0; {
 		var p []byte
 		p, rest = rest.Next()
-		if m.waitRoomLocked(len(p), added) {
+		if m.waitRoomLocked(len(p), added, hold) {
 			added = false
 		}
-		if m.closed || m.bytes+len(p) > m.max && (!m.hold || m.bytes > 0) {
+		if m.closed || m.bytes+len(p) > m.max && (!hold || m.bytes > 0) {
 			m.dropped++
+			i++
 			continue
 		}
-		d := b.Deliver(p)
+		d := b.Deliver(i, p)
+		i++
 		m.inbox = append(m.inbox, newMessage(&m.c.alloc, &d, m))
 		m.bytes += len(p)
 		added = true
@@ -160,8 +162,8 @@ func (m *Mailbox) pushBatch(b *wire.DeliverBatch) {
 // one message, so a message larger than the bound cannot hold it forever.
 // With wake, it first wakes the receiver, whose reading makes the room; it
 // reports whether it did.
-func (m *Mailbox) waitRoomLocked(size int, wake bool) (woke bool) {
-	for m.hold && !m.closed && m.bytes > 0 && m.bytes+size > m.max {
+func (m *Mailbox) waitRoomLocked(size int, wake, hold bool) (woke bool) {
+	for hold && !m.closed && m.bytes > 0 && m.bytes+size > m.max {
 		m.mu.Unlock()
 		if wake && !woke {
 			m.wakeReceiver()
@@ -189,9 +191,10 @@ func (m *Mailbox) wakeReceiver() {
 
 func (m *Mailbox) push(d *wire.Deliver) {
 	msg := newMessage(&m.c.alloc, d, m)
+	hold := m.hold || d.Seq != 0
 	m.mu.Lock()
-	m.waitRoomLocked(len(msg.Payload), false)
-	if m.closed || m.bytes+len(msg.Payload) > m.max && (!m.hold || m.bytes > 0) {
+	m.waitRoomLocked(len(msg.Payload), false, hold)
+	if m.closed || m.bytes+len(msg.Payload) > m.max && (!hold || m.bytes > 0) {
 		m.dropped++
 		m.mu.Unlock()
 		return
@@ -244,11 +247,9 @@ func (m *Mailbox) Receive(ctx context.Context) (*Message, error) {
 				m.inbox, m.head = m.inbox[:n], 0
 			}
 			m.mu.Unlock()
-			if m.hold {
-				select {
-				case m.room <- struct{}{}:
-				default:
-				}
+			select { // a reader may wait for room (a reliable message, or HoldWhenFull)
+			case m.room <- struct{}{}:
+			default:
 			}
 			return msg, nil
 		}

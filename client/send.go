@@ -239,7 +239,8 @@ func (c *Client) Flush(ctx context.Context) error {
 	// before it, so the failures among them have already arrived.
 	if sent := c.quietSent.Load(); sent > c.quietSynced.Load() {
 		req := c.reqSeq.Add(1)
-		if err := c.call(ctx, req, &wire.Sync{Req: req}); err != nil {
+		// Past the write buffer's bound: Flush is what comes after ErrBusy.
+		if err := c.callBound(ctx, req, &wire.Sync{Req: req}, false, false); err != nil {
 			c.pmu.Lock()
 			if c.asyncErr != nil {
 				err, c.asyncErr = c.asyncErr, nil

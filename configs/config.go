@@ -72,15 +72,30 @@ type Local struct {
 	// to be written to one client. Default 64 MiB; 64 KiB..1 GiB.
 	ClientBuffer int
 	// InboxFull (inbox_full) says what a message from another node meets at
-	// a client whose buffer is full: InboxDrop (the default) drops and
-	// counts it, so a stuck consumer delays nobody else; InboxHold makes
-	// the link's lane wait until the client has room, so the message stays
-	// in the sender's buffer (its backlog grows and shows in status and
-	// alerts) at the cost of holding up that lane for every mailbox on
-	// this node. Messages between local clients are dropped either way:
-	// a sender is never suspended.
+	// a client whose buffer is full. InboxPark (the default): a reliable
+	// message waits in this node's hold (HoldBytes, HoldMessages), in order
+	// behind the others for its mailbox, unacknowledged, so its sender's
+	// buffer keeps it; messages for other mailboxes go on. A durable
+	// message makes the durable lane wait for room; an at-most-once one is
+	// dropped and counted. InboxHold makes every lane wait until the
+	// client has room, holding up the lane for every mailbox on this node.
+	// InboxDrop drops and counts every kind. Messages between local
+	// clients are dropped either way: a sender is never suspended.
 	InboxFull string
+	// HoldBytes (hold_bytes) and HoldMessages (hold_messages) bound the
+	// messages waiting on this node: for room at their client
+	// (inbox_full: park), or for a member of their group to join (after a
+	// restart of this node). Past either, the link lane that brings more
+	// waits until there is room. Defaults 64 MiB and 100,000.
+	HoldBytes    int
+	HoldMessages int
 }
+
+// Defaults of local.hold_bytes and local.hold_messages.
+const (
+	DefaultHoldBytes    = 64 << 20
+	DefaultHoldMessages = 100_000
+)
 
 // DefaultMaxClients is the default local.max_clients.
 const DefaultMaxClients = 1024
@@ -90,6 +105,7 @@ const DefaultClientBuffer = 64 << 20
 
 // local.inbox_full values.
 const (
+	InboxPark = "park"
 	InboxDrop = "drop"
 	InboxHold = "hold"
 )
@@ -224,7 +240,7 @@ func Default() *Config {
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
-		Local:  Local{MaxClients: DefaultMaxClients, ClientBuffer: DefaultClientBuffer, InboxFull: InboxDrop},
+		Local:  Local{MaxClients: DefaultMaxClients, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }

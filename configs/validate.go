@@ -45,7 +45,9 @@ func (c *Config) fillZero() {
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
 	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
-	setIfZero(&c.Local.InboxFull, InboxDrop)
+	setIfZero(&c.Local.InboxFull, InboxPark)
+	setIfZero(&c.Local.HoldBytes, DefaultHoldBytes)
+	setIfZero(&c.Local.HoldMessages, DefaultHoldMessages)
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
 	for i := range c.Peers {
@@ -116,7 +118,13 @@ func (r *reporter) check(c *Config) {
 	if b := c.Local.ClientBuffer; b < 64<<10 || b > 1<<30 {
 		r.keyf("local.client_buffer", "must be between 64KiB and 1GiB, got %d bytes", b)
 	}
-	r.checkEnum("local.inbox_full", c.Local.InboxFull, InboxDrop, InboxHold)
+	r.checkEnum("local.inbox_full", c.Local.InboxFull, InboxPark, InboxDrop, InboxHold)
+	if b := c.Local.HoldBytes; b < 1<<20 || b > 16<<30 {
+		r.keyf("local.hold_bytes", "must be between 1MiB and 16GiB, got %d bytes", b)
+	}
+	if n := c.Local.HoldMessages; n < 1000 || n > 100_000_000 {
+		r.keyf("local.hold_messages", "must be between 1000 and 100000000, got %d", n)
+	}
 	r.checkAddr("admin.listen", c.Admin.Listen, true)
 	if a := c.Admin.Listen; a != "" && c.Admin.Token == "" && !loopback(a) {
 		r.keyf("admin.listen", "%s is not a loopback address: set admin.token, or listen on 127.0.0.1 or [::1]", a)

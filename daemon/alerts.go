@@ -48,6 +48,12 @@ func (d *Daemon) checkUnreachable(p *peer, now time.Time) {
 			"peer", p.nodeName(), "down_since", st.since, "queued_messages", q.Messages, "queued_bytes", q.Bytes)
 	}
 	p.pastGrace.Store(down)
+	// A restarted peer's previous members stop being candidates once its
+	// link has been up for the grace: its services had that long to rejoin.
+	if st.state == StateUp && now.Sub(st.since) >= d.cfg.Groups.UnreachableGrace && d.groups.Rejoining(groupsID(p.id)) > 0 {
+		d.groups.EndRejoin(groupsID(p.id))
+		d.log.Info("restarted peer's previous members no longer routed to: the grace for its services to rejoin is over", "peer", p.nodeName())
+	}
 }
 
 // checkBacklog updates p's alert from its current figures; called once a

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/impair"
@@ -88,9 +89,11 @@ func TestFullBufferAnswersBusyAndIsolates(t *testing.T) {
 }
 
 // A client that stops reading its socket does not delay delivery to other
-// mailboxes on its node; what cannot be held for it is dropped and counted.
+// mailboxes on its node, and loses nothing: what its client cannot take
+// waits in the node's hold (local.inbox_full: park), unacknowledged, and
+// reaches it in order once it reads again.
 func TestStuckConsumerIsolated(t *testing.T) {
-	east, west := pair(t, "mem")
+	east, west := pairWith(t, "mem", func(_, west *node) { west.cfg.Local.ClientBuffer = 256 << 10 })
 	// The stuck client: opens a mailbox, joins, then never reads.
 	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 1 << 20})
 	if err != nil {
@@ -127,10 +130,31 @@ func TestStuckConsumerIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	receiveSeq(t, good, 100, 10*time.Second)
-	// Nobody read the stuck mailbox: its inbox held 1 MiB, the rest was
-	// dropped and counted.
-	if d := smb.Dropped(); d == 0 {
-		t.Fatal("no drop counted for the stuck mailbox's full inbox")
+	// Nobody read the stuck mailbox: its inbox took 1 MiB, its client's
+	// buffer at the daemon (1 MiB in this test) the next, and the rest
+	// waits in west's hold, unacknowledged; nothing was dropped.
+	if n := testutil.ToFloat64(west.d.metrics.held); n == 0 {
+		t.Fatal("nothing held for the stuck mailbox")
+	}
+	ctx := ctxT(t, 30*time.Second)
+	for i := range 1000 {
+		if _, err := smb.Receive(ctx); err != nil {
+			t.Fatalf("stuck mailbox, message %d of 1000: %v", i, err)
+		}
+	}
+	if d := smb.Dropped(); d != 0 {
+		t.Fatalf("the stuck mailbox's client dropped %d reliable messages", d)
+	}
+	if n := testutil.ToFloat64(west.d.metrics.dropped.WithLabelValues("inbox_full")); n != 0 {
+		t.Fatalf("west dropped %v reliable messages at a full inbox", n)
+	}
+	// Every message confirmed: east's buffer to west empties.
+	for ctx := ctxT(t, 10*time.Second); east.d.peer("west", "west-1").queue.Stats().Messages != 0; {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("east still holds %d messages for west", east.d.peer("west", "west-1").queue.Stats().Messages)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

@@ -148,30 +148,34 @@ func (c *localClient) answer(req uint64, err error) {
 	c.reply(&wire.Result{Req: req, Status: st, Message: msg})
 }
 
-// deliver queues a Deliver for the client; false if its buffer is full.
-// written, if not nil, runs once the frame is written to the connection.
 // deliver queues m for the client; it is false if the client is gone, or if
-// its buffer is over local.client_buffer and force is not set. force is for
-// a caller that waited for room first (waitRoom): the buffer may then pass
-// its bound by a message per waiting link lane, and never by more than the
-// bound again (past that, even a forced delivery is dropped and counted).
+// its pending bytes (queued, or written and not confirmed) are over
+// local.client_buffer and force is not set. force is for a caller that
+// waited for room first (waitRoom): the buffer may then pass its bound by
+// a message per waiting link lane, and never by more than the bound again
+// (past that, even a forced delivery is refused).
+//
+// written, if not nil, runs once the frame is written to the connection;
+// ref, if not nil, is marked done once the client confirms the delivery.
 //
 // now says the caller has nothing more to deliver for the moment (the end
 // of what its link stream had buffered): the frame, and whatever is queued
 // with it, is then written at once if the socket takes it without
 // blocking and the writer is idle. Otherwise the writer is woken, and
 // takes the frames of a burst together.
-func (c *localClient) deliver(m *wire.Deliver, written func(), force, now bool) bool {
+func (c *localClient) deliver(m *wire.Deliver, written func(), ref *confirmRef, force, now bool) bool {
 	limit := c.d.cfg.Local.ClientBuffer
 	if force {
 		limit *= 2
 	}
 	c.omu.Lock()
-	if c.closed || c.out.n > limit {
+	if c.closed || c.pendingLocked() > limit {
 		c.omu.Unlock()
 		return false
 	}
+	before := c.appended
 	c.appended += uint64(c.out.appendDeliver(m)) // not appendLocked: m stays off the heap
+	c.trackLocked(ref, before)
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
 	}
@@ -183,11 +187,11 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), force, now bool) 
 	return true
 }
 
-// waitRoom waits until the client's buffer is within local.client_buffer,
+// waitRoom waits until the client's pending bytes are within local.client_buffer,
 // or the client is gone. It is false if ctx ended first.
 func (c *localClient) waitRoom(ctx context.Context) bool {
 	c.omu.Lock()
-	for !c.closed && c.out.n > c.d.cfg.Local.ClientBuffer {
+	for !c.closed && c.pendingLocked() > c.d.cfg.Local.ClientBuffer {
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}

@@ -57,6 +57,7 @@ type Daemon struct {
 	pins        *auth.PinSet
 	transports  map[string]transport.Transport
 	groups      *groups.Registry
+	hold        *hold // messages waiting on this node (hold.go)
 	metrics     *metrics
 	local       *localServer
 	admin       *adminServer
@@ -156,6 +157,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.admit.rate, d.admit.burst = rate.Limit(c.Link.HandshakeRate), c.Link.HandshakeBurst
 	d.metrics = newMetrics(d)
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
+	d.hold = newHold(d)
 
 	d.transports = opts.Transports
 	if d.transports == nil {
@@ -256,6 +258,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.startPeer(p)
 	}
 	d.wg.Go(d.janitor)
+	d.wg.Go(func() { d.hold.run(d.ctx) })
 	d.log.Info("started", "incarnation", fmt.Sprintf("%016x", d.incarnation),
 		"quic", d.ListenAddr("quic"), "tcp", d.ListenAddr("tcp"), "socket", d.cfg.Local.Socket,
 		"public_key", auth.FormatPublicKey(d.id.Public()))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/internal/wire"
 )
@@ -36,13 +37,18 @@ func (d *Daemon) removeMailbox(id uint64) {
 	d.groups.RemoveMailbox(id)
 }
 
-// deliverRemote hands a message received on a link to its mailbox.
-// A message is acknowledged to the sender whatever happens here: a missing
-// mailbox or a full inbox is counted, not retried.
+// deliverRemote hands a message received on a link to its mailbox. stream
+// is the sender's incarnation (reliable) or durable stream id, floor the
+// lane's floor (acceptDelivery).
+//
+// handled (durable) runs once the message is written to its client or
+// dropped; ref (reliable) is marked done once the client confirms it. It
+// returns false if the message was dropped (counted): then the caller marks
+// ref done, once it no longer holds the peer's recvMu.
 //
 // Under local.inbox_full: hold the caller has waited for room (holdForRoom),
 // so the message is not dropped for a full buffer.
-func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, handled func(), now bool, mc *mailboxCache) {
+func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.Data, handled func(), ref *confirmRef, now bool, mc *mailboxCache) bool {
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
@@ -50,14 +56,21 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 		if handled != nil {
 			handled()
 		}
-		return
+		return false
 	}
 	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload,
 		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}
-	if m.Flags&wire.FlagDurable != 0 {
-		dm.Stream, dm.Seq = stream, m.Seq
+	if m.Seq != 0 {
+		dm.Stream, dm.Seq, dm.Floor = stream, m.Seq, floor
+		switch {
+		case m.Flags&wire.FlagDurable != 0:
+			dm.Flags |= wire.FlagDurable
+		case ref != nil && ref.lane == buffer.LaneHigh:
+			dm.Flags |= wire.FlagHigh
+		}
 	}
-	d.deliverLocal(dm, handled, d.cfg.Local.InboxFull == configs.InboxHold, now, mc)
+	ok, _ := d.deliverLocal(dm, handled, ref, d.cfg.Local.InboxFull == configs.InboxHold, now, mc)
+	return ok
 }
 
 // deliverLocal hands a message to a local mailbox: found is false if there
@@ -68,15 +81,18 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream uint64, m *wire.Data, ha
 //
 // handled, if not nil, runs once the message is dealt with: written to its
 // client's connection, or dropped (counted). It is never run for a message
-// queued to a client whose connection ends before the write.
+// queued to a client whose connection ends before the write. ref, if not
+// nil, is done once the client confirms the message; if the message is
+// dropped, marking it done is the caller's.
 //
 // force skips the client's buffer bound (see localClient.deliver). mc, if
 // not nil, is the caller's mailbox cache.
-func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool, mc *mailboxCache) (ok, found bool) {
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), ref *confirmRef, force, now bool, mc *mailboxCache) (ok, found bool) {
 	mb := d.localMailbox(m.Mailbox, m.Group, mc)
-	if mb != nil && mb.id != m.Mailbox {
-		m.Mailbox = mb.id
-		d.metrics.rerouted.Inc()
+	if ref != nil {
+		if held, found := d.holdIfWaiting(m, ref, mb); held {
+			return true, found
+		}
 	}
 	if mb == nil {
 		d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
@@ -85,7 +101,15 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool, 
 		}
 		return false, false
 	}
-	if !mb.c.deliver(m, handled, force, now) {
+	if mb.id != m.Mailbox {
+		m.Mailbox = mb.id
+		d.metrics.rerouted.Inc()
+	}
+	if !mb.c.deliver(m, handled, ref, force, now) {
+		if ref != nil && d.cfg.Local.InboxFull == configs.InboxPark {
+			d.hold.park(holdKey{mailbox: mb.id}, m, *ref)
+			return true, true
+		}
 		mb.dropped.Add(1)
 		d.metrics.dropped.WithLabelValues("inbox_full").Inc()
 		if handled != nil {
@@ -96,6 +120,29 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), force, now bool, 
 	mb.delivered.Add(1)
 	d.metrics.delivered.Inc()
 	return true, true
+}
+
+// holdIfWaiting puts a reliable message from another node in the hold
+// (hold.go) if it must wait: its group has no member on this node yet, or
+// messages are held for its group or mailbox (it queues behind them). mb
+// is the mailbox it would go to (nil: none). held reports whether it went
+// in the hold, found whether its destination exists.
+func (d *Daemon) holdIfWaiting(m *wire.Deliver, ref *confirmRef, mb *mailbox) (held, found bool) {
+	switch {
+	case mb == nil && m.Group == "":
+		return false, false // an address whose mailbox is gone: undeliverable
+	case mb == nil:
+		d.hold.park(holdKey{group: m.Group}, m, *ref)
+		return true, false
+	case mb.id != m.Mailbox && d.hold.waiting(holdKey{group: m.Group}):
+		d.hold.park(holdKey{group: m.Group}, m, *ref)
+		return true, true
+	case d.hold.waiting(holdKey{mailbox: mb.id}):
+		m.Mailbox = mb.id
+		d.hold.park(holdKey{mailbox: mb.id}, m, *ref)
+		return true, true
+	}
+	return false, true
 }
 
 // localMailbox returns the mailbox a message to mailbox id, sent to group,
@@ -121,12 +168,21 @@ func (d *Daemon) localMailbox(id uint64, group string, mc *mailboxCache) *mailbo
 	return mb
 }
 
-// holdForRoom, under local.inbox_full: hold, waits until the client of the
-// message's mailbox has room in its buffer. It is false if ctx (the link)
-// ended first: the message was not delivered, and the link's resume will
-// bring it again. mc is as for localMailbox.
-func (d *Daemon) holdForRoom(ctx context.Context, m *wire.Data, mc *mailboxCache) bool {
-	if d.cfg.Local.InboxFull != configs.InboxHold {
+// holdForRoom waits until the client of the message's mailbox has room in
+// its buffer, under local.inbox_full: hold, and for the durable lane under
+// park too; under park, a reliable lane waits instead while the node's
+// hold is full. It is false if ctx (the link) ended first: the message was
+// not delivered, and the link's resume will bring it again. mc is as for
+// localMailbox.
+func (d *Daemon) holdForRoom(ctx context.Context, lane int, m *wire.Data, mc *mailboxCache) bool {
+	switch mode := d.cfg.Local.InboxFull; {
+	case mode == configs.InboxPark && lane != buffer.LaneDurable:
+		if m.Seq != 0 && d.hold.full() {
+			d.metrics.holdFullWaits.Inc()
+			return d.hold.waitRoom(ctx)
+		}
+		return true
+	case mode == configs.InboxDrop:
 		return true
 	}
 	// A message rerouted to another local member (deliverLocal) waits for

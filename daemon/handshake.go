@@ -304,14 +304,17 @@ func (p *peer) resume(delivered []uint64) {
 	}
 }
 
-// deliveredFor returns, per lane, the highest Seq delivered from the peer's
-// incarnation inc and durable stream dur: what the peer may stop resending.
+// deliveredFor returns, per lane, the highest Seq of the peer's incarnation
+// inc and durable stream dur up to which every message is done here: what
+// the peer may stop resending.
 func (p *peer) deliveredFor(inc, dur uint64) []uint64 {
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
 	out := make([]uint64, buffer.NumLanes)
 	if inc == p.recvInc {
-		copy(out, p.delivered[:])
+		for lane := range p.recv {
+			out[lane] = p.recv[lane].resumeFrom()
+		}
 	}
 	if dur != 0 {
 		out[buffer.LaneDurable] = p.recvDurable[dur]

@@ -196,8 +196,14 @@ func subscribe(t testing.TB, n *node, group string, waitOn ...*node) *client.Mai
 // receiveSeq reads n messages "0".."n-1" and checks exactly-once, in order.
 func receiveSeq(t testing.TB, mb *client.Mailbox, n int, timeout time.Duration) {
 	t.Helper()
+	receiveSeqFrom(t, mb, 0, n, timeout)
+}
+
+// receiveSeqFrom is receiveSeq for the payloads from, ..., n-1.
+func receiveSeqFrom(t testing.TB, mb *client.Mailbox, from, n int, timeout time.Duration) {
+	t.Helper()
 	ctx := ctxT(t, timeout)
-	for i := 0; i < n; i++ {
+	for i := from; i < n; i++ {
 		m, err := mb.Receive(ctx)
 		if err != nil {
 			t.Fatalf("after %d of %d messages: %v", i, n, err)

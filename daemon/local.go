@@ -59,7 +59,7 @@ type localClient struct {
 	// writer.
 	raw syscall.RawConn // the connection's, for writes that must not block; nil if it has none
 
-	omu      sync.Mutex // guards out, writing, closed, appended, written, waiters, room
+	omu      sync.Mutex // guards out, writing, closed, appended, written, waiters, room, and the confirmations below
 	out      outBuf
 	writing  bool // the writer goroutine is writing chunks it took from out
 	closed   bool
@@ -69,6 +69,12 @@ type localClient struct {
 	room     chan struct{} // closed by the writer after a write; nil until someone waits for room
 	owake    chan struct{} // capacity 1
 	done     chan struct{} // closed when the client ends
+
+	// Confirmations (confirm.go), guarded by omu.
+	delivs      uint64           // deliveries queued on the connection
+	confirms    []pendingConfirm // reliable deliveries not yet confirmed, in order
+	confirmedAt uint64           // byte offset up to which nothing waits for confirmation
+	done1       []pendingConfirm // the reader's scratch for onDeliverAck
 }
 
 func startLocal(d *Daemon, path string) (*localServer, error) {
@@ -190,6 +196,7 @@ func (c *localClient) serve() {
 		for id := range c.mailboxes {
 			c.d.removeMailbox(id)
 		}
+		c.loseConfirms()
 	}()
 	for frames := 0; ; frames++ {
 		waited := r.Buffered() == 0
@@ -224,6 +231,13 @@ func (c *localClient) handle(t wire.Type, body []byte) error {
 		}
 		c.handleSend(&c.send)
 		return nil
+	}
+	if t == wire.TypeDeliverAck {
+		var a wire.DeliverAck
+		if err := a.DecodeBody(body); err != nil {
+			return err
+		}
+		return c.onDeliverAck(a.Count)
 	}
 	if t == wire.TypeSendBatch { // the hot path of a stream of quiet sends
 		if err := c.batch.DecodeBody(body); err != nil {

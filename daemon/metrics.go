@@ -20,6 +20,9 @@ type metrics struct {
 	dropped          *prometheus.CounterVec
 	busy             prometheus.Counter
 	rerouted         prometheus.Counter
+	unconfirmed      prometheus.Counter
+	held             prometheus.Gauge
+	holdFullWaits    prometheus.Counter
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
 	localRejects     prometheus.Counter
@@ -51,6 +54,12 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
 			Help: "Sends answered busy because the destination buffer was full."}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_messages_held",
+			Help: "Reliable messages from other nodes waiting on this node for room at their client or for a member of their group."}),
+		holdFullWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_hold_full_waits_total",
+			Help: "Times a link lane waited because the node's hold was full (local.hold_bytes, local.hold_messages)."}),
+		unconfirmed: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_unconfirmed_total",
+			Help: "Reliable messages whose local client went away before confirming them (their senders resend them)."}),
 		rerouted: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_rerouted_total",
 			Help: "Group messages whose mailbox was gone, delivered to another local member of the group."}),
 		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_spool_errors_total",
@@ -61,7 +70,7 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Local clients rejected: a bad token, or too many clients."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
-		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.spoolErrors, m.localClients, m.localRejects,
+		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -23,6 +23,7 @@ type outBuf struct {
 	// none: a plain delivery with its header extends it.
 	batchAt int
 	batch   wire.DeliverBatch // that frame's header
+	batchN  int               // and its number of payloads
 }
 
 // outChunk is the size of an outBuf chunk; a frame larger than what is left
@@ -72,10 +73,11 @@ func (o *outBuf) appendDeliver(m *wire.Deliver) int {
 	need := len(m.Payload) + binary.MaxVarintLen64
 	if k := len(o.chunks); k > 0 && o.batchAt >= 0 {
 		last := o.chunks[k-1]
-		if cap(last)-len(last) >= need && len(last)-o.batchAt < wire.MaxBatchBody && o.batch.SameHeader(m) {
+		if cap(last)-len(last) >= need && len(last)-o.batchAt < wire.MaxBatchBody && o.batch.SameHeader(m, o.batchN) {
 			b := wire.AppendBatchPayload(last, o.batchAt, m.Payload)
 			o.chunks[k-1] = b
 			o.n += len(b) - len(last)
+			o.batchN++
 			return len(b) - len(last)
 		}
 	}
@@ -87,6 +89,7 @@ func (o *outBuf) appendDeliver(m *wire.Deliver) int {
 	o.chunks[len(o.chunks)-1] = b
 	o.n += len(b) - n
 	o.batchAt = n
+	o.batchN = 1
 	return len(b) - n
 }
 

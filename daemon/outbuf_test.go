@@ -85,8 +85,16 @@ func TestOutBufDeliverBatches(t *testing.T) {
 		}
 	}
 	batches := 0
+	seq := uint64(0)
 	for i := range 5000 {
 		d := wire.Deliver{Mailbox: uint64(i / 700), FromCluster: "c", FromNode: "n", From: 3, Group: "g", Payload: bytes.Repeat([]byte{byte(i)}, i%200)}
+		if i >= 2000 && i < 4000 { // reliable: consecutive Seqs batch, a gap starts a batch
+			seq++
+			if i%53 == 0 {
+				seq++
+			}
+			d.Stream, d.Seq, d.Floor, d.Flags = 9, seq, seq/2, wire.FlagHigh
+		}
 		switch {
 		case i%97 == 0:
 			d.Corr = 5 // a request: alone
@@ -132,8 +140,10 @@ func TestOutBufDeliverBatches(t *testing.T) {
 			got = append(got, *m)
 		case *wire.DeliverBatch:
 			batches++
+			i := 0
 			for p := range m.Payloads.All() {
-				got = append(got, m.Deliver(bytes.Clone(p)))
+				got = append(got, m.Deliver(i, bytes.Clone(p)))
+				i++
 			}
 		case *wire.Result:
 			got = append(got, wire.Deliver{Corr: ^uint64(0), Mailbox: m.Req})
@@ -144,6 +154,10 @@ func TestOutBufDeliverBatches(t *testing.T) {
 	}
 	for i := range want {
 		w, g := want[i], got[i]
+		if g.Seq != w.Seq || g.Stream != w.Stream || g.Flags != w.Flags || g.Floor > w.Floor {
+			t.Fatalf("delivery %d: got stream %d seq %d flags %x floor %d; want stream %d seq %d flags %x floor <= %d",
+				i, g.Stream, g.Seq, g.Flags, g.Floor, w.Stream, w.Seq, w.Flags, w.Floor)
+		}
 		if g.Mailbox != w.Mailbox || g.Group != w.Group || g.Corr != w.Corr || g.From != w.From || !bytes.Equal(g.Payload, w.Payload) {
 			t.Fatalf("delivery %d: got mailbox %d group %q corr %d, %d bytes; want mailbox %d group %q corr %d, %d bytes",
 				i, g.Mailbox, g.Group, g.Corr, len(g.Payload), w.Mailbox, w.Group, w.Corr, len(w.Payload))

@@ -66,7 +66,7 @@ type peer struct {
 
 	recvMu      sync.Mutex        // guards the receive positions below
 	recvInc     uint64            // incarnation of the peer the reliable positions belong to
-	delivered   [2]uint64         // lanes normal and high: highest Seq delivered from recvInc
+	recv        [2]recvLane       // lanes normal and high: what was received from recvInc
 	recvDurable map[uint64]uint64 // durable lane: highest Seq delivered, per durable stream id of the peer
 }
 

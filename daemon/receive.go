@@ -146,7 +146,7 @@ func (l *link) onData(lane int, m *wire.Data, last bool, mc *mailboxCache) bool 
 	// moves) until the mailbox's client has room; meanwhile this lane
 	// is not read, so the message and those behind it stay in the
 	// sender's buffer.
-	if !d.holdForRoom(l.ctx, m, mc) {
+	if !d.holdForRoom(l.ctx, lane, m, mc) {
 		return false
 	}
 	// A durable message is acknowledged only once it is written to its
@@ -154,46 +154,62 @@ func (l *link) onData(lane int, m *wire.Data, last bool, mc *mailboxCache) bool 
 	// this daemon between the two cannot lose it (the client drops the
 	// redelivery that may follow).
 	var handled func()
-	if lane == buffer.LaneDurable && m.Seq != 0 {
-		seq, key := m.Seq, spool.RecvKey{Peer: l.p.nodeName(), Stream: stream}
-		handled = func() {
-			if d.spool == nil {
-				l.ackLater(lane, seq)
-				return
-			}
-			d.spool.SetReceived(key, seq, func(err error) {
-				if err == nil {
-					l.ackLater(lane, seq)
-				}
-			})
-		}
+	var ref *confirmRef
+	switch {
+	case m.Seq == 0: // at-most-once
+	case lane == buffer.LaneDurable:
+		handled = l.durableHandled(stream, m.Seq)
+	default:
+		// Done, and acknowledged, once the client confirms it.
+		ref = &confirmRef{p: l.p, inc: stream, lane: uint8(lane), seq: m.Seq}
 	}
-	dup := !l.p.acceptDelivery(stream, lane, m.Seq, func() {
-		d.deliverRemote(l.p.id, stream, m, handled, last, mc)
+	dropped := false
+	dup := !l.p.acceptDelivery(stream, lane, m.Seq, func(floor uint64) {
+		dropped = !d.deliverRemote(l.p.id, stream, floor, m, handled, ref, last, mc)
 	})
+	if dropped && ref != nil { // dealt with here (counted): done
+		l.p.completeOne(ref.inc, lane, ref.seq)
+	}
 	if dup {
 		// Already delivered: its own delivery acks it (or, if that was
 		// in an earlier run, the resume position told the sender).
 		d.metrics.duplicates.Inc()
 		l.p.duplicates.Add(1)
-		return true
-	}
-	if m.Seq != 0 && handled == nil {
-		l.ackLater(lane, m.Seq)
 	}
 	return true
 }
 
-// acceptDelivery checks a received sequence number against the delivered
-// position of the lane and advances it; false means a duplicate. stream is
-// the sender's incarnation (normal and high lanes) or its durable stream id
-// (durable lane). deliver runs under the lock so that two links racing
-// during a replacement cannot reorder deliveries.
-func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func()) bool {
+// durableHandled returns what runs once a durable message is written to
+// its client's connection: its position is written to disk, then it is
+// acknowledged. A kill -9 of this daemon between the two cannot lose it
+// (the client drops the redelivery that may follow).
+func (l *link) durableHandled(stream, seq uint64) func() {
+	d := l.p.d
+	key := spool.RecvKey{Peer: l.p.nodeName(), Stream: stream}
+	return func() {
+		if d.spool == nil {
+			l.ackLater(buffer.LaneDurable, seq)
+			return
+		}
+		d.spool.SetReceived(key, seq, func(err error) {
+			if err == nil {
+				l.ackLater(buffer.LaneDurable, seq)
+			}
+		})
+	}
+}
+
+// acceptDelivery checks a received sequence number against what was
+// received on the lane (recvlane.go, for the reliable lanes) and records
+// it; false means a duplicate. stream is the sender's incarnation (normal
+// and high lanes) or its durable stream id (durable lane). deliver, given
+// the lane's floor (every Seq up to it is done), runs under the lock so
+// that two links racing during a replacement cannot reorder deliveries.
+func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func(floor uint64)) bool {
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
 	if seq == 0 { // at-most-once
-		deliver()
+		deliver(0)
 		return true
 	}
 	if lane == buffer.LaneDurable {
@@ -201,17 +217,16 @@ func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func(
 			return false
 		}
 		p.recvDurable[stream] = seq
-		deliver()
+		deliver(seq - 1) // the durable lane delivers in order
 		return true
 	}
 	if stream != p.recvInc {
 		p.recvInc = stream
-		p.delivered = [2]uint64{}
+		p.recv = [2]recvLane{}
 	}
-	if seq <= p.delivered[lane] {
+	if !p.recv[lane].accept(seq) {
 		return false
 	}
-	p.delivered[lane] = seq
-	deliver()
+	deliver(p.recv[lane].base)
 	return true
 }

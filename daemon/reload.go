@@ -128,7 +128,10 @@ func (d *Daemon) addPeer(pc configs.Peer, prev *peer) {
 		prev.queue.SetLimits(queueLimits(pc))
 		p = newPeer(d, id, pc, d.transports[pc.Transport], prev.queue)
 		prev.recvMu.Lock()
-		p.recvInc, p.delivered, p.recvDurable = prev.recvInc, prev.delivered, maps.Clone(prev.recvDurable)
+		p.recvInc, p.recvDurable = prev.recvInc, maps.Clone(prev.recvDurable)
+		for lane := range p.recv {
+			p.recv[lane] = prev.recv[lane].clone()
+		}
 		prev.recvMu.Unlock()
 		prev.durMu.Lock()
 		p.durNext = prev.durNext

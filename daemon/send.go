@@ -191,7 +191,7 @@ func (d *Daemon) isLocal(t groups.Member) bool {
 // sendLocal delivers m to mailbox t of this node.
 func (d *Daemon) sendLocal(m *wire.Send, t groups.Member) error {
 	ok, found := d.deliverLocal(&wire.Deliver{Mailbox: t.Mailbox, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, false, false, nil)
+		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, nil, false, false, nil)
 	switch {
 	case !found:
 		return refuse(errNoMailbox, "no mailbox %d on %s/%s", t.Mailbox, t.Cluster, t.Node)

@@ -90,6 +90,7 @@ type view struct {
 	claims      map[string]map[uint64]Claim // group -> mailbox -> claim (partitioned groups)
 	reachable   bool
 	rtt         time.Duration
+	rejoin      rejoining // the previous incarnation's members, while they rejoin (rejoin.go)
 }
 
 // Registry is one node's membership table. Safe for concurrent use.
@@ -288,7 +289,8 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 		return fmt.Errorf("%w: snapshot of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
 	}
 	v := &view{incarnation: incarnation, version: version, members: map[string]map[uint64]int{}, claims: map[string]map[uint64]Claim{}, reachable: true}
-	if old := r.views[peer]; old != nil {
+	old := r.views[peer]
+	if old != nil {
 		v.rtt = old.rtt
 	}
 	for _, e := range entries {
@@ -308,7 +310,16 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 			v.claims[e.Group][e.Mailbox] = e.Claim
 		}
 	}
-	r.emitViewDiffLocked(peer, r.views[peer], v)
+	switch {
+	case old != nil && incarnation > old.incarnation:
+		carryRejoining(old, v)
+	case old != nil: // the same incarnation again (a new link)
+		v.rejoin = old.rejoin
+		for g := range v.members {
+			v.rejoined(g)
+		}
+	}
+	r.emitViewDiffLocked(peer, old, v)
 	r.views[peer] = v
 	r.signalLocked()
 	return nil
@@ -345,6 +356,7 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 			v.members[d.Group] = m
 		}
 		m[d.Mailbox]++
+		v.rejoined(d.Group)
 		r.emitLocked(OpJoin, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: m[d.Mailbox], Reachable: v.reachable})
 		if d.Claim.N > 0 {
 			if v.claims[d.Group] == nil {
@@ -569,6 +581,9 @@ func (r *Registry) closestSetLocked(group string) []Member {
 		for mb, c := range ms {
 			best = append(best, Member{Cluster: id.Cluster, Node: id.Node, Mailbox: mb, Count: c, Reachable: v.reachable})
 		}
+	}
+	if len(best) == 0 {
+		return r.rejoiningSetLocked(group)
 	}
 	return best
 }

@@ -71,6 +71,9 @@ func (r *Registry) candidatesLocked(group string) []candidate {
 				rtt: v.rtt, claim: v.claims[group][mb]})
 		}
 	}
+	if len(out) == 0 {
+		out = r.rejoiningCandidatesLocked(group)
+	}
 	// A stable order, so that round-robin and ties are the same everywhere.
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]

@@ -158,15 +158,20 @@ func (d *decoder) batch() Batch {
 }
 
 // DeliverBatch is a run of plain deliveries to one mailbox from one sender
-// and group: no Corr, Flags, TTL, Stream or Seq (a request, a reply, a
+// and group, with the same Flags (none, or FlagHigh) and Stream, and
+// consecutive Seqs (or all 0): no Corr or TTL (a request, a reply, a
 // message with a TTL or a durable one goes alone, in a Deliver). The client
-// handles it exactly as that many Delivers, in order.
+// handles it exactly as that many Delivers, in order, with Seq, Seq+1, ...
 type DeliverBatch struct {
 	Mailbox     uint64
 	FromCluster string
 	FromNode    string
 	From        uint64
 	Group       string
+	Flags       uint64
+	Stream      uint64
+	Seq         uint64 // of the first message; 0: none
+	Floor       uint64 // as Deliver's
 	// Payloads are the encoded payloads (see Batch), at least one.
 	Payloads Batch
 }
@@ -181,6 +186,10 @@ func (m *DeliverBatch) AppendBody(b []byte) []byte {
 	b = appendString(b, m.FromNode)
 	b = appendUvarint(b, m.From)
 	b = appendString(b, m.Group)
+	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, m.Stream)
+	b = appendUvarint(b, m.Seq)
+	b = appendUvarint(b, m.Floor)
 	return append(b, m.Payloads...)
 }
 
@@ -192,6 +201,10 @@ func (m *DeliverBatch) DecodeBody(body []byte) error {
 	m.FromNode = d.strReuse("FromNode", m.FromNode)
 	m.From = d.uvarint("From")
 	m.Group = d.strReuse("Group", m.Group)
+	m.Flags = d.uvarint("Flags")
+	m.Stream = d.uvarint("Stream")
+	m.Seq = d.uvarint("Seq")
+	m.Floor = d.uvarint("Floor")
 	m.Payloads = d.batch()
 	return d.finish()
 }
@@ -202,24 +215,33 @@ func (m *DeliverBatch) AppendFrame(dst []byte) []byte {
 	return endFrame(m.AppendBody(dst), start)
 }
 
-// Deliver returns one message of the batch: its header with payload p.
-func (m *DeliverBatch) Deliver(p []byte) Deliver {
-	return Deliver{Mailbox: m.Mailbox, FromCluster: m.FromCluster, FromNode: m.FromNode, From: m.From, Group: m.Group, Payload: p}
+// Deliver returns message i (from 0) of the batch: its header with payload p.
+func (m *DeliverBatch) Deliver(i int, p []byte) Deliver {
+	d := Deliver{Mailbox: m.Mailbox, FromCluster: m.FromCluster, FromNode: m.FromNode, From: m.From, Group: m.Group,
+		Flags: m.Flags, Stream: m.Stream, Floor: m.Floor, Payload: p}
+	if m.Seq != 0 {
+		d.Seq = m.Seq + uint64(i)
+	}
+	return d
 }
 
-// Batchable reports whether d may go in a DeliverBatch: a plain message.
+// Batchable reports whether d may go in a DeliverBatch: no Corr or TTL, and
+// no flag but FlagHigh.
 func (d *Deliver) Batchable() bool {
-	return d.Corr == 0 && d.Flags == 0 && d.TTL == 0 && d.Stream == 0 && d.Seq == 0
+	return d.Corr == 0 && d.Flags&^FlagHigh == 0 && d.TTL == 0
 }
 
-// SameHeader reports whether d (Batchable) could go in batch m.
-func (m *DeliverBatch) SameHeader(d *Deliver) bool {
-	return m.Mailbox == d.Mailbox && m.From == d.From && m.Group == d.Group && m.FromNode == d.FromNode && m.FromCluster == d.FromCluster
+// SameHeader reports whether d (Batchable) could follow the n messages of
+// batch m.
+func (m *DeliverBatch) SameHeader(d *Deliver, n int) bool {
+	return m.Mailbox == d.Mailbox && m.From == d.From && m.Group == d.Group && m.FromNode == d.FromNode && m.FromCluster == d.FromCluster &&
+		m.Flags == d.Flags && m.Stream == d.Stream && (m.Seq == 0 && d.Seq == 0 || m.Seq != 0 && d.Seq == m.Seq+uint64(n))
 }
 
 // DeliverBatchOf returns the header of a batch that starts with d.
 func DeliverBatchOf(d *Deliver) DeliverBatch {
-	return DeliverBatch{Mailbox: d.Mailbox, FromCluster: d.FromCluster, FromNode: d.FromNode, From: d.From, Group: d.Group}
+	return DeliverBatch{Mailbox: d.Mailbox, FromCluster: d.FromCluster, FromNode: d.FromNode, From: d.From, Group: d.Group,
+		Flags: d.Flags, Stream: d.Stream, Seq: d.Seq, Floor: d.Floor}
 }
 
 // DataBatch is a run of Data messages of one lane with consecutive Seqs

@@ -67,6 +67,7 @@ const (
 	TypeMembersList  Type = 0x4f
 	TypeSendBatch    Type = 0x50
 	TypeDeliverBatch Type = 0x51
+	TypeDeliverAck   Type = 0x52
 )
 
 var typeNames = [256]string{
@@ -92,6 +93,7 @@ var typeNames = [256]string{
 	TypeSend:            "Send",
 	TypeSendBatch:       "SendBatch",
 	TypeDeliverBatch:    "DeliverBatch",
+	TypeDeliverAck:      "DeliverAck",
 	TypeSync:            "Sync",
 	TypeResult:          "Result",
 	TypeDeliver:         "Deliver",
@@ -225,6 +227,8 @@ func New(t Type) Message {
 		return new(SendBatch)
 	case TypeDeliverBatch:
 		return new(DeliverBatch)
+	case TypeDeliverAck:
+		return new(DeliverAck)
 	case TypeSync:
 		return new(Sync)
 	case TypeResult:

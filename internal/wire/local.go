@@ -22,7 +22,7 @@ type ServerHello struct {
 }
 
 // LocalVersion is the version of the local protocol this package encodes.
-const LocalVersion = 1
+const LocalVersion = 2
 
 // Open asks for a new mailbox; answered by Opened.
 type Open struct{ Req uint64 }
@@ -158,9 +158,22 @@ type Deliver struct {
 	From        uint64
 	Group       string
 	Payload     []byte
-	Stream      uint64 // durable messages: the sender's durable stream id (else 0)
-	Seq         uint64 // durable messages: Seq in that stream, so a client can drop a redelivery (else 0)
-	Corr        uint64 // request-reply correlation id (0: none)
-	Flags       uint64 // FlagReply for a reply
-	TTL         uint64 // remaining time to live in ms when delivered (0: none); a reply should carry it
+	// Stream and Seq name a reliable or durable message so that a client
+	// can drop a redelivery (0 for an at-most-once or local message): the
+	// sending node's incarnation (reliable, lane by FlagHigh) or its
+	// durable stream id (FlagDurable), and the message's Seq there.
+	Stream uint64
+	Seq    uint64
+	Corr   uint64 // request-reply correlation id (0: none)
+	Flags  uint64 // FlagReply for a reply; FlagDurable, FlagHigh: the stream kind
+	TTL    uint64 // remaining time to live in ms when delivered (0: none); a reply should carry it
+	// Floor: every Seq <= Floor of the stream was dealt with by this node
+	// and will never be delivered again; a client may forget them.
+	Floor uint64
 }
+
+// DeliverAck confirms to the daemon, cumulatively, that the client took the
+// first Count messages delivered on this connection (a Deliver counts one,
+// a DeliverBatch one per payload). The daemon acknowledges a reliable or
+// durable message to its sending node only once its client confirmed it.
+type DeliverAck struct{ Count uint64 }

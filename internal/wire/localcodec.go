@@ -206,7 +206,8 @@ func (m *Deliver) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Seq)
 	b = appendUvarint(b, m.Corr)
 	b = appendUvarint(b, m.Flags)
-	return appendUvarint(b, m.TTL)
+	b = appendUvarint(b, m.TTL)
+	return appendUvarint(b, m.Floor)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -224,5 +225,19 @@ func (m *Deliver) DecodeBody(body []byte) error {
 	m.Corr = d.uvarint("Corr")
 	m.Flags = d.uvarint("Flags")
 	m.TTL = d.uvarint("TTL")
+	m.Floor = d.uvarint("Floor")
+	return d.finish()
+}
+
+// Type returns TypeDeliverAck.
+func (*DeliverAck) Type() Type { return TypeDeliverAck }
+
+// AppendBody appends the encoded body to b.
+func (m *DeliverAck) AppendBody(b []byte) []byte { return appendUvarint(b, m.Count) }
+
+// DecodeBody decodes body into m.
+func (m *DeliverAck) DecodeBody(body []byte) error {
+	d := newDecoder(TypeDeliverAck, body)
+	m.Count = d.uvarint("Count")
 	return d.finish()
 }

@@ -1,0 +1,266 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wandist/wandist/internal/wire"
+)
+
+// The hold: reliable messages from other nodes that cannot be handed to a
+// client now wait here, instead of being dropped or holding up their link
+// lane for everyone:
+//
+//   - for room at their mailbox's client (local.inbox_full: park), keyed
+//     by the mailbox;
+//   - for a member of their group on this node (after a restart of this
+//     node, its consumers are reconnecting; or the mailbox they were for
+//     is gone), keyed by the group.
+//
+// A held message is not acknowledged (recvlane.go): its sender's buffer
+// keeps it, so a crash of this node loses nothing, and the sender's
+// backlog shows the wait. Messages for one key leave in the order they
+// came, and a message for a mailbox or group with held messages queues
+// behind them, so order per sender and mailbox is kept.
+//
+// A held message leaves when it is delivered (then it is done once its
+// client confirms it), when its TTL or the buffer's max_age ends, or when
+// it was for an address (not a group) whose mailbox is gone; the last two
+// are counted by reason. The hold is bounded per node by
+// local.hold_bytes and local.hold_messages; a link lane that brings more
+// past them waits (waitRoom) until messages leave.
+
+// holdKey names what held messages wait for.
+type holdKey struct {
+	mailbox uint64 // room at this mailbox's client; 0: a member of group
+	group   string
+}
+
+// heldMsg is one message in the hold.
+type heldMsg struct {
+	dm     wire.Deliver // owns its payload
+	ref    confirmRef
+	expiry time.Time // zero: none
+}
+
+// hold is the node's hold; its drain goroutine (run) owns the delivery of
+// what it holds.
+type hold struct {
+	d *Daemon
+
+	mu     sync.Mutex            // guards the fields below
+	queues map[holdKey][]heldMsg // in arrival order per key
+	bytes  int                   // payload bytes held
+	room   chan struct{}         // closed when messages leave, for lanes waiting; nil if none waits
+	n      atomic.Int64          // messages held, read without mu on the delivery path
+	wake   chan struct{}         // capacity 1: messages came in
+	done   []confirmRef          // run's scratch: refs settled in a pass
+	keys   []holdKey             // run's scratch
+}
+
+func newHold(d *Daemon) *hold {
+	return &hold{d: d, queues: map[holdKey][]heldMsg{}, wake: make(chan struct{}, 1)}
+}
+
+// waiting reports whether messages are held for key, so that one more for
+// it must queue behind them.
+func (h *hold) waiting(key holdKey) bool {
+	if h.n.Load() == 0 {
+		return false
+	}
+	h.mu.Lock()
+	_, ok := h.queues[key]
+	h.mu.Unlock()
+	return ok
+}
+
+// park holds m (its payload copied) for key. The bound is checked before,
+// by the link lane (waitRoom): park itself never refuses.
+func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef) {
+	hm := heldMsg{dm: *m, ref: ref}
+	hm.dm.Payload = bytes.Clone(m.Payload)
+	if m.TTL > 0 {
+		hm.expiry = h.d.now().Add(time.Duration(m.TTL) * time.Millisecond)
+	}
+	if age := h.d.cfg.Buffer.MaxAge; age > 0 {
+		if exp := h.d.now().Add(age); hm.expiry.IsZero() || exp.Before(hm.expiry) {
+			hm.expiry = exp
+		}
+	}
+	h.mu.Lock()
+	h.queues[key] = append(h.queues[key], hm)
+	h.bytes += len(m.Payload)
+	h.n.Add(1)
+	h.mu.Unlock()
+	h.d.metrics.held.Inc()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// full reports whether the hold is at its bound.
+func (h *hold) full() bool {
+	if n := h.n.Load(); n == 0 {
+		return false
+	} else if n < int64(h.d.cfg.Local.HoldMessages) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.bytes >= h.d.cfg.Local.HoldBytes
+	}
+	return true
+}
+
+// waitRoom waits until the hold is under its bound; false if ctx ended.
+func (h *hold) waitRoom(ctx context.Context) bool {
+	for {
+		h.mu.Lock()
+		if int(h.n.Load()) < h.d.cfg.Local.HoldMessages && h.bytes < h.d.cfg.Local.HoldBytes {
+			h.mu.Unlock()
+			return true
+		}
+		if h.room == nil {
+			h.room = make(chan struct{})
+		}
+		room := h.room
+		h.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// holdPoll is how often the drain looks again at what waits for room at a
+// client (a client makes room when it confirms; the drain does not wait on
+// each client).
+const holdPoll = 5 * time.Millisecond
+
+// run drains the hold until ctx ends: after messages come in, after a
+// change of the group registry, and every holdPoll while it holds any.
+func (h *hold) run(ctx context.Context) {
+	t := time.NewTicker(holdPoll)
+	defer t.Stop()
+	for {
+		changed := h.d.groups.Changed()
+		if h.n.Load() == 0 {
+			select {
+			case <-h.wake:
+			case <-ctx.Done():
+				return
+			}
+		} else {
+			select {
+			case <-h.wake:
+			case <-changed:
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		h.drain()
+	}
+}
+
+// drain delivers what can be delivered, in order per key, and settles what
+// expired or has nowhere to go.
+func (h *hold) drain() {
+	d := h.d
+	now := d.now()
+	h.mu.Lock()
+	h.keys = h.keys[:0]
+	for k := range h.queues {
+		h.keys = append(h.keys, k)
+	}
+	var moved []heldMsg // for mailboxes that are gone, to wait for their group
+	out, outBytes := 0, 0
+	for _, k := range h.keys {
+		q := h.queues[k]
+		i := 0
+	queue:
+		for ; i < len(q); i++ {
+			m := &q[i]
+			switch {
+			case !m.expiry.IsZero() && now.After(m.expiry):
+				d.metrics.dropped.WithLabelValues("expired_held").Inc()
+				h.done = append(h.done, m.ref)
+			default:
+				switch h.deliverHeld(k, m) {
+				case heldWait:
+					break queue
+				case heldGone:
+					d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
+					h.done = append(h.done, m.ref)
+				case heldToGroup:
+					moved = append(moved, *m)
+					continue // still held
+				}
+			}
+			out++
+			outBytes += len(m.dm.Payload)
+		}
+		clear(q[:i])
+		if i == len(q) {
+			delete(h.queues, k)
+		} else {
+			h.queues[k] = q[i:]
+		}
+	}
+	for _, m := range moved {
+		k := holdKey{group: m.dm.Group}
+		h.queues[k] = append(h.queues[k], m)
+	}
+	h.bytes -= outBytes
+	h.n.Add(-int64(out))
+	if out > 0 && h.room != nil {
+		close(h.room)
+		h.room = nil
+	}
+	done := h.done
+	h.done = h.done[:0]
+	h.mu.Unlock()
+	d.metrics.held.Sub(float64(out))
+	for _, r := range done {
+		r.p.completeOne(r.inc, int(r.lane), r.seq)
+	}
+	clear(done)
+}
+
+// Outcomes of deliverHeld.
+const (
+	heldSent    = iota // queued to its client: done once the client confirms it
+	heldWait           // no room yet, or no member yet: it and those behind it wait
+	heldGone           // for an address whose mailbox is gone: undeliverable
+	heldToGroup        // its mailbox is gone: it waits for a member of its group
+)
+
+// deliverHeld tries to hand m, held for k, to its client. Called under h.mu.
+func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
+	d := h.d
+	var mb *mailbox
+	if k.mailbox != 0 {
+		v, _ := d.mailboxes.Load(k.mailbox)
+		if mb, _ = v.(*mailbox); mb == nil {
+			if m.dm.Group != "" {
+				return heldToGroup
+			}
+			return heldGone
+		}
+	} else if mb = d.localMailbox(0, k.group, nil); mb == nil {
+		return heldWait
+	}
+	if mb.id != m.dm.Mailbox {
+		m.dm.Mailbox = mb.id
+		d.metrics.rerouted.Inc()
+	}
+	if !mb.c.deliver(&m.dm, nil, &m.ref, false, false) {
+		return heldWait
+	}
+	mb.delivered.Add(1)
+	d.metrics.delivered.Inc()
+	return heldSent
+}
