@@ -84,10 +84,21 @@ type Message struct {
 	Payload  []byte    // owned by the queue
 	Enqueued time.Time // set by Enqueue
 	Deadline time.Time // zero = no TTL
+	Route    *Route    // a group send's routing (nil: closest, or not a group send); read only
 
 	dead bool        // guarded by Queue.mu: dropped unsent, a tombstone
 	mb   *msgBlk     // guarded by Queue.mu: the block m is in (EnqueueCopy), nil once released
 	pb   *payloadBlk // guarded by Queue.mu: the block its payload is in, nil if none or released
+}
+
+// Route is how a group send was routed, carried with the message so that
+// its receiving node can route it again; and, for a message a node routed
+// on, the node it came from first. Read only once queued.
+type Route struct {
+	Strategy      uint8 // wire.Strategy*
+	Key           string
+	OriginCluster string
+	OriginNode    string
 }
 
 // FlagAtMostOnce in Message.Flags marks a message that is never

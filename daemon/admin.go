@@ -122,6 +122,16 @@ type Status struct {
 	Links       []LinkStatus `json:"links"`
 	Groups      int          `json:"groups"`
 	Spool       *SpoolStatus `json:"spool,omitempty"`
+	Hold        HoldStatus   `json:"hold"`
+}
+
+// HoldStatus is what waits on this node for its client or group member
+// (the hold), against its bounds.
+type HoldStatus struct {
+	Messages    int `json:"messages"`
+	Bytes       int `json:"bytes"`
+	MaxMessages int `json:"max_messages"`
+	MaxBytes    int `json:"max_bytes"`
 }
 
 // SpoolStatus describes the durable spool.
@@ -157,12 +167,15 @@ type LinkStatus struct {
 	Rejected       uint64            `json:"rejected_busy"`
 	Discarded      map[string]uint64 `json:"discarded,omitempty"`
 	PastGrace      bool              `json:"unreachable_past_grace,omitempty"` // down for groups.unreachable_grace or longer
+	Undeliverable  uint64            `json:"undeliverable"`                    // sent to an address whose mailbox the peer no longer had
 }
 
 // Status returns the node's links and buffers, sorted by peer.
 func (d *Daemon) Status() Status {
 	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
 		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
+	st.Hold.Messages, st.Hold.Bytes = d.hold.size()
+	st.Hold.MaxMessages, st.Hold.MaxBytes = d.cfg.Local.HoldMessages, d.cfg.Local.HoldBytes
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,
@@ -177,7 +190,7 @@ func (d *Daemon) Status() Status {
 			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
 			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
-			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
+			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), Undeliverable: p.undeliv.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
 		})
 		ls := &st.Links[len(st.Links)-1]
 		enq, deq, drain := p.rates.get(qs.Messages)

@@ -93,6 +93,9 @@ func (l *link) controlWriter() {
 				out = wire.AppendFrame(out, &wire.Ack{Lane: laneToWire(lane), Incarnation: stream, Seq: l.ackOut[lane]})
 			}
 		}
+		if n := l.p.undelivOut.Swap(0); n > 0 {
+			out = wire.AppendFrame(out, &wire.Undeliverable{Count: n})
+		}
 		if len(out) == 0 {
 			out, l.cbuf = l.cbuf, out // no copy
 		} else {
@@ -167,6 +170,9 @@ func (l *link) onControl(m wire.Message, snap *[]groups.Entry) error {
 		}
 	case *wire.Ack:
 		return l.onAck(m)
+	case *wire.Undeliverable:
+		l.p.undeliv.Add(m.Count)
+		l.p.d.metrics.undeliverable.WithLabelValues(l.p.id.Cluster, l.p.id.Node).Add(float64(m.Count))
 	case *wire.GoAway:
 		l.onGoAway(m)
 		return errLinkEnded

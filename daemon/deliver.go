@@ -43,12 +43,13 @@ func (d *Daemon) removeMailbox(id uint64) {
 //
 // handled (durable) runs once the message is written to its client or
 // dropped; ref (reliable) is marked done once the client confirms it. It
-// returns false if the message was dropped (counted): then the caller marks
-// ref done, once it no longer holds the peer's recvMu.
+// returns ok false if the message was dropped (counted): then the caller
+// marks ref done, once it no longer holds the peer's recvMu; found false if
+// its mailbox (or group member) does not exist here.
 //
 // Under local.inbox_full: hold the caller has waited for room (holdForRoom),
 // so the message is not dropped for a full buffer.
-func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.Data, handled func(), ref *confirmRef, now bool, mc *mailboxCache) bool {
+func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.Data, handled func(), ref *confirmRef, now bool, mc *mailboxCache) (ok, found bool) {
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
@@ -56,10 +57,17 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.D
 		if handled != nil {
 			handled()
 		}
-		return false
+		return false, true
 	}
 	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload,
 		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}
+	var rt *routing
+	if m.Flags&wire.FlagRouted != 0 {
+		rt = &routing{strategy: m.Strategy, key: m.Key}
+		if m.OriginCluster != "" { // routed on by the peer: From is a mailbox of the origin
+			dm.FromCluster, dm.FromNode = m.OriginCluster, m.OriginNode
+		}
+	}
 	if m.Seq != 0 {
 		dm.Stream, dm.Seq, dm.Floor = stream, m.Seq, floor
 		switch {
@@ -69,8 +77,14 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.D
 			dm.Flags |= wire.FlagHigh
 		}
 	}
-	ok, _ := d.deliverLocal(dm, handled, ref, d.cfg.Local.InboxFull == configs.InboxHold, now, mc)
-	return ok
+	return d.deliverLocal(dm, handled, ref, rt, d.cfg.Local.InboxFull == configs.InboxHold, now, mc)
+}
+
+// routing is how a group send from another node was routed (wire.Data's
+// Strategy and Key): what the hold needs to route it again.
+type routing struct {
+	strategy uint8
+	key      string
 }
 
 // deliverLocal hands a message to a local mailbox: found is false if there
@@ -87,10 +101,10 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.D
 //
 // force skips the client's buffer bound (see localClient.deliver). mc, if
 // not nil, is the caller's mailbox cache.
-func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), ref *confirmRef, force, now bool, mc *mailboxCache) (ok, found bool) {
+func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), ref *confirmRef, rt *routing, force, now bool, mc *mailboxCache) (ok, found bool) {
 	mb := d.localMailbox(m.Mailbox, m.Group, mc)
 	if ref != nil {
-		if held, found := d.holdIfWaiting(m, ref, mb); held {
+		if held, found := d.holdIfWaiting(m, ref, rt, mb); held {
 			return true, found
 		}
 	}
@@ -107,7 +121,7 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), ref *confirmRef, 
 	}
 	if !mb.c.deliver(m, handled, ref, force, now) {
 		if ref != nil && d.cfg.Local.InboxFull == configs.InboxPark {
-			d.hold.park(holdKey{mailbox: mb.id}, m, *ref)
+			d.hold.park(holdKey{mailbox: mb.id}, m, *ref, rt)
 			return true, true
 		}
 		mb.dropped.Add(1)
@@ -123,23 +137,23 @@ func (d *Daemon) deliverLocal(m *wire.Deliver, handled func(), ref *confirmRef, 
 }
 
 // holdIfWaiting puts a reliable message from another node in the hold
-// (hold.go) if it must wait: its group has no member on this node yet, or
+// (hold.go) if it must wait or be routed again: its group has no member
+// on this node (yet), its mailbox is gone and it was routed by a strategy
+// of its own (the hold routes it again by that strategy and key), or
 // messages are held for its group or mailbox (it queues behind them). mb
 // is the mailbox it would go to (nil: none). held reports whether it went
 // in the hold, found whether its destination exists.
-func (d *Daemon) holdIfWaiting(m *wire.Deliver, ref *confirmRef, mb *mailbox) (held, found bool) {
+func (d *Daemon) holdIfWaiting(m *wire.Deliver, ref *confirmRef, rt *routing, mb *mailbox) (held, found bool) {
+	gone := mb == nil || mb.id != m.Mailbox
 	switch {
 	case mb == nil && m.Group == "":
 		return false, false // an address whose mailbox is gone: undeliverable
-	case mb == nil:
-		d.hold.park(holdKey{group: m.Group}, m, *ref)
-		return true, false
-	case mb.id != m.Mailbox && d.hold.waiting(holdKey{group: m.Group}):
-		d.hold.park(holdKey{group: m.Group}, m, *ref)
-		return true, true
+	case gone && (mb == nil || rt != nil || d.hold.waiting(holdKey{group: m.Group})):
+		d.hold.park(holdKey{group: m.Group}, m, *ref, rt)
+		return true, mb != nil
 	case d.hold.waiting(holdKey{mailbox: mb.id}):
 		m.Mailbox = mb.id
-		d.hold.park(holdKey{mailbox: mb.id}, m, *ref)
+		d.hold.park(holdKey{mailbox: mb.id}, m, *ref, rt)
 		return true, true
 	}
 	return false, true

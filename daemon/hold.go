@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wandist/wandist/buffer"
+	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -43,7 +45,9 @@ type holdKey struct {
 type heldMsg struct {
 	dm     wire.Deliver // owns its payload
 	ref    confirmRef
-	expiry time.Time // zero: none
+	rt     routing   // how its group send was routed (the zero value: closest)
+	ttl    time.Time // when its TTL ends (zero: none)
+	expiry time.Time // when it is discarded: its TTL, or the buffer's max_age (zero: never)
 }
 
 // hold is the node's hold; its drain goroutine (run) owns the delivery of
@@ -79,11 +83,15 @@ func (h *hold) waiting(key holdKey) bool {
 
 // park holds m (its payload copied) for key. The bound is checked before,
 // by the link lane (waitRoom): park itself never refuses.
-func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef) {
+func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef, rt *routing) {
 	hm := heldMsg{dm: *m, ref: ref}
 	hm.dm.Payload = bytes.Clone(m.Payload)
+	if rt != nil {
+		hm.rt = *rt
+	}
 	if m.TTL > 0 {
-		hm.expiry = h.d.now().Add(time.Duration(m.TTL) * time.Millisecond)
+		hm.ttl = h.d.now().Add(time.Duration(m.TTL) * time.Millisecond)
+		hm.expiry = hm.ttl
 	}
 	if age := h.d.cfg.Buffer.MaxAge; age > 0 {
 		if exp := h.d.now().Add(age); hm.expiry.IsZero() || exp.Before(hm.expiry) {
@@ -100,6 +108,13 @@ func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef) {
 	case h.wake <- struct{}{}:
 	default:
 	}
+}
+
+// size returns the messages and payload bytes held.
+func (h *hold) size() (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return int(h.n.Load()), h.bytes
 }
 
 // full reports whether the hold is at its bound.
@@ -194,10 +209,14 @@ func (h *hold) drain() {
 					break queue
 				case heldGone:
 					d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
+					m.ref.p.reportUndeliverable(1)
 					h.done = append(h.done, m.ref)
 				case heldToGroup:
 					moved = append(moved, *m)
 					continue // still held
+				case heldRerouted:
+					d.metrics.reroutedRemote.Inc()
+					h.done = append(h.done, m.ref)
 				}
 			}
 			out++
@@ -232,10 +251,11 @@ func (h *hold) drain() {
 
 // Outcomes of deliverHeld.
 const (
-	heldSent    = iota // queued to its client: done once the client confirms it
-	heldWait           // no room yet, or no member yet: it and those behind it wait
-	heldGone           // for an address whose mailbox is gone: undeliverable
-	heldToGroup        // its mailbox is gone: it waits for a member of its group
+	heldSent     = iota // queued to its client: done once the client confirms it
+	heldWait            // no room yet, or no member yet: it and those behind it wait
+	heldGone            // for an address whose mailbox is gone: undeliverable
+	heldToGroup         // its mailbox is gone: it waits for a member of its group
+	heldRerouted        // routed again, to its group's member on another node
 )
 
 // deliverHeld tries to hand m, held for k, to its client. Called under h.mu.
@@ -250,8 +270,11 @@ func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
 			}
 			return heldGone
 		}
-	} else if mb = d.localMailbox(0, k.group, nil); mb == nil {
-		return heldWait
+	} else {
+		var out int
+		if mb, out = h.memberFor(k.group, m); mb == nil {
+			return out
+		}
 	}
 	if mb.id != m.dm.Mailbox {
 		m.dm.Mailbox = mb.id
@@ -263,4 +286,59 @@ func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
 	mb.delivered.Add(1)
 	d.metrics.delivered.Inc()
 	return heldSent
+}
+
+// memberFor finds where m, held for group, goes: a mailbox on this node, or
+// else (nil, heldRerouted) its group's member on another node, by its send's
+// strategy and key, to whose node's buffer it was handed; (nil, heldWait) if
+// the group has no member to take it now. Called under h.mu.
+func (h *hold) memberFor(group string, m *heldMsg) (*mailbox, int) {
+	d := h.d
+	if m.rt.strategy == wire.StrategyBroadcast { // one copy per member was sent: no other member's
+		if mb := d.localMailbox(0, group, nil); mb != nil {
+			return mb, heldSent
+		}
+		return nil, heldWait
+	}
+	var t groups.Member
+	if m.rt.strategy == wire.StrategyClosest {
+		if mb := d.localMailbox(0, group, nil); mb != nil {
+			return mb, heldSent
+		}
+		var ok bool
+		if t, ok = d.groups.Closest(group); !ok {
+			return nil, heldWait
+		}
+	} else {
+		ms, err := d.groups.Pick(group, strategyFromWire(m.rt.strategy), m.rt.key, d.backlog)
+		if err != nil || len(ms) == 0 {
+			return nil, heldWait
+		}
+		t = ms[0]
+	}
+	if d.isLocal(t) {
+		v, _ := d.mailboxes.Load(t.Mailbox)
+		if mb, _ := v.(*mailbox); mb != nil {
+			return mb, heldSent
+		}
+		return nil, heldWait
+	}
+	if !h.reroute(t, m) {
+		return nil, heldWait
+	}
+	return nil, heldRerouted
+}
+
+// reroute hands m to the buffer of member t's node, with its strategy, key
+// and origin; false if that buffer refused it (it stays held).
+func (h *hold) reroute(t groups.Member, m *heldMsg) bool {
+	d := h.d
+	p := d.peer(t.Cluster, t.Node)
+	if p == nil {
+		return false
+	}
+	bm := buffer.Message{Lane: m.ref.lane, Flags: m.dm.Flags & wire.FlagReply, To: t.Mailbox, From: m.dm.From, Group: m.dm.Group,
+		Corr: m.dm.Corr, Payload: m.dm.Payload, Deadline: m.ttl,
+		Route: &buffer.Route{Strategy: m.rt.strategy, Key: m.rt.key, OriginCluster: m.dm.FromCluster, OriginNode: m.dm.FromNode}}
+	return p.queue.EnqueueCopy(&bm, d.now()) == nil
 }

@@ -22,6 +22,8 @@ type metrics struct {
 	rerouted         prometheus.Counter
 	unconfirmed      prometheus.Counter
 	held             prometheus.Gauge
+	reroutedRemote   prometheus.Counter
+	undeliverable    *prometheus.CounterVec
 	holdFullWaits    prometheus.Counter
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
@@ -54,6 +56,10 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
 			Help: "Sends answered busy because the destination buffer was full."}),
+		undeliverable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_messages_undeliverable_total",
+			Help: "Messages this node sent to an address whose mailbox the peer no longer had (the peer reported them)."}, peerLabels),
+		reroutedRemote: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_rerouted_remote_total",
+			Help: "Held group messages this node routed again, by their strategy and key, to their group's member on another node."}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_messages_held",
 			Help: "Reliable messages from other nodes waiting on this node for room at their client or for a member of their group."}),
 		holdFullWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_hold_full_waits_total",
@@ -70,7 +76,7 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Local clients rejected: a bad token, or too many clients."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
-		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
+		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -56,6 +56,8 @@ type peer struct {
 
 	simultaneous atomic.Uint64 // dials answered WelcomeSimultaneous
 	duplicates   atomic.Uint64 // redelivered messages dropped as already delivered
+	undelivOut   atomic.Uint64 // messages of the peer for gone mailboxes, not yet reported to it
+	undeliv      atomic.Uint64 // messages of this node the peer reported undeliverable (Undeliverable)
 
 	rates     backlogRates
 	alert     backlogAlert // owned by the janitor

@@ -163,12 +163,16 @@ func (l *link) onData(lane int, m *wire.Data, last bool, mc *mailboxCache) bool 
 		// Done, and acknowledged, once the client confirms it.
 		ref = &confirmRef{p: l.p, inc: stream, lane: uint8(lane), seq: m.Seq}
 	}
-	dropped := false
+	ok, found := true, true
 	dup := !l.p.acceptDelivery(stream, lane, m.Seq, func(floor uint64) {
-		dropped = !d.deliverRemote(l.p.id, stream, floor, m, handled, ref, last, mc)
+		ok, found = d.deliverRemote(l.p.id, stream, floor, m, handled, ref, last, mc)
 	})
-	if dropped && ref != nil { // dealt with here (counted): done
+	if !ok && ref != nil { // dealt with here (counted): done
 		l.p.completeOne(ref.inc, lane, ref.seq)
+	}
+	if !found && m.Group == "" {
+		// An address whose mailbox is gone: nothing to route it to.
+		l.p.reportUndeliverable(1)
 	}
 	if dup {
 		// Already delivered: its own delivery acks it (or, if that was

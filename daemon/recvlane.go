@@ -170,3 +170,17 @@ func (p *peer) loseReliable(refs []confirmRef) {
 		l.fail(errClientLost)
 	}
 }
+
+// reportUndeliverable counts messages of the peer that came for an address
+// whose mailbox is gone; the control writer tells the peer (Undeliverable).
+func (p *peer) reportUndeliverable(n uint64) {
+	if p.undelivOut.Add(n) != n {
+		return // a report is pending: the writer takes this with it
+	}
+	p.mu.Lock()
+	l := p.link
+	p.mu.Unlock()
+	if l != nil {
+		l.wakeControl()
+	}
+}

@@ -78,9 +78,11 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 	if sp := st.Spool; sp != nil {
 		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncMilli, sp.Error)
 	}
+	fmt.Fprintf(stdout, "hold %d messages, %d bytes (bounds %d, %d): waiting here for their client or group member\n",
+		st.Hold.Messages, st.Hold.Bytes, st.Hold.MaxMessages, st.Hold.MaxBytes)
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tLAST ERROR")
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tUNDELIVERABLE\tLAST ERROR")
 	for _, l := range st.Links {
 		rtt := "-"
 		if l.State == daemon.StateUp {
@@ -101,9 +103,9 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 		for _, n := range l.Discarded {
 			discarded += n
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, state,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, state,
 			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds,
-			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.LastError)
+			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.Undeliverable, l.LastError)
 	}
 	return tw.Flush()
 }

@@ -45,6 +45,7 @@ const (
 	TypeData            Type = 0x20
 	TypeAck             Type = 0x21
 	TypeDataBatch       Type = 0x22
+	TypeUndeliverable   Type = 0x23
 )
 
 // Local protocol frame types (0x40-0x7f).
@@ -94,6 +95,7 @@ var typeNames = [256]string{
 	TypeSendBatch:       "SendBatch",
 	TypeDeliverBatch:    "DeliverBatch",
 	TypeDeliverAck:      "DeliverAck",
+	TypeUndeliverable:   "Undeliverable",
 	TypeSync:            "Sync",
 	TypeResult:          "Result",
 	TypeDeliver:         "Deliver",
@@ -207,6 +209,8 @@ func New(t Type) Message {
 		return new(Ack)
 	case TypeDataBatch:
 		return new(DataBatch)
+	case TypeUndeliverable:
+		return new(Undeliverable)
 	case TypeClientHello:
 		return new(ClientHello)
 	case TypeServerHello:

@@ -215,7 +215,14 @@ func (m *Data) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.TTL)
 	b = appendString(b, m.Group)
 	b = appendBytes(b, m.Payload)
-	return appendUvarint(b, m.Corr)
+	b = appendUvarint(b, m.Corr)
+	if m.Flags&FlagRouted == 0 {
+		return b
+	}
+	b = append(b, m.Strategy)
+	b = appendString(b, m.Key)
+	b = appendString(b, m.OriginCluster)
+	return appendString(b, m.OriginNode)
 }
 
 // DecodeBody decodes body into m. It does not allocate: Payload aliases
@@ -232,6 +239,13 @@ func (m *Data) DecodeBody(body []byte) error {
 	m.Group = d.strReuse("Group", m.Group)
 	m.Payload = d.bytes("Payload")
 	m.Corr = d.uvarint("Corr")
+	m.Strategy, m.Key, m.OriginCluster, m.OriginNode = 0, "", "", ""
+	if m.Flags&FlagRouted != 0 {
+		m.Strategy = d.u8("Strategy")
+		m.Key = d.str("Key")
+		m.OriginCluster = d.str("OriginCluster")
+		m.OriginNode = d.str("OriginNode")
+	}
 	return d.finish()
 }
 
@@ -251,5 +265,18 @@ func (m *Ack) DecodeBody(body []byte) error {
 	m.Lane = d.u8("Lane")
 	m.Incarnation = d.uvarint("Incarnation")
 	m.Seq = d.uvarint("Seq")
+	return d.finish()
+}
+
+// Type returns TypeUndeliverable.
+func (*Undeliverable) Type() Type { return TypeUndeliverable }
+
+// AppendBody appends the encoded body to b.
+func (m *Undeliverable) AppendBody(b []byte) []byte { return appendUvarint(b, m.Count) }
+
+// DecodeBody decodes body into m.
+func (m *Undeliverable) DecodeBody(body []byte) error {
+	d := newDecoder(TypeUndeliverable, body)
+	m.Count = d.uvarint("Count")
 	return d.finish()
 }

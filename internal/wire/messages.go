@@ -113,6 +113,15 @@ type Data struct {
 	Group   string // the group this message was sent to ("" for a direct send)
 	Payload []byte // aliases the frame buffer after Decode: copy it to keep it
 	Corr    uint64 // request-reply: the caller's correlation id (0: none); FlagReply marks the reply
+	// With FlagRouted (else absent from the body): how the group send was
+	// routed, so that the receiving node can route it again to its
+	// group's member elsewhere when it has none; and for a message a node
+	// routed on in that way, the node that sent it first (From is a
+	// mailbox there).
+	Strategy      uint8
+	Key           string
+	OriginCluster string
+	OriginNode    string
 }
 
 // Data flags.
@@ -120,6 +129,7 @@ const (
 	FlagAtMostOnce uint64 = 1 << 0
 	FlagDurable    uint64 = 1 << 1
 	FlagReply      uint64 = 1 << 3 // the message answers the request with the same Corr
+	FlagRouted     uint64 = 1 << 5 // the body ends with Strategy, Key, OriginCluster, OriginNode
 )
 
 // Ack acknowledges, cumulatively, every Data with Seq <= Seq on Lane that the
@@ -129,6 +139,11 @@ type Ack struct {
 	Incarnation uint64
 	Seq         uint64
 }
+
+// Undeliverable tells the sending node that Count more of its messages
+// reached this node for an address (not a group) whose mailbox is gone:
+// they were counted and dropped, acknowledged like delivered ones.
+type Undeliverable struct{ Count uint64 }
 
 // GoAway announces that the sender closes the link, and why.
 type GoAway struct {

@@ -65,6 +65,8 @@ func sampleMessages() []Message {
 		&DeliverBatch{Mailbox: 1, FromCluster: "c", FromNode: "n", Payloads: Batch(nil).Append(nil)},
 		&DeliverBatch{Mailbox: 2, FromCluster: "c", FromNode: "n", Flags: FlagHigh, Stream: 1 << 60, Seq: 77, Floor: 70, Payloads: Batch(nil).Append(payload)},
 		&DeliverAck{Count: 123456},
+		&Data{Seq: 9, Flags: FlagRouted, To: 17, From: 3, Group: "kv", Payload: payload, Strategy: StrategyKey, Key: "user-42", OriginCluster: "eu", OriginNode: "n1"},
+		&Undeliverable{Count: 17},
 		&DataBatch{Seq: 1 << 40, Flags: 0, To: 17, From: 300, Group: "orders", Payloads: Batch(nil).Append(payload).Append(big)},
 		&DataBatch{Flags: FlagAtMostOnce, To: 1, Payloads: Batch(nil).Append(nil).Append(payload)},
 	}
