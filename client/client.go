@@ -109,9 +109,14 @@ type Client struct {
 	// Owned by the reader.
 	seen dedup
 	// taken counts the deliveries on the current connection that the
-	// reader dispatched (a batch counts one per message); acked is the
-	// count last confirmed to the daemon (DeliverAck). Owned by the reader.
-	taken, acked uint64
+	// reader dispatched (a batch counts one per message): written by the
+	// reader, read by the confirmation timer too. acked is the count last
+	// confirmed to the daemon (DeliverAck), and confirmArmed says the
+	// timer will confirm: both guarded by wmu.
+	taken        atomic.Uint64
+	acked        uint64
+	confirmArmed bool
+	confirmTimer *time.Timer
 	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
 	alloc msgAlloc
 
@@ -309,11 +314,13 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 	c.mmu.Lock()
 	c.mailboxes = fresh
 	c.mmu.Unlock()
-	c.taken, c.acked = 0, 0 // a new connection counts from 0
+	c.wmu.Lock()
+	c.acked = 0 // a new connection counts from 0
+	c.wmu.Unlock()
 	for _, d := range held {
 		c.dispatch(d)
 	}
-	c.taken = uint64(len(held))
+	c.taken.Store(uint64(len(held)))
 	// Watches start again: a Reset, then the current members as Joined.
 	c.pmu.Lock()
 	ws := make([]*Watcher, 0, len(c.watchers))
@@ -452,6 +459,9 @@ func (c *Client) finish(err error) {
 	c.once.Do(func() {
 		c.wmu.Lock()
 		c.closed = true
+		if c.confirmTimer != nil {
+			c.confirmTimer.Stop() // a run already started finds closed set
+		}
 		c.wmu.Unlock()
 		c.doneErr = err
 		close(c.done)
@@ -607,6 +617,7 @@ func (c *Client) writer() {
 func (c *Client) reader(r *wire.Reader) error {
 	var d wire.Deliver
 	var db wire.DeliverBatch
+	c.confirm(nil) // deliveries that came during restore
 	for {
 		t, body, err := r.ReadFrame()
 		if err != nil {
@@ -618,13 +629,13 @@ func (c *Client) reader(r *wire.Reader) error {
 				continue
 			}
 			c.dispatch(&d)
-			c.taken++
+			c.taken.Add(1)
 			c.confirm(r)
 		case wire.TypeDeliverBatch:
 			if db.DecodeBody(body) != nil {
 				continue
 			}
-			c.taken += uint64(c.dispatchBatch(&db))
+			c.taken.Add(uint64(c.dispatchBatch(&db)))
 			c.confirm(r)
 		case wire.TypeResult:
 			var res wire.Result
@@ -671,28 +682,59 @@ func (c *Client) reader(r *wire.Reader) error {
 	}
 }
 
-// confirmEvery is how many deliveries the reader takes at most before it
-// confirms them to the daemon; it confirms sooner when it has read all
-// that arrived.
-const confirmEvery = 256
+// The client confirms what it took, cumulatively (DeliverAck), once
+// confirmEvery deliveries wait for it, or confirmDelay after the reader
+// last found nothing more to read: one small frame per burst, not per read
+// of the socket (a confirmation costs a write here and a read and a wake-up
+// in the daemon).
+const (
+	confirmEvery = 256
+	confirmDelay = 5 * time.Millisecond
+)
 
-// confirm tells the daemon, in one small DeliverAck, how many deliveries
-// the reader took, once confirmEvery wait or the reader has nothing more
-// buffered. The daemon acknowledges a reliable message to its sender only
-// then, so this is what lets a crash of the daemon lose nothing.
+// confirm confirms the deliveries taken, now or on the timer. Called by the
+// reader after every delivery frame (r: its reader), and when it starts
+// (nil).
 func (c *Client) confirm(r *wire.Reader) {
-	if c.taken == c.acked || c.taken-c.acked < confirmEvery && r.Buffered() > 0 {
-		return
-	}
-	c.acked = c.taken
-	ack := wire.DeliverAck{Count: c.taken}
+	taken := c.taken.Load()
 	c.wmu.Lock()
-	if c.up && !c.closed { // else the connection is gone, and with it what it confirms
-		c.wbuf = wire.AppendFrame(c.wbuf, &ack)
-		c.batchAt = -1
+	switch {
+	case taken-c.acked >= confirmEvery:
+		c.sendConfirmLocked(taken)
+	case taken != c.acked && (r == nil || r.Buffered() == 0) && !c.confirmArmed:
+		c.confirmArmed = true
+		if c.confirmTimer == nil {
+			c.confirmTimer = time.AfterFunc(confirmDelay, c.confirmLater)
+		} else {
+			c.confirmTimer.Reset(confirmDelay)
+		}
 	}
 	c.wmu.Unlock()
-	c.wakeWriter()
+}
+
+// confirmLater is the timer's confirmation of what the reader took.
+func (c *Client) confirmLater() {
+	c.wmu.Lock()
+	c.confirmArmed = false
+	if taken := c.taken.Load(); taken != c.acked {
+		c.sendConfirmLocked(taken)
+	}
+	c.wmu.Unlock()
+}
+
+// sendConfirmLocked queues a DeliverAck for the first taken deliveries of
+// the current connection. Called under wmu.
+func (c *Client) sendConfirmLocked(taken uint64) {
+	if taken <= c.acked || !c.up || c.closed {
+		return // (not up: the connection is gone, and with it what it confirms)
+	}
+	c.acked = taken
+	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
+	c.batchAt = -1
+	select {
+	case c.wwake <- struct{}{}:
+	default:
+	}
 }
 
 // dispatch hands a delivery to its mailbox, dropping a reliable or durable

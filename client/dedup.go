@@ -22,12 +22,13 @@ type streamKey struct {
 const maxSeenWords = 1 << 16
 
 // seenSet is what a client remembers of one stream: every Seq <= floor was
-// dealt with (the daemon said so), and bits holds the Seqs above base that
-// this client got (bit i: Seq base+1+i).
+// dealt with (the daemon said so), and bits[head:] holds the Seqs above
+// base that this client got (bit i of that window: Seq base+1+i).
 type seenSet struct {
 	floor uint64
 	base  uint64 // <= floor, a multiple of 64 below it
 	bits  []uint64
+	head  int // the words before it were forgotten (compacted away once they are half of bits)
 }
 
 // add records seq (with the daemon's floor) and reports whether it was
@@ -44,14 +45,15 @@ func (s *seenSet) add(seq, floor uint64) (dup bool) {
 	if w >= maxSeenWords {
 		return false
 	}
-	for uint64(len(s.bits)) <= w {
+	for uint64(len(s.bits)-s.head) <= w {
 		s.bits = append(s.bits, 0)
 	}
+	word := &s.bits[s.head+int(w)]
 	bit := uint64(1) << (i % 64)
-	if s.bits[w]&bit != 0 {
+	if *word&bit != 0 {
 		return true
 	}
-	s.bits[w] |= bit
+	*word |= bit
 	return false
 }
 
@@ -62,12 +64,16 @@ func (s *seenSet) advance(floor uint64) {
 	if drop == 0 {
 		return
 	}
-	if drop >= uint64(len(s.bits)) {
-		s.bits = s.bits[:0]
-	} else {
-		s.bits = s.bits[:copy(s.bits, s.bits[drop:])]
-	}
 	s.base += drop * 64
+	if live := uint64(len(s.bits) - s.head); drop >= live {
+		s.bits, s.head = s.bits[:0], 0
+		return
+	}
+	s.head += int(drop)
+	if s.head > len(s.bits)/2 {
+		s.bits = s.bits[:copy(s.bits, s.bits[s.head:])]
+		s.head = 0
+	}
 }
 
 // dedup is the reader's memory of the streams it got messages from, with

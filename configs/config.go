@@ -68,8 +68,10 @@ type Local struct {
 	// MaxClients (max_clients) bounds the clients connected at once; one
 	// more is refused with a busy status. Default 1024.
 	MaxClients int
-	// ClientBuffer (client_buffer) bounds the bytes of deliveries waiting
-	// to be written to one client. Default 64 MiB; 64 KiB..1 GiB.
+	// ClientBuffer (client_buffer) bounds the bytes of deliveries pending
+	// for one client: waiting to be written, or written and not yet
+	// confirmed (reliable messages from other nodes). Default 64 MiB;
+	// 64 KiB..1 GiB.
 	ClientBuffer int
 	// InboxFull (inbox_full) says what a message from another node meets at
 	// a client whose buffer is full. InboxPark (the default): a reliable

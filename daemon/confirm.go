@@ -34,7 +34,7 @@ func (c *localClient) trackLocked(ref *confirmRef, before uint64) {
 	if ref == nil {
 		return
 	}
-	if len(c.confirms) == 0 {
+	if len(c.confirms) == c.confirmHead {
 		// Bytes before this delivery need no confirmation.
 		c.confirmedAt = max(c.confirmedAt, before)
 	}
@@ -44,7 +44,7 @@ func (c *localClient) trackLocked(ref *confirmRef, before uint64) {
 // pendingLocked returns the bytes queued or unconfirmed for the client: what
 // counts against its bound.
 func (c *localClient) pendingLocked() int {
-	if len(c.confirms) == 0 {
+	if len(c.confirms) == c.confirmHead {
 		return c.out.n
 	}
 	return max(c.out.n, int(c.appended-c.confirmedAt))
@@ -57,16 +57,29 @@ func (c *localClient) onDeliverAck(n uint64) error {
 		c.omu.Unlock()
 		return errBadConfirm
 	}
+	// confirms[c.confirmHead:] wait; the confirmed ones are taken off the
+	// front by moving the head (no copy of what still waits, which under
+	// load is every delivery queued for the client), and the slice is
+	// compacted once the head passes half of it.
+	q := c.confirms[c.confirmHead:]
 	i := 0
-	for i < len(c.confirms) && c.confirms[i].at <= n {
+	for i < len(q) && q[i].at <= n {
 		i++
 	}
 	if i > 0 {
-		c.confirmedAt = c.confirms[i-1].end
-		c.done1 = append(c.done1[:0], c.confirms[:i]...)
-		c.confirms = c.confirms[:copy(c.confirms, c.confirms[i:])]
-		if len(c.confirms) == 0 && cap(c.confirms) > 4096 {
-			c.confirms = nil
+		c.confirmedAt = q[i-1].end
+		c.done1 = append(c.done1[:0], q[:i]...)
+		c.confirmHead += i
+		switch {
+		case c.confirmHead == len(c.confirms):
+			c.confirms, c.confirmHead = c.confirms[:0], 0
+			if cap(c.confirms) > 1<<16 {
+				c.confirms = nil
+			}
+		case c.confirmHead > len(c.confirms)/2:
+			k := copy(c.confirms, c.confirms[c.confirmHead:])
+			clear(c.confirms[k:])
+			c.confirms, c.confirmHead = c.confirms[:k], 0
 		}
 		if c.room != nil {
 			close(c.room)
@@ -97,8 +110,8 @@ func completeConfirms(done []pendingConfirm) {
 // reliable messages it never confirmed: their senders resend them.
 func (c *localClient) loseConfirms() {
 	c.omu.Lock()
-	lost := c.confirms
-	c.confirms = nil
+	lost := c.confirms[c.confirmHead:]
+	c.confirms, c.confirmHead = nil, 0
 	c.omu.Unlock()
 	if len(lost) == 0 {
 		return

@@ -72,7 +72,8 @@ type localClient struct {
 
 	// Confirmations (confirm.go), guarded by omu.
 	delivs      uint64           // deliveries queued on the connection
-	confirms    []pendingConfirm // reliable deliveries not yet confirmed, in order
+	confirms    []pendingConfirm // reliable deliveries not yet confirmed, in order, from confirmHead
+	confirmHead int
 	confirmedAt uint64           // byte offset up to which nothing waits for confirmation
 	done1       []pendingConfirm // the reader's scratch for onDeliverAck
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	held             prometheus.Gauge
 	reroutedRemote   prometheus.Counter
 	undeliverable    *prometheus.CounterVec
+	removedDiscards  *prometheus.CounterVec
 	holdFullWaits    prometheus.Counter
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
@@ -56,6 +57,8 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
 			Help: "Sends answered busy because the destination buffer was full."}),
+		removedDiscards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_peer_removed_discards_total",
+			Help: "Messages discarded from a peer's buffer because a reload removed the peer."}, peerLabels),
 		undeliverable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_messages_undeliverable_total",
 			Help: "Messages this node sent to an address whose mailbox the peer no longer had (the peer reported them)."}, peerLabels),
 		reroutedRemote: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_rerouted_remote_total",
@@ -76,7 +79,7 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Local clients rejected: a bad token, or too many clients."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
-		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
+		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -58,6 +58,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		case !keep:
 			d.removePeer(p, "removed from the config")
 			if n := p.queue.Discard(); n > 0 {
+				d.metrics.removedDiscards.WithLabelValues(p.id.Cluster, p.id.Node).Add(float64(n))
 				d.log.Warn("messages for a removed peer discarded", "peer", p.nodeName(), "messages", n)
 			}
 			if d.retired == nil {

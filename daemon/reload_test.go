@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 )
@@ -187,5 +188,30 @@ func TestReloadReaddedSenderNoDuplicates(t *testing.T) {
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A reload that removes a peer discards what waits for it, and counts it:
+// the one way a reliable message accepted for a peer is given up.
+func TestReloadRemovedPeerDiscardsCounted(t *testing.T) {
+	east, west := pair(t, "mem")
+	mb := subscribe(t, west, "g", east)
+	east.block("west", "west-1", true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	for i := range 10 {
+		if err := pub.Send(ctxT(t, 5*time.Second), mb.Addr(), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	without := *east.d.Config()
+	without.Peers = nil
+	if err := east.d.Reload(&without); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(east.d.metrics.removedDiscards.WithLabelValues("west", "west-1")); n != 10 {
+		t.Fatalf("%v messages counted as discarded with the removed peer, want 10", n)
 	}
 }
