@@ -74,6 +74,7 @@ func Scenarios(profile string) []Scenario {
 		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, KillsSender: true, Short: true},
 		{Name: "kill9-receiver", Fault: "kill -9 of the receiving daemon, restart after 2 s (spool)", Do: killRestart("west", 2*time.Second), Kills: true, Short: true},
 		{Name: "stuck-consumer", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: park (the default), 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, StableLink: true, Short: true},
+		{Name: "consumer-restart", Fault: "the consuming process stopped (SIGTERM) mid-stream and a successor started, twice", Do: consumerRestart(hold), StableLink: true},
 		{Name: "kill9-receiver-stuck", Fault: "consumer stopped (SIGSTOP), then the receiving daemon killed (SIGKILL) and restarted after 2 s; the consumer resumes after " + hold.String(),
 			Do: stuckThenKill(hold), Stuck: true, Kills: true},
 		{Name: "stuck-consumer-hold", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: hold, 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, InboxHold: true, StableLink: true},
@@ -122,6 +123,27 @@ func killRestart(cluster string, down time.Duration) func(ctx context.Context, r
 		}
 		r.window(start, time.Now())
 		r.actf("%s killed (SIGKILL) and restarted %.1f s later", n.Name, time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// consumerRestart replaces the consumer process by a successor at a third
+// and at two thirds of hold: a process stopped by an operator leaves its
+// group and hands over what it did not take; its successor joins and gets
+// what waited for the group.
+func consumerRestart(hold time.Duration) func(ctx context.Context, r *runState) error {
+	return func(ctx context.Context, r *runState) error {
+		start := time.Now()
+		for range 2 {
+			if err := r.pause(ctx, hold/3); err != nil {
+				return err
+			}
+			if err := r.consumer.Restart(ctx); err != nil {
+				return err
+			}
+		}
+		r.window(start, time.Now())
+		r.actf("consumer restarted twice in %.1f s", time.Since(start).Seconds())
 		return nil
 	}
 }

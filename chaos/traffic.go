@@ -219,15 +219,23 @@ type Delivery struct {
 
 // Consumer is a `wandistd sub` process that joins the group and prints
 // each payload; the suite reads its output. Being a separate process, it
-// can be stopped (SIGSTOP) to make a stuck consumer.
+// can be stopped (SIGSTOP) to make a stuck consumer, or replaced by a
+// successor (Restart).
 type Consumer struct {
-	cmd    *exec.Cmd
-	ready  chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	got    []Delivery
-	bad    []string // payloads that did not parse (corrupted)
-	stderr *os.File
+	bin, socket string
+	stderr      *os.File
+
+	mu   sync.Mutex
+	got  []Delivery // every process's, in order
+	bad  []string   // payloads that did not parse (corrupted)
+	proc *consumerProc
+}
+
+// consumerProc is one `wandistd sub` process of a Consumer.
+type consumerProc struct {
+	cmd   *exec.Cmd
+	ready chan struct{} // closed once it joined the group
+	done  chan struct{} // closed once its output was read to the end
 }
 
 // StartConsumer runs `wandistd sub` on socket and waits until it joined.
@@ -236,50 +244,60 @@ func StartConsumer(ctx context.Context, bin, socket, logPath string) (*Consumer,
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "sub", "--socket", socket, "--group", group)
+	c := &Consumer{bin: bin, socket: socket, stderr: logf}
+	if err := c.start(ctx); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// start runs a new process and waits until it joined the group.
+func (c *Consumer) start(ctx context.Context) error {
+	cmd := exec.Command(c.bin, "sub", "--socket", c.socket, "--group", group)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		logf.Close()
-		return nil, err
+		return err
 	}
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
-		logf.Close()
-		return nil, err
+		return err
 	}
-	c := &Consumer{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{}), stderr: logf}
+	p := &consumerProc{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
+		return err
 	}
+	c.mu.Lock()
+	c.proc = p
+	c.mu.Unlock()
 	var once sync.Once
 	go func() {
 		s := bufio.NewScanner(errPipe)
 		for s.Scan() {
-			fmt.Fprintln(logf, s.Text())
+			fmt.Fprintln(c.stderr, s.Text())
 			if strings.HasPrefix(s.Text(), "subscribed to") {
-				once.Do(func() { close(c.ready) })
+				once.Do(func() { close(p.ready) })
 			}
 		}
 	}()
-	go c.read(out)
+	go c.read(out, p.done)
 	select {
-	case <-c.ready:
-		return c, nil
-	case <-c.done:
-		return nil, fmt.Errorf("%w: consumer exited before it subscribed (see %s)", ErrDaemon, logPath)
+	case <-p.ready:
+		return nil
+	case <-p.done:
+		return fmt.Errorf("%w: consumer exited before it subscribed (see %s)", ErrDaemon, c.stderr.Name())
 	case <-ctx.Done():
 		c.Stop()
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-time.After(15 * time.Second):
 		c.Stop()
-		return nil, fmt.Errorf("%w: consumer did not subscribe in 15s (see %s)", ErrDaemon, logPath)
+		return fmt.Errorf("%w: consumer did not subscribe in 15s (see %s)", ErrDaemon, c.stderr.Name())
 	}
 }
 
-func (c *Consumer) read(out io.Reader) {
-	defer close(c.done)
+func (c *Consumer) read(out io.Reader, done chan struct{}) {
+	defer close(done)
 	r := bufio.NewReaderSize(out, 1<<20)
 	for {
 		line, err := r.ReadSlice('\n')
@@ -323,21 +341,44 @@ func (c *Consumer) Count() int {
 	return len(c.got)
 }
 
+func (c *Consumer) current() *consumerProc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proc
+}
+
 // Pause stops (SIGSTOP) or resumes (SIGCONT) the consumer process.
 func (c *Consumer) Pause(on bool) error {
 	sig := syscall.SIGCONT
 	if on {
 		sig = syscall.SIGSTOP
 	}
-	return c.cmd.Process.Signal(sig)
+	return c.current().cmd.Process.Signal(sig)
+}
+
+// Restart stops the consumer process as an operator would (SIGTERM: it
+// leaves the group and prints what it took) and starts its successor,
+// which joins the group; it returns once the successor joined.
+func (c *Consumer) Restart(ctx context.Context) error {
+	p := c.current()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = p.cmd.Wait()
+	return c.start(ctx)
 }
 
 // Stop ends the consumer process and waits for its output to be read.
 func (c *Consumer) Stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGCONT)
-	_ = c.cmd.Process.Kill()
-	<-c.done
-	_ = c.cmd.Wait()
+	p := c.current()
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	_ = p.cmd.Wait()
 	c.stderr.Close()
 }
 

@@ -148,7 +148,9 @@ func (d *Daemon) holdIfWaiting(m *wire.Deliver, ref *confirmRef, rt *routing, mb
 	switch {
 	case mb == nil && m.Group == "":
 		return false, false // an address whose mailbox is gone: undeliverable
-	case gone && (mb == nil || rt != nil || d.hold.waiting(holdKey{group: m.Group})):
+	case gone && (mb == nil || rt != nil), m.Group != "" && d.hold.waiting(holdKey{group: m.Group}):
+		// Behind the group's held messages, even for a member that is
+		// here now: it joined, and they go to it first.
 		d.hold.park(holdKey{group: m.Group}, m, *ref, rt)
 		return true, mb != nil
 	case d.hold.waiting(holdKey{mailbox: mb.id}):

@@ -20,17 +20,23 @@
 //	                Data and DataBatch frames
 //	                ... the transport (QUIC, or TCP + TLS + yamux) ...
 //	receive.go      on the peer, the reader of that stream decodes the
-//	                frames, drops what was delivered before (acceptDelivery),
-//	                and acknowledges (control.go, ackLater)
-//	deliver.go      the message goes to its mailbox: to the mailbox's
-//	                client, or under local.inbox_full: hold, after waiting
-//	                for room in the client's buffer
+//	                frames and drops what was delivered before
+//	                (acceptDelivery; recvlane.go keeps, per lane, what was
+//	                accepted and what is done)
+//	deliver.go      the message goes to its mailbox's client; or it waits
+//	                in the node's hold (hold.go) when the client is full or
+//	                its group has no member here yet, and the hold hands it
+//	                on later, or routes it to the group's member elsewhere
 //	clientwrite.go  the client's writer goroutine writes it to the socket
 //	                (outbuf.go holds what waits)
+//	confirm.go      the client confirms what it took (DeliverAck): the
+//	                message is done, and the lane's done position moves
 //
-// The acknowledgement goes back on the link's control stream
-// (control.go: controlWriter, then the sender's controlReader) and frees
-// the message from the sender's buffer and spool. A send is answered to
+// The acknowledgement of the done position goes back on the link's control
+// stream (control.go: ackLater, controlWriter, then the sender's
+// controlReader) and frees the message from the sender's buffer and spool;
+// a durable message is acknowledged once written to its client and its
+// position is on disk. A send is answered to
 // its client through status.go: every outcome of a request is an error
 // (nil: done) that statusOf maps to a wire Result.
 //

@@ -143,7 +143,11 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 		m, err := mb.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				left := -1
+				if *count > 0 {
+					left = *count - n
+				}
+				return drainSub(mb, *group, w, left)
 			}
 			return err
 		}
@@ -155,6 +159,36 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 	}
 	return nil
 }
+
+// drainSub ends a subscription that was interrupted without losing what
+// the client took: it leaves the group (what comes for the group next goes
+// to another member, or waits for one at the daemon), then prints what is
+// in the mailbox and what still arrives for it until subDrainIdle passes
+// with nothing, at most left messages more (left < 0: no limit). What the
+// client had not confirmed when it closes goes back to the group.
+func drainSub(mb *client.Mailbox, group string, w *bufio.Writer, left int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = mb.Leave(ctx, group)
+	cancel()
+	for ; left != 0; left-- {
+		ctx, cancel := context.WithTimeout(context.Background(), subDrainIdle)
+		m, err := mb.Receive(ctx)
+		cancel()
+		if err != nil {
+			return nil
+		}
+		w.Write(m.Payload)
+		w.WriteByte('\n')
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subDrainIdle is how long an interrupted `sub` waits for more of what was
+// already on its way to its mailbox.
+const subDrainIdle = 300 * time.Millisecond
 
 func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.Reader) error {
 	fs := newFlags("pub", "--socket PATH --group G [--priority high|normal] [--ttl D] [--mode M] [PAYLOAD]", stderr)
