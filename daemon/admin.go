@@ -126,12 +126,15 @@ type Status struct {
 }
 
 // HoldStatus is what waits on this node for its client or group member
-// (the hold), against its bounds.
+// (the hold), against its bounds, and what left it other than to a client.
 type HoldStatus struct {
-	Messages    int `json:"messages"`
-	Bytes       int `json:"bytes"`
-	MaxMessages int `json:"max_messages"`
-	MaxBytes    int `json:"max_bytes"`
+	Messages      int    `json:"messages"`
+	Bytes         int    `json:"bytes"`
+	MaxMessages   int    `json:"max_messages"`
+	MaxBytes      int    `json:"max_bytes"`
+	Expired       uint64 `json:"expired"`       // TTL or buffer.max_age ran out
+	Undeliverable uint64 `json:"undeliverable"` // for an address whose mailbox is gone
+	RoutedOn      uint64 `json:"routed_on"`     // to the group's member on another node
 }
 
 // SpoolStatus describes the durable spool.
@@ -174,8 +177,7 @@ type LinkStatus struct {
 func (d *Daemon) Status() Status {
 	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
 		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
-	st.Hold.Messages, st.Hold.Bytes = d.hold.size()
-	st.Hold.MaxMessages, st.Hold.MaxBytes = d.cfg.Local.HoldMessages, d.cfg.Local.HoldBytes
+	st.Hold = d.hold.status()
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,

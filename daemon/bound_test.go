@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,22 +98,8 @@ func TestFullBufferAnswersBusyAndIsolates(t *testing.T) {
 func TestStuckConsumerIsolated(t *testing.T) {
 	east, west := pairWith(t, "mem", func(_, west *node) { west.cfg.Local.ClientBuffer = 256 << 10 })
 	// The stuck client: opens a mailbox, joins, then never reads.
-	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	smb, err := stuck.NewMailbox(ctxT(t, 5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := smb.Join(ctxT(t, 5*time.Second), "stuck"); err != nil {
-		t.Fatal(err)
-	}
+	smb := slowMember(t, west, east, 1<<20)
 	good := subscribe(t, west, "good", east)
-	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "stuck", 1); err != nil {
-		t.Fatal(err)
-	}
 	pub := connect(t, east)
 	payload := make([]byte, 4096)
 	for i := 0; i < 1000; i++ { // 4 MiB for a 1 MiB inbox
@@ -219,4 +208,117 @@ func TestFlushReportsQuietSendFailures(t *testing.T) {
 	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatalf("second Flush = %v, want nil", err)
 	}
+}
+
+// The hold is bounded: past local.hold_messages a link lane waits (the
+// sender's buffer keeps what follows) instead of dropping, and everything
+// arrives, in order, once the consumer reads.
+func TestHoldBoundHoldsUpLane(t *testing.T) {
+	east, west := pairWith(t, "mem", func(_, west *node) {
+		west.cfg.Local.ClientBuffer, west.cfg.Local.HoldMessages = 64<<10, 1000
+	})
+	mb := slowMember(t, west, east, 64<<10)
+	pub := connect(t, east)
+	const n = 5000
+	payload := make([]byte, 100)
+	for i := range n {
+		copy(payload, strconv.Itoa(i)+" ")
+		sendAsync(t, pub, client.Target{Group: "stuck"}, payload)
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, func() bool { return testutil.ToFloat64(west.d.metrics.holdFullWaits) > 0 }, func() string {
+		return "west's lane never waited for room in its hold"
+	})
+	if held := testutil.ToFloat64(west.d.metrics.held); held > 1000+2 {
+		t.Fatalf("west holds %v messages, bound 1000 (+1 per lane)", held)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	for i := range n {
+		m, err := mb.Receive(ctx)
+		if err != nil {
+			t.Fatalf("message %d of %d: %v", i, n, err)
+		}
+		if want := strconv.Itoa(i) + " "; string(m.Payload[:len(want)]) != want {
+			t.Fatalf("message %d: %q", i, m.Payload[:8])
+		}
+	}
+	if d := testutil.ToFloat64(west.d.metrics.dropped.WithLabelValues("inbox_full")); d != 0 {
+		t.Fatalf("west dropped %v", d)
+	}
+}
+
+// A held message whose TTL ends leaves the hold, counted, and is done: its
+// sender's buffer lets it go.
+func TestHeldMessageExpires(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	east, west := pairWith(t, "mem", func(_, west *node) {
+		west.cfg.Local.ClientBuffer = 64 << 10
+		west.opts.Now = now
+	})
+	mb := slowMember(t, west, east, 64<<10)
+	pub := connect(t, east)
+	payload := make([]byte, 1000)
+	for range 1000 { // 1 MB for 128 KiB of client buffer and inbox
+		sendAsync(t, pub, client.Target{Group: "stuck"}, payload, client.WithTTL(time.Hour))
+	}
+	if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, func() bool { return west.d.Status().Hold.Messages > 0 }, func() string { return "nothing held" })
+	// West's clock runs ahead by hours: every held message, and every one
+	// held from now on, is past its TTL.
+	waitUntil(t, 10*time.Second, func() bool {
+		clock.Add(int64(2 * time.Hour))
+		return queued(east) == 0 || west.d.Status().Hold.Messages == 0 && west.d.Status().Hold.Expired > 0
+	}, func() string {
+		return fmt.Sprintf("west still holds %d messages past their TTL", west.d.Status().Hold.Messages)
+	})
+	st := west.d.Status().Hold
+	if st.Expired == 0 || testutil.ToFloat64(west.d.metrics.dropped.WithLabelValues("expired_held")) != float64(st.Expired) {
+		t.Fatalf("hold status %+v: expired not counted", st)
+	}
+	// The client gets what it had taken; every message is then done, and
+	// east's buffer empties.
+	got := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := mb.Receive(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		got++
+	}
+	waitUntil(t, 10*time.Second, func() bool { clock.Add(int64(2 * time.Hour)); return queued(east) == 0 }, func() string {
+		return fmt.Sprintf("east holds %d messages; the client got %d, west expired %d", queued(east), got, west.d.Status().Hold.Expired)
+	})
+	if st := west.d.Status().Hold; got+int(st.Expired) != 1000 {
+		t.Fatalf("the client got %d and west expired %d of 1000", got, st.Expired)
+	}
+}
+
+// slowMember joins group "stuck" on n with a client whose inbox holds
+// inbox bytes, once waitOn sees it; the test reads it when it pleases.
+func slowMember(t *testing.T, n, waitOn *node, inbox int) *client.Mailbox {
+	t.Helper()
+	c, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: n.cfg.Local.Socket, InboxBytes: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mb, err := c.NewMailbox(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Join(ctxT(t, 5*time.Second), "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOn.d.WaitMembers(ctxT(t, 5*time.Second), "stuck", 1); err != nil {
+		t.Fatal(err)
+	}
+	return mb
 }

@@ -104,6 +104,7 @@ type Daemon struct {
 	durableID uint64       // the spool's durable stream id, 0 without a spool
 
 	closeOnce sync.Once
+	closing   atomic.Bool // set when Close starts
 	closeErr  error
 }
 
@@ -308,6 +309,7 @@ func (d *Daemon) janitor() {
 // and it waits for every goroutine it started. Idempotent.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
+		d.closing.Store(true)
 		if d.cancel == nil {
 			if d.spool != nil {
 				d.closeErr = d.spool.Close()

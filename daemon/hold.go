@@ -63,6 +63,10 @@ type hold struct {
 	wake   chan struct{}         // capacity 1: messages came in
 	done   []confirmRef          // run's scratch: refs settled in a pass
 	keys   []holdKey             // run's scratch
+
+	// What left other than to a client, by reason (status; the metrics
+	// count them too): guarded by mu.
+	expired, undeliverable, routedOn uint64
 }
 
 func newHold(d *Daemon) *hold {
@@ -110,11 +114,13 @@ func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef, rt *routing) {
 	}
 }
 
-// size returns the messages and payload bytes held.
-func (h *hold) size() (int, int) {
+// status returns what the hold holds and what left it other than to a
+// client.
+func (h *hold) status() HoldStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return int(h.n.Load()), h.bytes
+	return HoldStatus{Messages: int(h.n.Load()), Bytes: h.bytes, MaxMessages: h.d.cfg.Local.HoldMessages, MaxBytes: h.d.cfg.Local.HoldBytes,
+		Expired: h.expired, Undeliverable: h.undeliverable, RoutedOn: h.routedOn}
 }
 
 // full reports whether the hold is at its bound.
@@ -202,6 +208,7 @@ func (h *hold) drain() {
 			switch {
 			case !m.expiry.IsZero() && now.After(m.expiry):
 				d.metrics.dropped.WithLabelValues("expired_held").Inc()
+				h.expired++
 				h.done = append(h.done, m.ref)
 			default:
 				switch h.deliverHeld(k, m) {
@@ -209,6 +216,7 @@ func (h *hold) drain() {
 					break queue
 				case heldGone:
 					d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
+					h.undeliverable++
 					m.ref.p.reportUndeliverable(1)
 					h.done = append(h.done, m.ref)
 				case heldToGroup:
@@ -216,6 +224,7 @@ func (h *hold) drain() {
 					continue // still held
 				case heldRerouted:
 					d.metrics.reroutedRemote.Inc()
+					h.routedOn++
 					h.done = append(h.done, m.ref)
 				}
 			}

@@ -163,6 +163,9 @@ func (p *peer) loseReliable(refs []confirmRef) {
 		}
 	}
 	p.recvMu.Unlock()
+	if p.d.closing.Load() {
+		return // the node stops: its links end with GoAway, and the sender keeps what was not done
+	}
 	p.mu.Lock()
 	l := p.link
 	p.mu.Unlock()

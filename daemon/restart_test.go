@@ -125,4 +125,7 @@ func TestHeldKeyedMessageReroutedToKeyOwner(t *testing.T) {
 	if n := testutil.ToFloat64(west.d.metrics.reroutedRemote); n != float64(len(keys)) {
 		t.Fatalf("west routed %v messages on, want %d", n, len(keys))
 	}
+	if st := west.d.Status().Hold; st.RoutedOn != uint64(len(keys)) || st.Messages != 0 {
+		t.Fatalf("west's hold status %+v, want %d routed on and none held", st, len(keys))
+	}
 }

@@ -78,8 +78,9 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 	if sp := st.Spool; sp != nil {
 		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncMilli, sp.Error)
 	}
-	fmt.Fprintf(stdout, "hold %d messages, %d bytes (bounds %d, %d): waiting here for their client or group member\n",
-		st.Hold.Messages, st.Hold.Bytes, st.Hold.MaxMessages, st.Hold.MaxBytes)
+	h := st.Hold
+	fmt.Fprintf(stdout, "hold %d messages, %d bytes (bounds %d, %d) waiting here for their client or group member; expired %d, undeliverable %d, routed on %d\n",
+		h.Messages, h.Bytes, h.MaxMessages, h.MaxBytes, h.Expired, h.Undeliverable, h.RoutedOn)
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tUNDELIVERABLE\tLAST ERROR")
