@@ -377,6 +377,16 @@ func TestUnreachableGraceKeepsMembersAndBuffer(t *testing.T) {
 		t.Fatalf("first event %+v %v", e, err)
 	}
 	cutPath(t, relay, east)
+	const n = 100
+	send := func(i int) {
+		t.Helper()
+		if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	for i := range n / 2 { // before the grace ends: they must outlive it
+		send(i)
+	}
 	deadline := time.After(10 * time.Second)
 	for !strings.Contains(logs.String(), "peer unreachable past the grace") {
 		select {
@@ -389,11 +399,8 @@ func TestUnreachableGraceKeepsMembersAndBuffer(t *testing.T) {
 	if len(ms) != 1 || ms[0].Reachable {
 		t.Fatalf("past the grace: %+v, want the member listed, unreachable", ms)
 	}
-	const n = 100
-	for i := range n {
-		if err := ec.SendGroup(ctxT(t, 5*time.Second), "g", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatalf("send %d past the grace: %v", i, err)
-		}
+	for i := n / 2; i < n; i++ { // past the grace: accepted and buffered
+		send(i)
 	}
 	st := east.d.Status().Links[0]
 	if st.QueuedMessages != n || st.Discarded["discarded"] != 0 || !st.PastGrace {
