@@ -123,6 +123,9 @@ type confirmRef struct {
 // completeReliable marks reliable messages of one lane of incarnation inc
 // done and, if the lane's base moved, acknowledges it on the peer's link.
 func (p *peer) completeReliable(inc uint64, lane int, done []pendingConfirm) {
+	if cur := p.d.peer(p.id.Cluster, p.id.Node); cur != nil && cur != p {
+		p = cur // a reload replaced the peer entry; its receive state moved with it
+	}
 	moved := false
 	p.recvMu.Lock()
 	if inc == p.recvInc {
