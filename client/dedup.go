@@ -110,3 +110,66 @@ func (d *dedup) seen(m *wire.Deliver) bool {
 	}
 	return d.set(m).add(m.Seq, m.Floor)
 }
+
+// dispatch hands a delivery to its mailbox, dropping a reliable or durable
+// message this client already got. Called by the reader (or restore,
+// before it runs).
+func (c *Client) dispatch(d *wire.Deliver) {
+	if c.seen.seen(d) {
+		c.duplicates.Add(1)
+		return
+	}
+	if c.routeReply(d) {
+		return
+	}
+	c.mmu.Lock()
+	mb := c.mailboxes[d.Mailbox]
+	c.mmu.Unlock()
+	if mb != nil {
+		mb.push(d)
+	}
+}
+
+// dispatchBatch hands the deliveries of a batch to their mailbox, in
+// order, without those this client already got, and returns how many the
+// batch held. Called by the reader.
+func (c *Client) dispatchBatch(b *wire.DeliverBatch) int {
+	c.mmu.Lock()
+	mb := c.mailboxes[b.Mailbox]
+	c.mmu.Unlock()
+	if b.Seq == 0 {
+		if mb != nil {
+			mb.pushBatch(b)
+		}
+		return b.Payloads.Count()
+	}
+	set := c.seen.set(&wire.Deliver{FromCluster: b.FromCluster, FromNode: b.FromNode, Stream: b.Stream, Flags: b.Flags})
+	var dups []int // rare: after a restart of the daemon
+	n := 0
+	for rest := b.Payloads; len(rest) > 0; n++ {
+		_, rest = rest.Next()
+		if set.add(b.Seq+uint64(n), b.Floor) {
+			dups = append(dups, n)
+		}
+	}
+	if mb == nil {
+		return n
+	}
+	if len(dups) == 0 {
+		mb.pushBatch(b)
+		return n
+	}
+	c.duplicates.Add(uint64(len(dups)))
+	i := 0
+	for rest := b.Payloads; len(rest) > 0; i++ {
+		var p []byte
+		p, rest = rest.Next()
+		if len(dups) > 0 && dups[0] == i {
+			dups = dups[1:]
+			continue
+		}
+		d := b.Deliver(i, p)
+		mb.push(&d)
+	}
+	return n
+}

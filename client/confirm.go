@@ -1,0 +1,62 @@
+package client
+
+import (
+	"time"
+
+	"github.com/wandist/wandist/internal/wire"
+)
+
+// The client confirms what it took, cumulatively (DeliverAck), once
+// confirmEvery deliveries wait for it, or confirmDelay after the reader
+// last found nothing more to read: one small frame per burst, not per read
+// of the socket (a confirmation costs a write here and a read and a wake-up
+// in the daemon).
+const (
+	confirmEvery = 256
+	confirmDelay = 5 * time.Millisecond
+)
+
+// confirm confirms the deliveries taken, now or on the timer. Called by the
+// reader after every delivery frame (r: its reader), and when it starts
+// (nil).
+func (c *Client) confirm(r *wire.Reader) {
+	taken := c.taken.Load()
+	c.wmu.Lock()
+	switch {
+	case taken-c.acked >= confirmEvery:
+		c.sendConfirmLocked(taken)
+	case taken != c.acked && (r == nil || r.Buffered() == 0) && !c.confirmArmed:
+		c.confirmArmed = true
+		if c.confirmTimer == nil {
+			c.confirmTimer = time.AfterFunc(confirmDelay, c.confirmLater)
+		} else {
+			c.confirmTimer.Reset(confirmDelay)
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// confirmLater is the timer's confirmation of what the reader took.
+func (c *Client) confirmLater() {
+	c.wmu.Lock()
+	c.confirmArmed = false
+	if taken := c.taken.Load(); taken != c.acked {
+		c.sendConfirmLocked(taken)
+	}
+	c.wmu.Unlock()
+}
+
+// sendConfirmLocked queues a DeliverAck for the first taken deliveries of
+// the current connection. Called under wmu.
+func (c *Client) sendConfirmLocked(taken uint64) {
+	if taken <= c.acked || !c.up || c.closed {
+		return // (not up: the connection is gone, and with it what it confirms)
+	}
+	c.acked = taken
+	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
+	c.batchAt = -1
+	select {
+	case c.wwake <- struct{}{}:
+	default:
+	}
+}
