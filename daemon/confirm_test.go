@@ -82,21 +82,8 @@ func queued(east *node) int { return east.d.peer("west", "west-1").queue.Stats()
 // client confirmed it: a client that read every message but confirmed none
 // leaves them all in the sender's buffer; its DeliverAck frees them.
 func TestReliableAckedOnlyOnceConfirmed(t *testing.T) {
-	east, west := pair(t, "mem")
-	rc := dialRaw(t, west)
-	rc.join("g")
-	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "g", 1); err != nil {
-		t.Fatal(err)
-	}
-	pub := connect(t, east)
 	const n = 300
-	for i := range n {
-		sendAsync(t, pub, client.Target{Group: "g"}, []byte(strconv.Itoa(i)))
-	}
-	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	rc.read(func(wire.Message) bool { return rc.n == n })
+	east, west, rc := rawMemberGot(t, n)
 	// Nothing is done at west, so no ack can have gone to east.
 	w := west.d.peer("east", "east-1")
 	w.recvMu.Lock()
@@ -115,21 +102,8 @@ func TestReliableAckedOnlyOnceConfirmed(t *testing.T) {
 // them: the receiving node has its link reset, the sender resends, and the
 // group's next member gets every message, once.
 func TestUnconfirmedRedeliveredToNextMember(t *testing.T) {
-	east, west := pair(t, "mem")
-	rc := dialRaw(t, west)
-	rc.join("g")
-	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "g", 1); err != nil {
-		t.Fatal(err)
-	}
-	pub := connect(t, east)
 	const n = 200
-	for i := range n {
-		sendAsync(t, pub, client.Target{Group: "g"}, []byte(strconv.Itoa(i)))
-	}
-	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	rc.read(func(wire.Message) bool { return rc.n == n })
+	east, west, rc := rawMemberGot(t, n)
 	rc.write(&wire.DeliverAck{Count: 50}) // the first 50 only
 	waitUntil(t, 10*time.Second, func() bool { return queued(east) == n-50 }, func() string {
 		return strconv.Itoa(queued(east)) + " messages in east's buffer, want " + strconv.Itoa(n-50)
@@ -140,6 +114,28 @@ func TestUnconfirmedRedeliveredToNextMember(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() bool { return queued(east) == 0 }, func() string {
 		return strconv.Itoa(queued(east)) + " messages still in east's buffer"
 	})
+}
+
+// rawMemberGot links east and west, joins a raw client of west to group
+// "g", sends it n messages "0".."n-1" from east, and returns once the raw
+// client read them all (confirming none).
+func rawMemberGot(t *testing.T, n int) (east, west *node, rc *rawClient) {
+	t.Helper()
+	east, west = pair(t, "mem")
+	rc = dialRaw(t, west)
+	rc.join("g")
+	if err := east.d.WaitMembers(ctxT(t, 5*time.Second), "g", 1); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	for i := range n {
+		sendAsync(t, pub, client.Target{Group: "g"}, []byte(strconv.Itoa(i)))
+	}
+	if err := pub.Flush(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rc.read(func(wire.Message) bool { return rc.n == uint64(n) })
+	return east, west, rc
 }
 
 // waitUntil polls cond until it holds, failing with what() after d.
