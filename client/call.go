@@ -229,7 +229,7 @@ func newMessage(a *msgAlloc, d *wire.Deliver, mb *Mailbox) *Message {
 	*msg = Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
 		Payload: a.payload(d.Payload), corr: d.Corr, mb: mb}
 	if d.TTL > 0 {
-		msg.deadline = time.Now().Add(time.Duration(d.TTL) * time.Millisecond)
+		msg.deadline = time.Now().Add(wire.TTLDuration(d.TTL))
 	}
 	if d.Flags&wire.FlagReply != 0 {
 		msg.corr = 0 // a reply is not itself a request

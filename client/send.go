@@ -100,7 +100,8 @@ func WithStrategy(s Strategy) SendOption { return SendOption{set: optStrategy, s
 // WithHighPriority sends on the high-priority lane.
 func WithHighPriority() SendOption { return SendOption{set: optHigh} }
 
-// WithTTL discards the message if it is not delivered within d.
+// WithTTL discards the message if it is not delivered within d (d <= 0:
+// no TTL; longer than wire.MaxTTL, about 34 years: that).
 func WithTTL(d time.Duration) SendOption { return SendOption{set: optTTL, ttl: d} }
 
 // WithMode sets the delivery mode.
@@ -153,9 +154,7 @@ func (c *Client) buildSend(s *wire.Send, req, from uint64, t Target, payload []b
 	case Durable:
 		s.Flags |= wire.FlagDurable
 	}
-	if o.ttl > 0 {
-		s.TTL = uint64((o.ttl + time.Millisecond - 1) / time.Millisecond)
-	}
+	s.TTL = wire.TTLMillis(o.ttl)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -205,6 +206,7 @@ func TestDataBatchFromPeer(t *testing.T) {
 		{"durable lane", wire.LaneDurable, batch(1, "x")},
 		{"no payload", wire.LaneNormal, (&wire.DataBatch{Seq: 9, To: to}).AppendFrame(nil)},
 		{"payload beyond the body", wire.LaneNormal, nil},
+		{"Seqs wrapping past 2^64-1", wire.LaneNormal, batch(math.MaxUint64, "y", "z")},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
 			before := testutil.ToFloat64(east.d.metrics.protocolErrors.WithLabelValues("frame"))

@@ -94,7 +94,7 @@ func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef, rt *routing) {
 		hm.rt = *rt
 	}
 	if m.TTL > 0 {
-		hm.ttl = h.d.now().Add(time.Duration(m.TTL) * time.Millisecond)
+		hm.ttl = h.d.now().Add(wire.TTLDuration(m.TTL))
 		hm.expiry = hm.ttl
 	}
 	if age := h.d.cfg.Buffer.MaxAge; age > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/wandist/wandist/buffer"
@@ -108,6 +109,13 @@ func (l *link) readStreamInit(r *wire.Reader) (int, bool) {
 // does, through the reader's m (last: the batch is the last frame the
 // reader holds); false when the reader must stop.
 func (l *link) onBatch(lane int, b *wire.DataBatch, m *wire.Data, last bool, mc *mailboxCache) bool {
+	if b.Seq > math.MaxUint64-uint64(len(b.Payloads)) && b.Seq-1 > math.MaxUint64-uint64(b.Payloads.Count()) {
+		// Its Seqs would wrap past 2^64-1: the rest would pass as
+		// at-most-once, without the duplicate check. (There are fewer
+		// payloads than bytes: the first test spares the count.)
+		l.protocolError(errors.New("DataBatch Seqs wrap past 2^64-1"))
+		return false
+	}
 	seq, n := b.Seq, 0
 	for rest := b.Payloads; len(rest) > 0; {
 		var p []byte

@@ -83,7 +83,7 @@ func (c *localClient) sendBatchRouted(b *wire.SendBatch) int {
 	lane, flags := queuedFlags(b.Flags)
 	tmpl := buffer.Message{Lane: lane, Flags: flags, To: to, From: b.From, Group: b.Group}
 	if b.TTL > 0 {
-		tmpl.Deadline = c.now.Add(time.Duration(b.TTL) * time.Millisecond)
+		tmpl.Deadline = c.now.Add(wire.TTLDuration(b.TTL))
 	}
 	n, err := p.queue.EnqueueCopyBatch(&tmpl, b.Payloads.All(), c.now)
 	if err != nil {
@@ -216,7 +216,7 @@ func (d *Daemon) peerOf(rc *routeCache, t groups.Member) (*peer, error) {
 func outbound(m *wire.Send, now time.Time, to uint64) buffer.Message {
 	var deadline time.Time
 	if m.TTL > 0 {
-		deadline = now.Add(time.Duration(m.TTL) * time.Millisecond)
+		deadline = now.Add(wire.TTLDuration(m.TTL))
 	}
 	lane, flags := queuedFlags(m.Flags)
 	bm := buffer.Message{Lane: lane, Flags: flags, To: to, From: m.From, Group: m.Group, Corr: m.Corr,
