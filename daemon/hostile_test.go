@@ -197,8 +197,9 @@ func TestLocalSocketBadInput(t *testing.T) {
 	if sh := hello(dial(), "wrong"); sh.Status != wire.StatusUnauthorized {
 		t.Fatalf("bad token: status %d", sh.Status)
 	}
-	if v := testutil.ToFloat64(n.d.metrics.localRejects); v != 1 {
-		t.Fatalf("local rejections %v, want 1", v)
+	rejects := func(reason string) float64 { return testutil.ToFloat64(n.d.metrics.localRejects.WithLabelValues(reason)) }
+	if v := rejects("bad_token"); v != 1 {
+		t.Fatalf("local rejections for a bad token %v, want 1", v)
 	}
 	// Garbage instead of a hello: the connection is closed, the daemon lives.
 	g := dial()
@@ -209,6 +210,7 @@ func TestLocalSocketBadInput(t *testing.T) {
 			t.Fatalf("garbage: %v", err)
 		}
 	}
+	waitUntil(t, 5*time.Second, func() bool { return rejects("bad_hello") == 1 }, func() string { return "garbage not counted (bad_hello)" })
 	// Unsupported version.
 	v := dial()
 	v.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: 99, Token: "s3cret"}))
@@ -216,6 +218,9 @@ func TestLocalSocketBadInput(t *testing.T) {
 	var sh wire.ServerHello
 	if err != nil || typ != wire.TypeServerHello || sh.DecodeBody(body) != nil || sh.Status != wire.StatusBadRequest {
 		t.Fatalf("version 99: %v %v %+v", typ, err, sh)
+	}
+	if v := rejects("bad_version"); v != 1 {
+		t.Fatalf("local rejections for a bad version %v, want 1", v)
 	}
 	// A good client after all that, then an oversized frame from it.
 	c := dial()
@@ -232,6 +237,11 @@ func TestLocalSocketBadInput(t *testing.T) {
 			t.Fatalf("oversized frame: connection not closed: %v", err)
 		}
 	}
+	waitUntil(t, 5*time.Second, func() bool { return rejects("bad_frame") == 1 }, func() string { return "oversized frame not counted (bad_frame)" })
+	// A connection that never says hello is closed at the handshake
+	// timeout, and counted.
+	dial()
+	waitUntil(t, 15*time.Second, func() bool { return rejects("no_hello") >= 1 }, func() string { return "silent connection not counted (no_hello)" })
 	// The daemon still serves.
 	ok := dial()
 	if sh := hello(ok, "s3cret"); sh.Status != wire.StatusOK {

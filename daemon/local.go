@@ -149,6 +149,11 @@ func (c *localClient) serve() {
 	r := wire.NewReader(c.conn, d.cfg.Link.MaxFrameSize)
 	t, body, err := r.ReadFrame()
 	if err != nil {
+		reason := "no_hello" // closed, or silent past the handshake timeout
+		if fe := (*wire.FrameError)(nil); errors.As(err, &fe) {
+			reason = "bad_hello" // not our protocol
+		}
+		d.metrics.localRejects.WithLabelValues(reason).Inc()
 		d.log.Debug("local client: no hello", "err", err)
 		return
 	}
@@ -159,21 +164,23 @@ func (c *localClient) serve() {
 	}
 	var h wire.ClientHello
 	if t != wire.TypeClientHello || h.DecodeBody(body) != nil {
+		d.metrics.localRejects.WithLabelValues("bad_hello").Inc()
 		hello(wire.StatusBadRequest, fmt.Sprintf("expected ClientHello, got %v", t))
 		return
 	}
 	if h.Version != wire.LocalVersion {
+		d.metrics.localRejects.WithLabelValues("bad_version").Inc()
 		hello(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
 		return
 	}
 	if c.tooMany {
-		d.metrics.localRejects.Inc()
+		d.metrics.localRejects.WithLabelValues("too_many").Inc()
 		d.log.Warn("local client refused: too many clients", "client", h.Name, "max_clients", d.cfg.Local.MaxClients)
 		hello(wire.StatusBusy, fmt.Sprintf("too many clients (local.max_clients = %d)", d.cfg.Local.MaxClients))
 		return
 	}
 	if tok := d.cfg.Local.Token; tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.Token)) != 1 {
-		d.metrics.localRejects.Inc()
+		d.metrics.localRejects.WithLabelValues("bad_token").Inc()
 		d.log.Warn("local client rejected: bad token", "client", h.Name)
 		hello(wire.StatusUnauthorized, "bad or missing token")
 		return
@@ -205,6 +212,7 @@ func (c *localClient) serve() {
 		if err != nil {
 			var fe *wire.FrameError
 			if errors.As(err, &fe) {
+				d.metrics.localRejects.WithLabelValues("bad_frame").Inc()
 				d.log.Warn("local client sent a bad frame", "client", c.name, "err", err)
 			}
 			return
@@ -216,6 +224,7 @@ func (c *localClient) serve() {
 			c.now = d.now()
 		}
 		if err := c.handle(t, body); err != nil {
+			d.metrics.localRejects.WithLabelValues("bad_frame").Inc()
 			d.log.Warn("local client protocol error", "client", c.name, "err", err)
 			return
 		}

@@ -28,7 +28,7 @@ type metrics struct {
 	holdFullWaits    prometheus.Counter
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
-	localRejects     prometheus.Counter
+	localRejects     *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -75,8 +75,8 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Durable sends that failed because the spool could not store them."}),
 		localClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_local_clients",
 			Help: "Clients connected on the local socket."}),
-		localRejects: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
-			Help: "Local clients rejected: a bad token, or too many clients."}),
+		localRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
+			Help: "Local clients refused or disconnected, by reason: no_hello, bad_hello, bad_version, bad_token, too_many, bad_frame."}, []string{"reason"}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
