@@ -197,7 +197,9 @@ func TestLocalSocketBadInput(t *testing.T) {
 	if sh := hello(dial(), "wrong"); sh.Status != wire.StatusUnauthorized {
 		t.Fatalf("bad token: status %d", sh.Status)
 	}
-	rejects := func(reason string) float64 { return testutil.ToFloat64(n.d.metrics.localRejects.WithLabelValues(reason)) }
+	rejects := func(reason string) float64 {
+		return testutil.ToFloat64(n.d.metrics.localRejects.WithLabelValues(reason))
+	}
 	if v := rejects("bad_token"); v != 1 {
 		t.Fatalf("local rejections for a bad token %v, want 1", v)
 	}
