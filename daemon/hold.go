@@ -272,8 +272,7 @@ func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
 	d := h.d
 	var mb *mailbox
 	if k.mailbox != 0 {
-		v, _ := d.mailboxes.Load(k.mailbox)
-		if mb, _ = v.(*mailbox); mb == nil {
+		if mb = d.localMailbox(k.mailbox, "", nil); mb == nil {
 			if m.dm.Group != "" {
 				return heldToGroup
 			}
@@ -326,8 +325,7 @@ func (h *hold) memberFor(group string, m *heldMsg) (*mailbox, int) {
 		t = ms[0]
 	}
 	if d.isLocal(t) {
-		v, _ := d.mailboxes.Load(t.Mailbox)
-		if mb, _ := v.(*mailbox); mb != nil {
+		if mb := d.localMailbox(t.Mailbox, "", nil); mb != nil {
 			return mb, heldSent
 		}
 		return nil, heldWait

@@ -140,10 +140,7 @@ func (p *peer) completeReliable(inc uint64, lane int, done []pendingConfirm) {
 	if !moved {
 		return
 	}
-	p.mu.Lock()
-	l := p.link
-	p.mu.Unlock()
-	if l != nil && l.remoteInc == inc {
+	if l := p.currentLink(); l != nil && l.remoteInc == inc {
 		l.ackLater(lane, base)
 	}
 	// else: the next handshake's resume position carries it
@@ -169,10 +166,7 @@ func (p *peer) loseReliable(refs []confirmRef) {
 	if p.d.closing.Load() {
 		return // the node stops: its links end with GoAway, and the sender keeps what was not done
 	}
-	p.mu.Lock()
-	l := p.link
-	p.mu.Unlock()
-	if l != nil {
+	if l := p.currentLink(); l != nil {
 		l.fail(errClientLost)
 	}
 }
@@ -183,10 +177,7 @@ func (p *peer) reportUndeliverable(n uint64) {
 	if p.undelivOut.Add(n) != n {
 		return // a report is pending: the writer takes this with it
 	}
-	p.mu.Lock()
-	l := p.link
-	p.mu.Unlock()
-	if l != nil {
+	if l := p.currentLink(); l != nil {
 		l.wakeControl()
 	}
 }
