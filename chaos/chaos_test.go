@@ -11,6 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	// The suite runs wandistd built from source in a subprocess, which
+	// go test's result cache does not see: linking the daemon package in
+	// makes a change to it run the suite again instead of reusing a
+	// cached pass.
+	_ "github.com/wandist/wandist/daemon"
 )
 
 var (
