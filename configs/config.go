@@ -136,6 +136,14 @@ type Link struct {
 	MaxStreams        int           // streams a peer may have open on a link; default 16; 4..1024 (a link uses 4)
 	HandshakeRate     int           // handshakes a second one source address may start; default 20; 1..100000
 	HandshakeBurst    int           // and in bursts of up to this many; default 40; 1..100000
+	// HandshakeRateTotal bounds the handshakes a second all sources not
+	// seen as a pinned peer before may start together, in bursts of as
+	// many; default 200; 1..100000.
+	HandshakeRateTotal int
+	// HelloTimeout bounds the wait for a TCP client's ClientHello: the first
+	// byte within half of it, all of it within it; default 2s; at most
+	// HandshakeTimeout (a larger value acts as HandshakeTimeout).
+	HelloTimeout time.Duration
 }
 
 // Groups tunes process groups.
@@ -212,6 +220,8 @@ const (
 	DefaultMaxStreams        = 16
 	DefaultHandshakeRate     = 20
 	DefaultHandshakeBurst    = 40
+	DefaultHandshakeRateAll  = 200
+	DefaultHelloTimeout      = 2 * time.Second
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20
 	DefaultBufferMaxMessages = 1_000_000
@@ -229,15 +239,17 @@ const (
 func Default() *Config {
 	return &Config{
 		Link: Link{
-			KeepaliveInterval: DefaultKeepaliveInterval,
-			KeepaliveTimeout:  DefaultKeepaliveTimeout,
-			HandshakeTimeout:  DefaultHandshakeTimeout,
-			ReconnectMin:      DefaultReconnectMin,
-			ReconnectMax:      DefaultReconnectMax,
-			MaxFrameSize:      DefaultMaxFrameSize,
-			MaxStreams:        DefaultMaxStreams,
-			HandshakeRate:     DefaultHandshakeRate,
-			HandshakeBurst:    DefaultHandshakeBurst,
+			KeepaliveInterval:  DefaultKeepaliveInterval,
+			KeepaliveTimeout:   DefaultKeepaliveTimeout,
+			HandshakeTimeout:   DefaultHandshakeTimeout,
+			ReconnectMin:       DefaultReconnectMin,
+			ReconnectMax:       DefaultReconnectMax,
+			MaxFrameSize:       DefaultMaxFrameSize,
+			MaxStreams:         DefaultMaxStreams,
+			HandshakeRate:      DefaultHandshakeRate,
+			HandshakeBurst:     DefaultHandshakeBurst,
+			HandshakeRateTotal: DefaultHandshakeRateAll,
+			HelloTimeout:       DefaultHelloTimeout,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),

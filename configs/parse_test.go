@@ -26,15 +26,17 @@ func TestDefault(t *testing.T) {
 	d := Default()
 	want := &Config{
 		Link: Link{
-			KeepaliveInterval: time.Second,
-			KeepaliveTimeout:  5 * time.Second,
-			HandshakeTimeout:  5 * time.Second,
-			ReconnectMin:      100 * time.Millisecond,
-			ReconnectMax:      10 * time.Second,
-			MaxFrameSize:      1114112,
-			MaxStreams:        16,
-			HandshakeRate:     20,
-			HandshakeBurst:    40,
+			KeepaliveInterval:  time.Second,
+			KeepaliveTimeout:   5 * time.Second,
+			HandshakeTimeout:   5 * time.Second,
+			ReconnectMin:       100 * time.Millisecond,
+			ReconnectMax:       10 * time.Second,
+			MaxFrameSize:       1114112,
+			MaxStreams:         16,
+			HandshakeRate:      20,
+			HandshakeBurst:     40,
+			HandshakeRateTotal: 200,
+			HelloTimeout:       2 * time.Second,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
@@ -107,7 +109,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 200, 2 * time.Second}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}

@@ -41,6 +41,8 @@ func (c *Config) fillZero() {
 	setIfZero(&l.MaxStreams, d.Link.MaxStreams)
 	setIfZero(&l.HandshakeRate, d.Link.HandshakeRate)
 	setIfZero(&l.HandshakeBurst, d.Link.HandshakeBurst)
+	setIfZero(&l.HandshakeRateTotal, d.Link.HandshakeRateTotal)
+	setIfZero(&l.HelloTimeout, d.Link.HelloTimeout)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
@@ -221,6 +223,12 @@ func (r *reporter) checkLink(l *Link) {
 	}
 	if l.HandshakeBurst < 1 || l.HandshakeBurst > 100000 {
 		r.keyf("link.handshake_burst", "must be from 1 to 100000, got %d", l.HandshakeBurst)
+	}
+	if l.HandshakeRateTotal < 1 || l.HandshakeRateTotal > 100000 {
+		r.keyf("link.handshake_rate_total", "must be from 1 to 100000 handshakes a second, got %d", l.HandshakeRateTotal)
+	}
+	if l.HelloTimeout <= 0 {
+		r.keyf("link.hello_timeout", "must be greater than 0, got %v", l.HelloTimeout)
 	}
 }
 

@@ -1,34 +1,71 @@
 package daemon
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/transport"
 	"golang.org/x/time/rate"
 )
 
-// ErrRateLimited refuses a handshake from a source address that opened too
-// many connections too fast.
-var ErrRateLimited = errors.New("daemon: too many handshakes from this address")
+// Refusals by the handshake admission (see admission).
+var (
+	// ErrRateLimited refuses a handshake from a source address that opened
+	// too many connections too fast (link.handshake_rate, handshake_burst).
+	ErrRateLimited = errors.New("daemon: too many handshakes from this address")
+	// ErrRateLimitedTotal refuses a handshake from a source address not
+	// known as a peer's while all such sources together started too many
+	// (link.handshake_rate_total).
+	ErrRateLimitedTotal = errors.New("daemon: too many handshakes from unknown addresses")
+)
 
-// Handshake admission: each source IP may start link.handshake_rate
-// handshakes a second, in bursts of link.handshake_burst. Established links
-// are not affected: they do not handshake again. At most maxSources
-// addresses are tracked; past that the oldest entries are forgotten.
-const maxSources = 4096
+// Handshake admission runs before the transport keeps any state for a new
+// connection (transport.Options.Admit): TCP at accept, QUIC before quic-go
+// creates the connection.
+//
+//   - Each source IP may start link.handshake_rate handshakes a second, in
+//     bursts of link.handshake_burst.
+//   - All sources together may start link.handshake_rate_total a second,
+//     except trusted ones: addresses a pinned peer linked from, or that
+//     this node dialed a peer at (maxTrusted of them are remembered).
+//     Trusted sources may also use the handshake slots the transport keeps
+//     in reserve, so a flood from many addresses cannot keep a known peer
+//     out.
+//   - QUIC source addresses may be spoofed until a Retry proves them.
+//     Unproven and proven attempts therefore take from separate buckets, so
+//     a spoofed flood cannot spend a real peer's tokens: once a source's (or
+//     everyone's) unproven bucket is empty, its clients must prove their
+//     address first (mustValidate). A real QUIC flooder thus gets twice the
+//     rate of a TCP one.
+//
+// At most maxSources addresses are tracked; past that the idle ones, then
+// arbitrary ones, are forgotten.
+const (
+	maxSources = 4096
+	maxTrusted = 4096
+)
 
-// admission keeps a token bucket per source IP.
+// admission keeps the token buckets and the trusted addresses.
 type admission struct {
-	rate    rate.Limit // set before the first handshake, then read-only
-	burst   int        // likewise
+	rate  rate.Limit // set before the first handshake, then read-only
+	burst int        // likewise
+	total rate.Limit // likewise: link.handshake_rate_total, which is also its burst
+
 	mu      sync.Mutex
-	now     func() time.Time   // guarded by mu; nil: time.Now (tests stop the clock)
-	buckets map[string]*source // guarded by mu
+	now     func() time.Time         // guarded by mu; nil: time.Now (tests stop the clock)
+	buckets map[bucketKey]*source    // guarded by mu
+	all     [2]*rate.Limiter         // guarded by mu: untrusted sources together; [1] proven
+	trusted map[netip.Addr]time.Time // guarded by mu: when each trusted address last linked
+}
+
+type bucketKey struct {
+	ip     netip.Addr
+	proven bool
 }
 
 type source struct {
@@ -36,68 +73,125 @@ type source struct {
 	seen time.Time
 }
 
-// allow reports whether a new handshake from addr may start now.
-func (a *admission) allow(addr net.Addr) bool {
-	host := addr.String()
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// admit decides on a new connection from remote. proven is false for a QUIC
+// source address not validated by a Retry.
+func (a *admission) admit(remote net.Addr, proven bool) (trusted bool, err error) {
+	ip, ok := addrIP(remote)
+	if !ok {
+		return false, nil // mem: no addresses to tell apart
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := time.Now()
+	now := a.clockLocked()
+	_, trusted = a.trusted[ip]
+	if !a.bucketLocked(bucketKey{ip, proven}, now).AllowN(now, 1) {
+		return trusted, ErrRateLimited
+	}
+	if !trusted && !a.allLocked(proven).AllowN(now, 1) {
+		return false, ErrRateLimitedTotal
+	}
+	return trusted, nil
+}
+
+// mustValidate tells whether a QUIC client from remote must prove its
+// address before admit is asked: when an unproven attempt would be refused.
+func (a *admission) mustValidate(remote net.Addr) bool {
+	ip, ok := addrIP(remote)
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.clockLocked()
+	if a.bucketLocked(bucketKey{ip, false}, now).TokensAt(now) < 1 {
+		return true
+	}
+	_, trusted := a.trusted[ip]
+	return !trusted && a.allLocked(false).TokensAt(now) < 1
+}
+
+// trust remembers remote as an address a pinned peer linked from or at.
+func (a *admission) trust(remote net.Addr) {
+	ip, ok := addrIP(remote)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.trusted == nil {
+		a.trusted = map[netip.Addr]time.Time{}
+	}
+	if _, ok := a.trusted[ip]; !ok && len(a.trusted) >= maxTrusted {
+		oldest, first := netip.Addr{}, true
+		for k, t := range a.trusted {
+			if first || t.Before(a.trusted[oldest]) {
+				oldest, first = k, false
+			}
+		}
+		delete(a.trusted, oldest)
+	}
+	a.trusted[ip] = a.clockLocked()
+}
+
+func (a *admission) clockLocked() time.Time {
 	if a.now != nil {
-		now = a.now()
+		return a.now()
 	}
+	return time.Now()
+}
+
+func (a *admission) allLocked(proven bool) *rate.Limiter {
+	i := 0
+	if proven {
+		i = 1
+	}
+	if a.all[i] == nil {
+		a.all[i] = rate.NewLimiter(a.total, int(a.total))
+	}
+	return a.all[i]
+}
+
+func (a *admission) bucketLocked(k bucketKey, now time.Time) *rate.Limiter {
 	if a.buckets == nil {
-		a.buckets = map[string]*source{}
+		a.buckets = map[bucketKey]*source{}
 	}
-	s := a.buckets[host]
+	s := a.buckets[k]
 	if s == nil {
 		if len(a.buckets) >= maxSources {
 			a.evictLocked(now)
 		}
 		s = &source{lim: rate.NewLimiter(a.rate, a.burst)}
-		a.buckets[host] = s
+		a.buckets[k] = s
 	}
 	s.seen = now
-	return s.lim.AllowN(now, 1)
+	return s.lim
 }
 
 // evictLocked forgets sources idle for a minute and, if that is not
 // enough, arbitrary ones until half the table is free.
 func (a *admission) evictLocked(now time.Time) {
-	for h, s := range a.buckets {
+	for k, s := range a.buckets {
 		if now.Sub(s.seen) > time.Minute {
-			delete(a.buckets, h)
+			delete(a.buckets, k)
 		}
 	}
-	for h := range a.buckets {
+	for k := range a.buckets {
 		if len(a.buckets) < maxSources/2 {
 			break
 		}
-		delete(a.buckets, h)
+		delete(a.buckets, k)
 	}
 }
 
-// admitting wraps a server TLS config so that a source over its rate is
-// refused before any cryptographic work; refusals are counted and logged.
-func (d *Daemon) admitting(tc *tls.Config) *tls.Config {
-	tc = tc.Clone()
-	next := tc.GetConfigForClient
-	tc.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
-		if hi.Conn != nil && !d.admit.allow(hi.Conn.RemoteAddr()) {
-			d.metrics.handshakeRejects.WithLabelValues("rate_limited").Inc()
-			d.rateLog.Do(func() {
-				d.log.Warn("handshakes refused: a source address is over its rate", "remote", hi.Conn.RemoteAddr().String(), "rate_per_s", float64(d.admit.rate))
-			})
-			return nil, ErrRateLimited
-		}
-		if next != nil {
-			return next(hi)
-		}
-		return nil, nil
+// addrIP is the IP address of a TCP or UDP endpoint.
+func addrIP(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap(), true
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap(), true
 	}
-	return tc
+	return netip.Addr{}, false
 }
 
 // logOnce runs a function at most once per logEvery, so that a flood makes
@@ -155,15 +249,35 @@ func (d *Daemon) onStreamRefused(remote net.Addr) {
 	})
 }
 
+// onHandshakeError counts a refused or failed inbound handshake under its
+// reason and logs it, one line per reason per interval.
 func (d *Daemon) onHandshakeError(remote net.Addr, err error) {
-	var re *auth.RejectError
-	if errors.As(err, &re) || errors.Is(err, ErrRateLimited) {
-		return // counted and logged already
+	if _, ok := errors.AsType[*auth.RejectError](err); ok {
+		return // counted and logged by onReject
 	}
-	d.metrics.handshakeRejects.WithLabelValues("tls").Inc()
-	// A flood of bad handshakes makes one line per interval, not one each.
-	d.handshakeLog.Do(func() {
-		d.log.Warn("handshake failed (further failures are counted in wandist_handshake_rejections_total{reason=\"tls\"})",
-			"remote", fmt.Sprint(remote), "err", err)
+	reason, what := handshakeReason(err)
+	d.metrics.handshakeRejects.WithLabelValues(reason).Inc()
+	v, _ := d.handshakeLogs.LoadOrStore(reason, new(logOnce))
+	v.(*logOnce).Do(func() {
+		d.log.Warn(what, "reason", reason, "remote", fmt.Sprint(remote), "err", err,
+			"note", "repeats within 10s are counted in wandist_handshake_rejections_total, not logged")
 	})
+}
+
+// handshakeReason names the metric reason and the log message of a failed
+// inbound handshake. The reasons are a fixed set.
+func handshakeReason(err error) (reason, what string) {
+	switch {
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited", "handshakes refused: a source address is over link.handshake_rate"
+	case errors.Is(err, ErrRateLimitedTotal):
+		return "rate_limited_total", "handshakes refused: unknown source addresses together are over link.handshake_rate_total"
+	case errors.Is(err, transport.ErrTooManyFromSource):
+		return "too_many_from_address", "handshakes refused: a source address has too many handshakes in progress"
+	case errors.Is(err, transport.ErrTooManyHandshakes):
+		return "too_many_handshakes", "handshakes refused: too many handshakes in progress"
+	case errors.Is(err, transport.ErrHelloTimeout):
+		return "hello_timeout", "handshakes refused: no ClientHello within link.hello_timeout"
+	}
+	return "tls", "handshake failed"
 }

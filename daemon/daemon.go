@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,12 +87,11 @@ type Daemon struct {
 	listenMu  sync.Mutex
 	listeners map[string]transport.Listener // by transport name; guarded by listenMu
 
-	admit        admission // handshake rate per source address
-	rateLog      logOnce   // rate-limit warnings, at most one per interval
-	handshakeLog logOnce   // failed-handshake warnings, likewise
-	streamLog    logOnce   // refused-stream warnings, likewise
-	rejectLogs   sync.Map  // "reason claimed" -> *logOnce: rejection warnings, likewise (onReject)
-	rejectLogN   atomic.Int64
+	admit         admission // handshake rates per source address and in all
+	handshakeLogs sync.Map  // reason -> *logOnce: refused-handshake warnings, at most one per reason per interval
+	streamLog     logOnce   // refused-stream warnings, likewise
+	rejectLogs    sync.Map  // "reason claimed" -> *logOnce: rejection warnings, likewise (onReject)
+	rejectLogN    atomic.Int64
 
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
@@ -156,6 +156,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	// earlier run of this node never names a mailbox of this run.
 	d.mailboxSeq.Store((d.incarnation & 0xffffff) << 40)
 	d.admit.rate, d.admit.burst = rate.Limit(c.Link.HandshakeRate), c.Link.HandshakeBurst
+	d.admit.total = rate.Limit(c.Link.HandshakeRateTotal)
 	d.metrics = newMetrics(d)
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 	d.hold = newHold(d)
@@ -185,6 +186,10 @@ func (d *Daemon) defaultTransports() map[string]transport.Transport {
 		OnHandshakeError:   d.onHandshakeError,
 		MaxIncomingStreams: lc.MaxStreams,
 		OnStreamRefused:    d.onStreamRefused,
+		Admit:              d.admit.admit,
+		ValidateSource:     d.admit.mustValidate,
+		OnRetry:            func(net.Addr) { d.metrics.quicRetries.Inc() },
+		HelloTimeout:       lc.HelloTimeout,
 	}
 	return map[string]transport.Transport{
 		"quic": transport.NewQUIC(topts),

@@ -23,7 +23,7 @@ func (d *Daemon) listen(name, addr string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := tr.Listen(addr, d.admitting(tc))
+	ln, err := tr.Listen(addr, tc)
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
@@ -68,6 +68,7 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.admit.trust(conn.RemoteAddr())
 	ok := false
 	defer func() {
 		if !ok {
@@ -167,6 +168,9 @@ func (d *Daemon) readHello(ctx context.Context, in *inbound) *peer {
 		return nil
 	}
 	in.claimed = claimed
+	// The transport handed over this connection only once the pin check
+	// passed: its address is a peer's.
+	d.admit.trust(in.conn.RemoteAddr())
 	if in.ctl, err = in.conn.AcceptStream(ctx); err != nil {
 		d.log.Info("inbound link: no control stream", "peer", claimed.String(), "err", err)
 		return nil

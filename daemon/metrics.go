@@ -12,6 +12,7 @@ type metrics struct {
 	reconnects       *prometheus.CounterVec
 	rtt              *prometheus.GaugeVec
 	handshakeRejects *prometheus.CounterVec
+	quicRetries      prometheus.Counter
 	protocolErrors   *prometheus.CounterVec
 	sent             prometheus.Counter
 	received         prometheus.Counter
@@ -82,6 +83,14 @@ func newMetrics(d *Daemon) *metrics {
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.quicRetries = prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_quic_retries_total",
+		Help: "New QUIC connections asked to prove their source address with a Retry (many handshakes in progress, or the source's unproven attempts over their rate)."})
+	m.reg.MustRegister(m.quicRetries)
+	// The refusal reasons before authentication exist from the start, so
+	// that dashboards and alerts see zeros on a fresh daemon.
+	for _, r := range []string{"rate_limited", "rate_limited_total", "too_many_from_address", "too_many_handshakes", "hello_timeout", "tls"} {
+		m.handshakeRejects.WithLabelValues(r)
+	}
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/quic-go/quic-go"
 
 	"github.com/wandist/wandist/auth"
@@ -30,10 +31,11 @@ var floodSource = net.IPv4(127, 0, 0, 2)
 
 // TestHandshakeFloodPerSource floods the QUIC and the TCP link port with
 // unauthenticated handshakes from one address. Exactly the burst is let
-// through (and refused for presenting no certificate); the rest is refused
-// by rate, before any cryptographic work, counted and logged. The link made
-// before the flood goes on, and a new peer from another address links up
-// during it.
+// through to cryptography (and refused for presenting no certificate); over
+// QUIC twice the burst, as attempts whose address a Retry proved take from
+// their own bucket. The rest is refused by rate, before any cryptographic
+// work, counted and logged. The link made before the flood goes on, and a
+// new peer from another address links up during it.
 func TestHandshakeFloodPerSource(t *testing.T) {
 	for _, tr := range []string{"quic", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
@@ -41,6 +43,10 @@ func TestHandshakeFloodPerSource(t *testing.T) {
 			east, _, logs, check := securedPair(t, tr, func(n *node) { n.cfg.Link.HandshakeBurst = 25 }, nil)
 			stopAdmissionClock(east.d)
 			handshakeBurst := float64(east.d.cfg.Link.HandshakeBurst)
+			through := handshakeBurst
+			if tr == "quic" {
+				through = 2 * handshakeBurst
+			}
 			attempts := 3 * handshakeBurst
 			addr := east.addr(tr)
 			for range int(attempts) {
@@ -50,12 +56,18 @@ func TestHandshakeFloodPerSource(t *testing.T) {
 					floodTCP(t, addr)
 				}
 			}
-			waitRejects(t, east.d, "rate_limited", attempts-handshakeBurst)
-			waitRejects(t, east.d, string(auth.ReasonNoCertificate), handshakeBurst)
+			// quic-go's client sends its Initial again after a refusal, and
+			// each one is refused again: at least one refusal per attempt.
+			waitRejectsAtLeast(t, east.d, "rate_limited", attempts-through)
+			waitRejects(t, east.d, string(auth.ReasonNoCertificate), through)
+			if tr == "quic" && testutil.ToFloat64(east.d.metrics.quicRetries) == 0 {
+				t.Error("no Retry asked of a source over its rate")
+			}
 			r := logs.wait(t, "the flood", func(r logRecord) bool { return strings.HasPrefix(r.msg, "handshakes refused") })
 			if host, _, _ := net.SplitHostPort(r.attrs["remote"].String()); host != floodSource.String() {
 				t.Fatalf("rate limit logged for %q, want the flood's address %v", r.attrs["remote"], floodSource)
 			}
+			limited := rejects(east.d, "rate_limited")
 			// A new peer, from 127.0.0.1, is not held back by the flood.
 			north := newNode(t, tr, "north", "north-1")
 			if err := addPeerForTest(east.d, peerOf(north, tr, "", "accept")); err != nil {
@@ -64,10 +76,72 @@ func TestHandshakeFloodPerSource(t *testing.T) {
 			north.cfg.Peers = []configs.Peer{peerOf(east, tr, addr, "connect")}
 			north.start()
 			waitLink(t, north.d, "east", "east-1")
-			if n := rejects(east.d, "rate_limited"); n != attempts-handshakeBurst {
-				t.Fatalf("rate_limited = %v after the new peer, want %v", n, attempts-handshakeBurst)
+			if n := rejects(east.d, "rate_limited"); n != limited {
+				t.Fatalf("rate_limited = %v after the new peer, want %v", n, limited)
 			}
 			check()
+		})
+	}
+}
+
+// waitRejectsAtLeast waits until d counted at least want rejections for
+// reason.
+func waitRejectsAtLeast(t *testing.T, d *Daemon, reason string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); rejects(d, reason) < want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("handshake rejections %q = %v, want at least %v", reason, rejects(d, reason), want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling
+	}
+}
+
+// TestHandshakeFloodManySources floods the link ports with unauthenticated
+// handshakes from 50 addresses, each within its own rate: past
+// link.handshake_rate_total they are refused before any cryptographic work
+// (over QUIC, twice that many get through: those whose address a Retry
+// proved take from their own bucket). A peer that linked before, restarted
+// during the flood, links again at once: its address is trusted and not
+// held to the total.
+func TestHandshakeFloodManySources(t *testing.T) {
+	for _, tr := range []string{"quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			east, west, _, check := securedPair(t, tr, func(n *node) { n.cfg.Link.HandshakeRateTotal = 10 }, nil)
+			stopAdmissionClock(east.d)
+			total := float64(east.d.cfg.Link.HandshakeRateTotal)
+			through := total - 1 // west's first link, not yet trusted, took one
+			if tr == "quic" {
+				through += total
+			}
+			const sources = 50
+			addr := east.addr(tr)
+			for i := range sources {
+				src := net.IPv4(127, 0, 2, byte(10+i))
+				if tr == "quic" {
+					floodQUICFrom(t, src, addr)
+				} else {
+					floodTCPFrom(t, src, addr)
+				}
+			}
+			waitRejectsAtLeast(t, east.d, "rate_limited_total", sources-through)
+			waitRejects(t, east.d, string(auth.ReasonNoCertificate), through)
+			if n := rejects(east.d, "rate_limited"); n != 0 {
+				t.Errorf("%v refused by the per-address rate, want 0: each source stayed within it", n)
+			}
+			// The total's bucket is empty (the clock is stopped): west
+			// restarts and links again.
+			west.d.Close()
+			west.start()
+			waitLink(t, west.d, "east", "east-1")
+			waitLink(t, east.d, "west", "west-1")
+			_ = check // it sends to west's member of before the restart
+			mb := subscribe(t, west, "after", east)
+			if err := connect(t, east).SendGroup(ctxT(t, 5*time.Second), "after", []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := mb.Receive(ctxT(t, 5*time.Second)); err != nil || string(m.Payload) != "after" {
+				t.Fatalf("after the restart: %v %v", m, err)
+			}
 		})
 	}
 }
@@ -80,8 +154,10 @@ func floodTLSConfig() *tls.Config {
 // floodTCP makes one TLS handshake attempt from floodSource and waits for
 // the daemon's verdict (a TLS 1.3 client finishes before the server has
 // checked it).
-func floodTCP(t *testing.T, addr string) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: floodSource}, Timeout: 5 * time.Second}
+func floodTCP(t *testing.T, addr string) { floodTCPFrom(t, floodSource, addr) }
+
+func floodTCPFrom(t *testing.T, src net.IP, addr string) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
 	raw, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +173,10 @@ func floodTCP(t *testing.T, addr string) {
 }
 
 // floodQUIC makes one QUIC connection attempt from floodSource.
-func floodQUIC(t *testing.T, addr string) {
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: floodSource})
+func floodQUIC(t *testing.T, addr string) { floodQUICFrom(t, floodSource, addr) }
+
+func floodQUICFrom(t *testing.T, src net.IP, addr string) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: src})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,7 @@ func randomBytes(n int) []byte {
 func testSlowClient(t *testing.T, e *env) {
 	o := e.opts()
 	o.HandshakeTimeout = 400 * time.Millisecond
+	o.HelloTimeout = 200 * time.Millisecond
 	tr := e.tc.mk(o)
 	ln := e.listen(tr)
 	addr := ln.Addr().String()
@@ -114,8 +115,22 @@ func testSlowClient(t *testing.T, e *env) {
 	start := time.Now()
 	if e.tc.rawDial != nil {
 		c := e.tc.rawDial(t, addr) // and never sends a ClientHello
+		if err := e.hs.next(t); !errors.Is(err, ErrHelloTimeout) {
+			t.Errorf("silent client reported as %v, want ErrHelloTimeout", err)
+		}
+		expectClosed(t, c)
+		// A ClientHello that arrives a byte at a time is cut off as well.
+		c = e.tc.rawDial(t, addr)
+		c.Write([]byte{recordHandshake, 3, 1})
+		if err := e.hs.next(t); !errors.Is(err, ErrHelloTimeout) {
+			t.Errorf("slow ClientHello reported as %v, want ErrHelloTimeout", err)
+		}
+		expectClosed(t, c)
+		// Past the ClientHello, the handshake timeout rules.
+		c = e.tc.rawDial(t, addr)
+		c.Write(clientHello(t, e.clientTLS()))
 		if err := e.hs.next(t); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("slow client reported as %v, want a deadline error", err)
+			t.Errorf("stalled handshake reported as %v, want a deadline error", err)
 		}
 		expectClosed(t, c)
 	} else {
@@ -129,7 +144,7 @@ func testSlowClient(t *testing.T, e *env) {
 		}
 		e.hs.next(t)
 	}
-	if d := time.Since(start); d < o.HandshakeTimeout/4 {
+	if d := time.Since(start); d < o.HelloTimeout/2 {
 		t.Errorf("slow client dropped after %v, before the handshake timeout", d)
 	}
 	client, server := e.connect(tr, ln, "")
@@ -257,4 +272,23 @@ func testListenAddrInUse(t *testing.T, e *env) {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("Listen on a taken address: %v, want EADDRINUSE", err)
 	}
+}
+
+// clientHello is the first TLS record a client with conf sends: its
+// ClientHello.
+func clientHello(t *testing.T, conf *tls.Config) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, conf).Handshake() // fails once the pipe is closed
+	rec := make([]byte, recordHeaderLen)
+	if _, err := io.ReadFull(b, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec = append(rec, make([]byte, int(rec[3])<<8|int(rec[4]))...)
+	if _, err := io.ReadFull(b, rec[recordHeaderLen:]); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }

@@ -72,7 +72,12 @@ func (t *quicTransport) Listen(addr string, tlsConf *tls.Config) (Listener, erro
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: withGRO(udp)}
+	g := newGate(t.o)
+	tr := &quic.Transport{
+		Conn:                withGRO(udp),
+		VerifySourceAddress: g.needRetry,
+		ConnContext:         g.connContext,
+	}
 	ln, err := tr.Listen(reportingServerTLS(conf, t.o), t.config(true))
 	if err != nil {
 		tr.Close()
@@ -177,6 +182,43 @@ func sendQUICAck(qc *quic.Conn) error {
 	return nil
 }
 
+// needRetry tells quic-go to validate a new client's source address with a
+// Retry, which costs no state, once RetryAbove handshakes are in progress.
+// Options.ValidateSource may ask for it at any load.
+func (g *gate) needRetry(remote net.Addr) bool {
+	if g.inProgress() < g.o.RetryAbove && (g.o.ValidateSource == nil || !g.o.ValidateSource(remote)) {
+		return false
+	}
+	if g.o.OnRetry != nil {
+		g.o.OnRetry(remote)
+	}
+	return true
+}
+
+// slotKey keys a QUIC connection's handshake slot in its context.
+type slotKey struct{}
+
+// connContext admits a QUIC connection before quic-go creates it, and
+// holds its handshake slot until the handshake ends: the context ends when
+// the connection fails or closes, and the accept loop gives the slot back
+// as soon as the handshake completes (handshakeDone).
+func (g *gate) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+	release, err := g.enter(ci.RemoteAddr, ci.AddrVerified)
+	if err != nil {
+		g.o.handshakeFailed(ci.RemoteAddr, handshakeError(err))
+		return nil, err
+	}
+	context.AfterFunc(ctx, release)
+	return context.WithValue(ctx, slotKey{}, release), nil
+}
+
+// handshakeDone gives back the handshake slot of an accepted connection.
+func handshakeDone(ctx context.Context) {
+	if release, ok := ctx.Value(slotKey{}).(func()); ok {
+		release()
+	}
+}
+
 // quicListener accepts QUIC connections into an acceptQueue, confirming each.
 type quicListener struct {
 	o   Options
@@ -204,6 +246,7 @@ func (l *quicListener) acceptLoop() {
 			}
 			return
 		}
+		handshakeDone(qc.Context())
 		l.retain()
 		c := newQUICConn(qc, l.release)
 		if !l.q.reserve() {

@@ -19,17 +19,15 @@ const (
 	nackByte = 0x4e
 )
 
-var (
-	errTooManyHandshakes = errors.New("too many concurrent handshakes")
-	errBadAck            = errors.New("unexpected confirmation byte")
-)
+var errBadAck = errors.New("unexpected confirmation byte")
 
 // longAgo is a deadline in the past, to interrupt blocked I/O.
 var longAgo = time.Unix(1, 0)
 
 // tlsMuxListener turns raw connections into muxConns: it accepts in one
-// goroutine, handshakes each connection in its own goroutine bounded by
-// Options.HandshakeTimeout, and queues the results for Accept.
+// goroutine, admits each connection through its gate, handshakes it in its
+// own goroutine bounded by Options.HelloTimeout and HandshakeTimeout, and
+// queues the results for Accept.
 type tlsMuxListener struct {
 	name    string
 	raw     net.Listener
@@ -40,7 +38,7 @@ type tlsMuxListener struct {
 	q      *acceptQueue
 	ctx    context.Context // cancelled by Close; aborts handshakes
 	cancel context.CancelFunc
-	sem    chan struct{} // one slot per running handshake
+	gate   *gate
 	wg     sync.WaitGroup
 	once   sync.Once
 }
@@ -56,7 +54,7 @@ func newTLSMuxListener(name string, raw net.Listener, conf *tls.Config, o Option
 		q:       newAcceptQueue(),
 		ctx:     ctx,
 		cancel:  cancel,
-		sem:     make(chan struct{}, maxHandshakes),
+		gate:    newGate(o),
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -89,21 +87,20 @@ func (l *tlsMuxListener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		select {
-		case l.sem <- struct{}{}:
-		default:
+		release, err := l.gate.enter(rc.RemoteAddr(), true)
+		if err != nil {
 			rc.Close()
-			l.opts.handshakeFailed(rc.RemoteAddr(), handshakeError(errTooManyHandshakes))
+			l.opts.handshakeFailed(rc.RemoteAddr(), handshakeError(err))
 			continue
 		}
 		l.wg.Add(1)
-		go l.handshake(rc)
+		go l.handshake(rc, release)
 	}
 }
 
-func (l *tlsMuxListener) handshake(rc net.Conn) {
+func (l *tlsMuxListener) handshake(rc net.Conn, release func()) {
 	defer l.wg.Done()
-	defer func() { <-l.sem }()
+	defer release()
 	if l.prepare != nil {
 		l.prepare(rc)
 	}
@@ -144,8 +141,11 @@ func (l *tlsMuxListener) Close() error {
 // the returned conn holds a reserved slot of q. It closes rc on failure.
 func serverHandshake(ctx context.Context, name string, rc net.Conn, conf *tls.Config, o Options, q *acceptQueue) (*muxConn, error) {
 	stop := context.AfterFunc(ctx, func() { rc.SetDeadline(longAgo) })
-	tc := tls.Server(&batchConn{Conn: rc}, conf)
-	err := tc.HandshakeContext(ctx)
+	hello, err := readHello(ctx, rc, o.HelloTimeout)
+	tc := tls.Server(&batchConn{Conn: &prefixConn{Conn: rc, pre: hello}}, conf)
+	if err == nil {
+		err = tc.HandshakeContext(ctx)
+	}
 	if err == nil {
 		err = checkNegotiated(tc.ConnectionState())
 	}

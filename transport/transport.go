@@ -23,9 +23,12 @@
 // that Dial waits for. A client rejected by the listener therefore sees Dial
 // fail instead of getting a connection that dies right away.
 //
-// Listeners complete handshakes in the background, bounded by
-// Options.HandshakeTimeout (TCP and mem also cap concurrent handshakes at
-// 256), and hand ready connections to Accept through a bounded queue of 32
+// Listeners admit a connection before keeping any state for it
+// (Options.Admit, then a bounded number of handshakes in progress, in all
+// and per source address; see gate), complete handshakes in the
+// background, bounded by Options.HelloTimeout for the ClientHello (TCP,
+// mem) and Options.HandshakeTimeout for all of it, and hand ready
+// connections to Accept through a bounded queue of 32
 // connections. Policy when that queue is full (the application does not call
 // Accept fast enough): new connections are refused rather than queued or
 // waited for; the dialer's Dial fails with an error matching
@@ -33,7 +36,8 @@
 // and logs it. Failed inbound handshakes are reported to
 // Options.OnHandshakeError and never disturb other connections. For QUIC,
 // datagrams that are not QUIC at all are dropped silently by quic-go and are
-// not reported.
+// not reported. A QUIC listener with many handshakes in progress asks new
+// clients to prove their source address with a Retry first (Options.RetryAbove).
 //
 // # Streams
 //
@@ -168,6 +172,37 @@ type Options struct {
 	// (for counting or logging). The error matches ErrHandshake. It is called
 	// from listener goroutines and must not block.
 	OnHandshakeError func(remote net.Addr, err error)
+	// Admit, if set, is asked about every inbound connection before the
+	// listener keeps any state for it: TCP and mem at accept, before the
+	// TLS handshake; QUIC before quic-go creates the connection, after the
+	// source address was validated when RetryAbove asks for it. An error
+	// refuses the connection (it is reported to OnHandshakeError); trusted
+	// lets the source use the ReservedHandshakes slots. proven is false
+	// for a QUIC source address no Retry validated (it may be spoofed). It
+	// must not block.
+	Admit func(remote net.Addr, proven bool) (trusted bool, err error)
+	// ValidateSource, if set, tells whether a new QUIC client from remote
+	// must prove its address with a Retry before Admit is asked, whatever
+	// the load (see RetryAbove). It must not block.
+	ValidateSource func(remote net.Addr) bool
+	// MaxHandshakes bounds the inbound handshakes in progress per listener
+	// (default 256); trusted sources may use ReservedHandshakes more
+	// (default 32). MaxHandshakesPerSource bounds those from one IP address
+	// (default 8). Connections beyond are refused at once.
+	MaxHandshakes          int
+	ReservedHandshakes     int
+	MaxHandshakesPerSource int
+	// HelloTimeout bounds the start of an inbound TCP or mem handshake: the
+	// first byte of the ClientHello must arrive within half of it and the
+	// whole ClientHello within it (default 2s, at most HandshakeTimeout).
+	HelloTimeout time.Duration
+	// RetryAbove: once this many inbound QUIC handshakes are in progress, a
+	// new connection must first prove its source address with a Retry
+	// (RFC 9000 8.1.2), which costs the listener no state (default 16).
+	RetryAbove int
+	// OnRetry, if set, is called for every Retry the QUIC listener asks for.
+	// It must not block.
+	OnRetry func(remote net.Addr)
 	// OnStreamRefused, if set, is called for every stream the peer opened
 	// that was reset because of MaxIncomingStreams (TCP, mem). It is called
 	// from connection goroutines and must not block.
@@ -182,10 +217,12 @@ const (
 
 	// acceptQueueLen is how many handshaken connections a listener holds for
 	// Accept before it drops new ones.
-	acceptQueueLen = 32
-	// maxHandshakes bounds the concurrent inbound handshakes of a TCP or mem
-	// listener; connections beyond it are closed at once and reported.
-	maxHandshakes = 256
+	acceptQueueLen                = 32
+	defaultMaxHandshakes          = 256
+	defaultReservedHandshakes     = 32
+	defaultMaxHandshakesPerSource = 8
+	defaultHelloTimeout           = 2 * time.Second
+	defaultRetryAbove             = 16
 )
 
 func (o Options) withDefaults() Options {
@@ -200,6 +237,22 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxIncomingStreams <= 0 {
 		o.MaxIncomingStreams = defaultMaxIncomingStreams
+	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = defaultMaxHandshakes
+	}
+	if o.ReservedHandshakes <= 0 {
+		o.ReservedHandshakes = defaultReservedHandshakes
+	}
+	if o.MaxHandshakesPerSource <= 0 {
+		o.MaxHandshakesPerSource = defaultMaxHandshakesPerSource
+	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = defaultHelloTimeout
+	}
+	o.HelloTimeout = min(o.HelloTimeout, o.HandshakeTimeout)
+	if o.RetryAbove <= 0 {
+		o.RetryAbove = defaultRetryAbove
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
