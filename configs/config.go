@@ -138,7 +138,7 @@ type Link struct {
 	HandshakeBurst    int           // and in bursts of up to this many; default 40; 1..100000
 	// HandshakeRateTotal bounds the handshakes a second all sources not
 	// seen as a pinned peer before may start together, in bursts of as
-	// many; default 200; 1..100000.
+	// many; default 50; 1..100000.
 	HandshakeRateTotal int
 	// HelloTimeout bounds the wait for a TCP client's ClientHello: the first
 	// byte within half of it, all of it within it; default 2s; at most
@@ -220,7 +220,7 @@ const (
 	DefaultMaxStreams        = 16
 	DefaultHandshakeRate     = 20
 	DefaultHandshakeBurst    = 40
-	DefaultHandshakeRateAll  = 200
+	DefaultHandshakeRateAll  = 50
 	DefaultHelloTimeout      = 2 * time.Second
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20

@@ -35,7 +35,7 @@ func TestDefault(t *testing.T) {
 			MaxStreams:         16,
 			HandshakeRate:      20,
 			HandshakeBurst:     40,
-			HandshakeRateTotal: 200,
+			HandshakeRateTotal: 50,
 			HelloTimeout:       2 * time.Second,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
@@ -109,7 +109,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 200, 2 * time.Second}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 50, 2 * time.Second}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}
