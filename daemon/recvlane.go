@@ -28,9 +28,16 @@ type recvLane struct {
 	lost  map[uint64]struct{}
 }
 
-// maxRecvGap bounds the Seqs a lane may skip (the sender never skips: a
-// gap means it dropped what it had not sent, e.g. discarded by a reload).
-const maxRecvGap = 1 << 20
+// maxRecvGap bounds the Seqs a lane marks done one by one when the sender
+// skips them (it never skips but for what it dropped unsent, e.g.
+// discarded by a reload), and maxDoneSeqs the Seqs a lane keeps done above
+// its base. Past either, the lane starts over at the new Seq, as it does
+// when nothing is outstanding: what was accepted below it counts as done.
+// So a peer that skips Seqs costs at most maxDoneSeqs entries per lane.
+const (
+	maxRecvGap  = 1 << 16
+	maxDoneSeqs = 1 << 18
+)
 
 // accept reports whether seq is to be delivered (false: a duplicate).
 func (r *recvLane) accept(seq uint64) bool {
@@ -49,7 +56,7 @@ func (r *recvLane) accept(seq uint64) bool {
 	}
 	if gap := seq - r.hw - 1; gap > 0 {
 		// What the sender no longer had (discarded) is done here.
-		if r.hw == r.base || gap > maxRecvGap {
+		if r.hw == r.base || gap > maxRecvGap || uint64(len(r.done))+gap > maxDoneSeqs {
 			r.base = max(r.base, seq-1)
 			clear(r.done)
 		} else {
