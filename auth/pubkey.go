@@ -61,7 +61,7 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 }
 
 func privateKeyError() error {
-	return fmt.Errorf("%w: this is a private key (not shown); give the peer's public key, the %s... line its `wandistd keygen` printed, and keep the private key on its node",
+	return fmt.Errorf("%w (not shown); give the peer's public key, the %s... line its `wandistd keygen` printed, and keep the private key on its node",
 		ErrPrivateKey, PublicKeyPrefix)
 }
 

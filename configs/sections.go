@@ -8,7 +8,7 @@ var (
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
-	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "max_link_memory"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
@@ -129,6 +129,8 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.integer(v, key, &l.HandshakeRate)
 		case "handshake_burst":
 			r.integer(v, key, &l.HandshakeBurst)
+		case "max_link_memory":
+			r.size(v, key, &l.MaxLinkMemory)
 		}
 	})
 }
