@@ -29,6 +29,8 @@ type metrics struct {
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
 	localRejects     *prometheus.CounterVec
+	// adminAuthFailures counts admin requests refused for their token.
+	adminAuthFailures *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -82,6 +84,9 @@ func newMetrics(d *Daemon) *metrics {
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.adminAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_admin_auth_failures_total",
+		Help: "Admin HTTP requests refused, by reason: missing_token, bad_token (admin.token is set), token_not_set (POST /v1/reload or pprof without admin.token)."}, []string{"reason"})
+	m.reg.MustRegister(m.adminAuthFailures)
 	return m
 }
 
