@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,6 +29,10 @@ var (
 	// ErrInvalidKeyFile: the file does not hold one PEM encoded Ed25519
 	// private key.
 	ErrInvalidKeyFile = errors.New("invalid key file")
+	// ErrSecretPermissions: a file holding a secret other than the key
+	// (spool.secret_file, a config file holding tokens) is open to group
+	// or others.
+	ErrSecretPermissions = errors.New("secret file permissions are too open")
 )
 
 // keyPEMType is the PEM block type of a PKCS#8 private key.
@@ -144,9 +149,8 @@ func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w %s: not a regular file (mode %s)", ErrInvalidKeyFile, path, fi.Mode())
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("%w: %s has mode %#o, so group or others may access it; run: chmod 600 %s",
-			ErrKeyPermissions, path, perm, path)
+	if err := CheckPrivateMode(path, fi.Mode(), ErrKeyPermissions); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
@@ -156,6 +160,49 @@ func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%w %s: larger than %d bytes, not a key file", ErrInvalidKeyFile, path, maxKeyFileSize)
 	}
 	return parseKeyPEM(path, data)
+}
+
+// CheckPrivateMode refuses a file, at path with the given mode, that group
+// or others may access: the error wraps kind (ErrKeyPermissions,
+// ErrSecretPermissions) and names the file, its mode and the fix. Windows
+// has no such mode bits and is not checked.
+func CheckPrivateMode(path string, mode fs.FileMode, kind error) error {
+	if perm := mode.Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return fmt.Errorf("%w: %s has mode %#o, so group or others may access it; run: chmod 600 %s",
+			kind, path, perm, path)
+	}
+	return nil
+}
+
+// ReadSecretFile reads a file holding a secret (such as
+// spool.secret_file): a regular file of at most max bytes that group and
+// others may not access (else the error wraps ErrSecretPermissions). A
+// missing or unreadable file gives the os error, wrapped. Errors name the
+// file and never quote what it holds.
+func ReadSecretFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading secret file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secret file %s: not a regular file (mode %s)", path, fi.Mode())
+	}
+	if err := CheckPrivateMode(path, fi.Mode(), ErrSecretPermissions); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading secret file %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("secret file %s: larger than %d bytes", path, max)
+	}
+	return data, nil
 }
 
 // parseKeyPEM decodes the contents of the key file at path.

@@ -118,10 +118,12 @@ type Admin struct {
 	// address other than loopback requires a Token.
 	Listen string
 	// Token (token), when set, must come with every admin request as
-	// "Authorization: Bearer TOKEN". Default "": none (loopback only).
+	// "Authorization: Bearer TOKEN". Default "": none (loopback only), and
+	// then only the read-only endpoints are served: POST /v1/reload and
+	// pprof need a token.
 	Token string
 	// Pprof (pprof) serves Go's profiles under /debug/pprof/ on the admin
-	// listener, behind the same token. Default false.
+	// listener, behind the token, which it requires. Default false.
 	Pprof bool
 }
 
@@ -144,6 +146,11 @@ type Link struct {
 	// byte within half of it, all of it within it; default 2s; at most
 	// HandshakeTimeout (a larger value acts as HandshakeTimeout).
 	HelloTimeout time.Duration
+	// MaxLinkMemory (max_link_memory) bounds MaxStreams × MaxFrameSize:
+	// the bytes of frames a peer can make this node hold at once on one
+	// link (each stream reads one frame of up to MaxFrameSize). Default
+	// 256 MiB; 1 MiB..16 GiB.
+	MaxLinkMemory int64
 }
 
 // Groups tunes process groups.
@@ -222,6 +229,7 @@ const (
 	DefaultHandshakeBurst    = 40
 	DefaultHandshakeRateAll  = 50
 	DefaultHelloTimeout      = 2 * time.Second
+	DefaultMaxLinkMemory     = 256 << 20
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20
 	DefaultBufferMaxMessages = 1_000_000
@@ -229,6 +237,8 @@ const (
 	MinFrameSize        = 4096
 	MaxFrameSize        = 64 << 20
 	MaxKeepaliveTimeout = 10 * time.Minute
+	MinLinkMemory       = 1 << 20
+	MaxLinkMemory       = 16 << 30
 	// MaxSocketPath is the longest Unix socket path accepted (the portable
 	// limit of sockaddr_un.sun_path, minus the terminating NUL).
 	MaxSocketPath = 103
@@ -250,6 +260,7 @@ func Default() *Config {
 			HandshakeBurst:     DefaultHandshakeBurst,
 			HandshakeRateTotal: DefaultHandshakeRateAll,
 			HelloTimeout:       DefaultHelloTimeout,
+			MaxLinkMemory:      DefaultMaxLinkMemory,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),

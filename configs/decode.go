@@ -57,7 +57,11 @@ func (r *reporter) fields(n *yaml.Node, path string, known []string, fn func(nam
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		r.keyf(path, "must be a mapping of %s, got %s", strings.Join(known, ", "), describe(n))
+		got := describe(n)
+		if contains(known, "token") && n.Kind == yaml.ScalarNode {
+			got = "a single value (not shown: it may be a misplaced token)"
+		}
+		r.keyf(path, "must be a mapping of %s, got %s", strings.Join(known, ", "), got)
 		return
 	}
 	seen := map[string]int{}

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wandist/wandist/auth"
 )
 
 // maxConfigFile bounds the size of a configuration file.
@@ -18,13 +22,60 @@ const maxConfigFile = 16 << 20
 
 // Load reads and parses the configuration file at path. A file that cannot
 // be read gives an ErrorList whose *Error wraps the os error, so
-// errors.Is(err, fs.ErrNotExist) works.
+// errors.Is(err, fs.ErrNotExist) works. A file holding a token (local.token,
+// admin.token) that group or others may access is refused: its *Error wraps
+// auth.ErrSecretPermissions.
 func Load(path string) (*Config, error) {
-	data, err := readLimited(path, maxConfigFile, false)
+	data, mode, err := readConfigFile(path)
 	if err != nil {
 		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read config file: %v", causeOf(err)), Err: err}}
 	}
-	return Parse(data, path)
+	c, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if secrets := c.secretKeys(); len(secrets) > 0 {
+		if err := auth.CheckPrivateMode(path, mode, auth.ErrSecretPermissions); err != nil {
+			return nil, ErrorList{{File: path, Err: err,
+				Msg: fmt.Sprintf("holds %s, but has mode %#o, so group or others may read it; run: chmod 600 %s (a file owned by the daemon's user)",
+					strings.Join(secrets, " and "), mode.Perm(), path)}}
+		}
+	}
+	return c, nil
+}
+
+// readConfigFile reads at most maxConfigFile bytes of the file at path and
+// returns them with the file's mode.
+func readConfigFile(path string) ([]byte, fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > maxConfigFile {
+		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
+	}
+	return data, fi.Mode(), nil
+}
+
+// secretKeys names the keys of c that hold a secret and are set.
+func (c *Config) secretKeys() []string {
+	var keys []string
+	if c.Local.Token != "" {
+		keys = append(keys, "local.token")
+	}
+	if c.Admin.Token != "" {
+		keys = append(keys, "admin.token")
+	}
+	return keys
 }
 
 // Parse parses a configuration file's contents. path is used in messages

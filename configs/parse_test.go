@@ -37,6 +37,7 @@ func TestDefault(t *testing.T) {
 			HandshakeBurst:     40,
 			HandshakeRateTotal: 50,
 			HelloTimeout:       2 * time.Second,
+			MaxLinkMemory:      256 << 20,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
@@ -109,7 +110,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 50, 2 * time.Second}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 50, 2 * time.Second, 256 << 20}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}
@@ -310,14 +311,20 @@ func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 }
 
 func TestAdminPprof(t *testing.T) {
-	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: 127.0.0.1:7103, pprof: true }\n"), "c.yaml")
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin: { listen: 127.0.0.1:7103, token: s3cret, pprof: true }\n"), "c.yaml")
 	if err != nil || !c.Admin.Pprof {
 		t.Fatalf("pprof: true: %v %+v", err, c.Admin)
 	}
+	// Profiles show stacks and heap contents: not without a token.
+	_, err = Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin:\n  listen: 127.0.0.1:7103\n  pprof: true\n"), "c.yaml")
+	var el ErrorList
+	if !errors.As(err, &el) || len(el) != 1 || el[0].Key != "admin.pprof" || el[0].Line != 6 || !strings.Contains(el[0].Msg, "needs admin.token") {
+		t.Errorf("pprof without a token: %v", err)
+	}
 	for _, v := range []string{`"yes"`, "1", "on", "[true]"} {
-		_, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin:\n  listen: 127.0.0.1:7103\n  pprof: "+v+"\n"), "c.yaml")
+		_, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nadmin:\n  listen: 127.0.0.1:7103\n  token: s3cret\n  pprof: "+v+"\n"), "c.yaml")
 		var el ErrorList
-		if !errors.As(err, &el) || el[0].Key != "admin.pprof" || el[0].Line != 6 || !strings.Contains(el[0].Msg, "true or false") {
+		if !errors.As(err, &el) || el[0].Key != "admin.pprof" || el[0].Line != 7 || !strings.Contains(el[0].Msg, "true or false") {
 			t.Errorf("pprof: %s: %v", v, err)
 		}
 	}

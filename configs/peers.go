@@ -77,7 +77,9 @@ func (r *reporter) addKey(p *Peer, key, s string) {
 	}
 	pub, err := auth.ParsePublicKey(s)
 	if err != nil {
-		r.keyf(key, "bad public key: %v", err)
+		if !r.reported[key] {
+			r.add(&Error{Line: r.lineOf(key), Key: key, Msg: fmt.Sprintf("bad public key: %v", err), Err: err})
+		}
 		return
 	}
 	appendKey(p, pub)
@@ -127,6 +129,12 @@ func (r *reporter) readKeyFile(p *Peer, key, name, dir string) {
 		r.add(&Error{Line: line, Key: key, Msg: fmt.Sprintf("cannot read public key file %s: %v", name, causeOf(err)), Err: err})
 		return
 	}
+	if auth.HoldsPrivateKey(data) {
+		// Say so, and nothing of what it holds.
+		r.add(&Error{Line: line, Key: key, Err: auth.ErrPrivateKey,
+			Msg: fmt.Sprintf("%s holds a private key; public_key_file must hold the peer's public key (the %s... line its `wandistd keygen` printed), and a private key must stay on its node", name, auth.PublicKeyPrefix)})
+		return
+	}
 	found := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, maxKeyFile)
@@ -137,13 +145,13 @@ func (r *reporter) readKeyFile(p *Peer, key, name, dir string) {
 		}
 		pub, err := auth.ParsePublicKey(fields[0])
 		if err != nil {
-			r.at(line, key, "%s:%d: bad public key: %v", name, ln, err)
+			r.add(&Error{Line: line, Key: key, Msg: fmt.Sprintf("%s:%d: bad public key: %v", name, ln, err), Err: err})
 			continue
 		}
 		found++
 		appendKey(p, pub)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err != nil { // bufio.ErrTooLong and the like: no content
 		r.at(line, key, "reading public key file %s: %v", name, err)
 		return
 	}

@@ -8,7 +8,7 @@ var (
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
-	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory"}
 	groupsKeys = []string{"unreachable_grace"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
@@ -133,6 +133,8 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.integer(v, key, &l.HandshakeRateTotal)
 		case "hello_timeout":
 			r.duration(v, key, &l.HelloTimeout)
+		case "max_link_memory":
+			r.size(v, key, &l.MaxLinkMemory)
 		}
 	})
 }

@@ -43,6 +43,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.HandshakeBurst, d.Link.HandshakeBurst)
 	setIfZero(&l.HandshakeRateTotal, d.Link.HandshakeRateTotal)
 	setIfZero(&l.HelloTimeout, d.Link.HelloTimeout)
+	setIfZero(&l.MaxLinkMemory, d.Link.MaxLinkMemory)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
@@ -131,6 +132,9 @@ func (r *reporter) check(c *Config) {
 	if a := c.Admin.Listen; a != "" && c.Admin.Token == "" && !loopback(a) {
 		r.keyf("admin.listen", "%s is not a loopback address: set admin.token, or listen on 127.0.0.1 or [::1]", a)
 	}
+	if c.Admin.Pprof && c.Admin.Token == "" {
+		r.keyf("admin.pprof", "needs admin.token: profiles show goroutine stacks and heap contents, so they are served only to requests that carry the token; set admin.token or turn pprof off")
+	}
 	if a := c.Admin.Listen; a != "" && a == c.Listen.TCP && !strings.HasSuffix(a, ":0") {
 		r.keyf("admin.listen", "same address as listen.tcp (%s)", a)
 	}
@@ -218,6 +222,7 @@ func (r *reporter) checkLink(l *Link) {
 	if l.MaxStreams < 4 || l.MaxStreams > 1024 {
 		r.keyf("link.max_streams", "must be from 4 (a link uses 4 streams from each side) to 1024, got %d", l.MaxStreams)
 	}
+	r.checkLinkMemory(l)
 	if l.HandshakeRate < 1 || l.HandshakeRate > 100000 {
 		r.keyf("link.handshake_rate", "must be from 1 to 100000 handshakes a second, got %d", l.HandshakeRate)
 	}
@@ -230,6 +235,40 @@ func (r *reporter) checkLink(l *Link) {
 	if l.HelloTimeout <= 0 {
 		r.keyf("link.hello_timeout", "must be greater than 0, got %v", l.HelloTimeout)
 	}
+}
+
+// checkLinkMemory checks link.max_link_memory and that max_streams ×
+// max_frame_size stays within it: the bytes of frames in progress a peer
+// can make this node hold on one link.
+func (r *reporter) checkLinkMemory(l *Link) {
+	if m := l.MaxLinkMemory; m < MinLinkMemory || m > MaxLinkMemory {
+		r.keyf("link.max_link_memory", "must be from %d (1MiB) to %d (16GiB) bytes, got %d", int64(MinLinkMemory), int64(MaxLinkMemory), m)
+		return
+	}
+	if l.MaxStreams < 4 || l.MaxStreams > 1024 || l.MaxFrameSize < MinFrameSize || l.MaxFrameSize > MaxFrameSize ||
+		r.reported["link.max_streams"] || r.reported["link.max_frame_size"] {
+		return // reported already
+	}
+	need := int64(l.MaxStreams) * int64(l.MaxFrameSize)
+	if need <= l.MaxLinkMemory {
+		return
+	}
+	key := "link.max_frame_size" // report on the line of whichever of the two is in the file
+	if _, ok := r.lines[key]; !ok {
+		if _, ok := r.lines["link.max_streams"]; ok {
+			key = "link.max_streams"
+		}
+	}
+	r.keyf(key, "link.max_streams (%d) × link.max_frame_size (%d bytes) = %s a peer can make this node hold per link, more than link.max_link_memory (%s); lower either, or raise link.max_link_memory (at most 16GiB)",
+		l.MaxStreams, l.MaxFrameSize, mib(need), mib(l.MaxLinkMemory))
+}
+
+// mib writes a byte count in MiB, e.g. "1088MiB".
+func mib(n int64) string {
+	if n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
 }
 
 // checkBuffer checks b at path. For a peer's buffer, parent is the

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -19,7 +18,8 @@ import (
 	"github.com/wandist/wandist/buffer"
 )
 
-// adminServer serves /metrics, /v1/status and /healthz over HTTP.
+// adminServer serves /metrics, /v1/status and /healthz over HTTP; with
+// admin.token, also POST /v1/reload and pprof (see adminGuard).
 type adminServer struct {
 	ln  net.Listener
 	srv *http.Server
@@ -51,7 +51,8 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		writeJSON(w, d.groups.Groups())
 	})
-	mux.HandleFunc("/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+	guard := &adminGuard{d: d, token: d.cfg.Admin.Token}
+	mux.Handle("/v1/reload", guard.privileged(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST to reload the config", http.StatusMethodNotAllowed)
 			return
@@ -62,13 +63,16 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 			return
 		}
 		fmt.Fprintln(w, "reloaded")
-	})
-	if d.cfg.Admin.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}))
+	switch {
+	case guard.token == "":
+		mux.Handle("/debug/pprof/", guard.privileged(nil))
+	case d.cfg.Admin.Pprof:
+		mux.Handle("/debug/pprof/", guard.privileged(pprof.Index))
+		mux.Handle("/debug/pprof/cmdline", guard.privileged(pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", guard.privileged(pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", guard.privileged(pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", guard.privileged(pprof.Trace))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -78,25 +82,9 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	var h http.Handler = mux
-	if tok := d.cfg.Admin.Token; tok != "" {
-		h = requireToken(tok, mux)
-	}
-	s := &adminServer{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	s := &adminServer{ln: ln, srv: &http.Server{Handler: guard.all(mux), ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
-}
-
-// requireToken refuses requests without "Authorization: Bearer token".
-func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			http.Error(w, "missing or bad admin token", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -65,6 +65,8 @@
 //	reload.go   applying a changed config without a restart
 //	alerts.go   backlog alerts; rates.go: the buffers' fill and drain rates
 //	admin.go    the admin listener: /metrics, /v1/status, /healthz
+//	adminauth.go  admin.token on that listener: read-only without it,
+//	            refusals counted and logged once per interval
 //	metrics.go  the Prometheus metrics
 //	wait.go     waiting for a link or for members (the demo, tools, tests)
 package daemon

@@ -4,13 +4,16 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
+	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/internal/wire"
 	"github.com/wandist/wandist/spool"
 )
+
+// maxSecretFile bounds spool.secret_file.
+const maxSecretFile = 64 << 10
 
 // openSpool opens the node's spool, if configured, and puts back into the
 // peers' buffers every durable message that was not acknowledged.
@@ -21,7 +24,7 @@ func (d *Daemon) openSpool(key ed25519.PrivateKey) error {
 	}
 	secret := key.Seed()
 	if sc.SecretFile != "" {
-		b, err := os.ReadFile(sc.SecretFile)
+		b, err := auth.ReadSecretFile(sc.SecretFile, maxSecretFile)
 		if err != nil {
 			return fmt.Errorf("spool.secret_file: %w", err)
 		}

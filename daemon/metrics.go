@@ -30,6 +30,8 @@ type metrics struct {
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
 	localRejects     *prometheus.CounterVec
+	// adminAuthFailures counts admin requests refused for their token.
+	adminAuthFailures *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -91,6 +93,9 @@ func newMetrics(d *Daemon) *metrics {
 	for _, r := range []string{"rate_limited", "rate_limited_total", "too_many_from_address", "too_many_handshakes", "hello_timeout", "tls"} {
 		m.handshakeRejects.WithLabelValues(r)
 	}
+	m.adminAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_admin_auth_failures_total",
+		Help: "Admin HTTP requests refused, by reason: missing_token, bad_token (admin.token is set), token_not_set (POST /v1/reload or pprof without admin.token)."}, []string{"reason"})
+	m.reg.MustRegister(m.adminAuthFailures)
 	return m
 }
 

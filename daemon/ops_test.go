@@ -138,7 +138,7 @@ func TestAdminToken(t *testing.T) {
 }
 
 // admin.pprof serves Go's profiles behind the admin token, and only when
-// it is on.
+// it is on (without a token it is refused: TestAdminWithoutTokenIsReadOnly).
 func TestAdminPprof(t *testing.T) {
 	get := func(n *node, token string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.d.AdminAddr()+"/debug/pprof/goroutine?debug=1", nil)
@@ -157,9 +157,9 @@ func TestAdminPprof(t *testing.T) {
 		return resp.StatusCode
 	}
 	off := newNode(t, "mem", "east", "east-1")
-	off.cfg.Admin.Listen = "127.0.0.1:0"
+	off.cfg.Admin.Listen, off.cfg.Admin.Token = "127.0.0.1:0", "s3cret"
 	off.start()
-	if c := get(off, ""); c != http.StatusNotFound {
+	if c := get(off, "s3cret"); c != http.StatusNotFound {
 		t.Errorf("pprof off: status %d, want 404", c)
 	}
 	on := newNode(t, "mem", "west", "west-1")

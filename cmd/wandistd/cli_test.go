@@ -97,3 +97,58 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("pub to a missing socket: exit %d, %q", code, errOut)
 	}
 }
+
+// public_key_file pointing at the peer's private key: config check and the
+// start-up error say so and show none of it.
+func TestPrivateKeyAsPublicKeyNeverShown(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI("keygen", "-o", filepath.Join(dir, "east-1.key")); code != 0 {
+		t.Fatal(errOut)
+	}
+	peerKey := filepath.Join(dir, "west-1.key")
+	if code, _, errOut := runCLI("keygen", "-o", peerKey); code != 0 {
+		t.Fatal(errOut)
+	}
+	pemText, _ := os.ReadFile(peerKey)
+	var body string
+	for _, l := range strings.Split(string(pemText), "\n") {
+		if !strings.HasPrefix(l, "-----") {
+			body += l
+		}
+	}
+	cfg := filepath.Join(dir, "east-1.yaml")
+	os.WriteFile(cfg, []byte("cluster: east\nnode: east-1\nidentity: east-1.key\nlisten: {quic: 127.0.0.1:0}\n"+
+		"peers:\n  - {cluster: west, node: west-1, public_key_file: west-1.key}\n"), 0o644)
+	for _, args := range [][]string{{"config", "check", "-c", cfg}, {"run", "-c", cfg}} {
+		code, out, errOut := runCLI(args...)
+		if code != 1 || !strings.Contains(errOut, "west-1.key holds a private key; public_key_file must hold the peer's public key") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+		for i := 0; i+8 <= len(body); i++ {
+			if w := body[i : i+8]; strings.Contains(out+errOut, w) {
+				t.Fatalf("%v shows part of the private key (%q):\n%s%s", args, w, out, errOut)
+			}
+		}
+	}
+}
+
+// A spool secret file group or others may read fails config check.
+func TestConfigCheckSpoolSecretMode(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI("keygen", "-o", filepath.Join(dir, "k.key")); code != 0 {
+		t.Fatal(errOut)
+	}
+	secret := filepath.Join(dir, "spool.secret")
+	os.WriteFile(secret, []byte("Tz6pWq1Rk8Ln3Vb5Xc9M"), 0o644)
+	os.Chmod(secret, 0o644)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("cluster: east\nnode: east-1\nidentity: k.key\nspool: {dir: spool, secret_file: spool.secret}\n"), 0o644)
+	code, _, errOut := runCLI("config", "check", "-c", cfg)
+	if code != 1 || !strings.Contains(errOut, "spool.secret_file") || !strings.Contains(errOut, "chmod 600 "+secret) || strings.Contains(errOut, "Tz6pWq1R") {
+		t.Fatalf("0644 secret file: exit %d, %q", code, errOut)
+	}
+	os.Chmod(secret, 0o600)
+	if code, _, errOut := runCLI("config", "check", "-c", cfg); code != 0 {
+		t.Fatalf("0600 secret file: exit %d, %q", code, errOut)
+	}
+}

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -72,35 +70,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 // stopDeadline bounds a graceful stop.
 const stopDeadline = 15 * time.Second
 
-func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("reload", "[--admin ADDR] [--token T]", stderr)
-	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
-	token := fs.String("token", os.Getenv("WANDIST_ADMIN_TOKEN"), "admin `token`, when the daemon requires one (default $WANDIST_ADMIN_TOKEN)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*admin+"/v1/reload", nil)
-	if err != nil {
-		return fmt.Errorf("--admin %q: %w", *admin, err)
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", *admin, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reload refused: %s", strings.TrimSpace(string(body)))
-	}
-	fmt.Fprint(stdout, string(body))
-	return nil
-}
-
 func newLogger(lc configs.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(lc.Level))
@@ -154,6 +123,11 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer, _ io.
 	}
 	if _, err := auth.LoadKeyFile(cfg.Identity); err != nil {
 		return fmt.Errorf("%s: identity: %w", filepath.Base(*cfgPath), err)
+	}
+	if f := cfg.Spool.SecretFile; f != "" {
+		if _, err := auth.ReadSecretFile(f, 64<<10); err != nil {
+			return fmt.Errorf("%s: spool.secret_file: %w", filepath.Base(*cfgPath), err)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s/%s, %d peers)\n", *cfgPath, cfg.Cluster, cfg.Node, len(cfg.Peers))
 	return nil

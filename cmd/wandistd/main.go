@@ -24,7 +24,7 @@ type command struct {
 
 var commands = map[string]command{
 	"run":    {"run the daemon: wandistd run -c FILE (SIGHUP reloads the config)", cmdRun},
-	"reload": {"make the daemon read its config file again: wandistd reload [--admin ADDR]", cmdReload},
+	"reload": {"make the daemon read its config file again: wandistd reload [-c FILE] [--admin ADDR] [--token T]", cmdReload},
 	"keygen": {"make a node key: wandistd keygen -o FILE [-f]", cmdKeygen},
 	"status": {"show this node's links: wandistd status [--admin ADDR] [--json]", cmdStatus},
 	"sub":    {"receive from a group: wandistd sub --socket PATH --group G [--count N]", cmdSub},

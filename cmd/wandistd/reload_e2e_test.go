@@ -54,8 +54,50 @@ peers:
 	if n != 1 {
 		t.Fatalf("the west link came up %d times: the reload disturbed it\n%s", n, e.log())
 	}
-	// And through the CLI, a reload with nothing changed is accepted.
-	if out, _ := run(t, nil, "reload", "--admin", fmt.Sprintf("127.0.0.1:%d", east.admin)); !strings.Contains(out, "reloaded") {
-		t.Fatalf("wandistd reload printed %q", out)
+	// And through the CLI. Without admin.token the admin listener does not
+	// reload: the CLI says how to, and with -c FILE sends SIGHUP to the
+	// daemon it finds through the config's socket.
+	code, _, errOut := runCLI("reload", "--admin", fmt.Sprintf("127.0.0.1:%d", east.admin))
+	if code != 1 || !strings.Contains(errOut, "set admin.token") || !strings.Contains(errOut, "wandistd reload -c FILE") {
+		t.Fatalf("reload over HTTP without a token: exit %d, %q", code, errOut)
+	}
+	reloads := func() int { return strings.Count(e.log(), `msg="config reloaded"`) }
+	before := reloads()
+	out, _ = run(t, nil, "reload", "-c", east.cfg)
+	if want := fmt.Sprintf("sent SIGHUP to wandistd east/east-1 (pid %d)", e.cmd.Process.Pid); !strings.Contains(out, want) {
+		t.Fatalf("wandistd reload -c printed %q, want %q", out, want)
+	}
+	waitFor(t, 10*time.Second, func() bool { return reloads() == before+1 })
+}
+
+// With admin.token, `wandistd reload` reloads over HTTP with the token from
+// --token or the config file, and says what is missing without it.
+func TestReloadWithAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	_, west := writeConfigs(t, dir, "quic")
+	const token = "Hq4mZ8rV2xK7wN3p"
+	text, _ := os.ReadFile(west.cfg)
+	withToken := strings.Replace(string(text), fmt.Sprintf("admin: { listen: 127.0.0.1:%d }", west.admin),
+		fmt.Sprintf("admin: { listen: 127.0.0.1:%d, token: %s }", west.admin, token), 1)
+	os.WriteFile(west.cfg, []byte(withToken), 0o644)
+	os.Chmod(west.cfg, 0o644)
+	// Readable by others: refused, by config check and at start.
+	code, _, errOut := runCLI("config", "check", "-c", west.cfg)
+	if code != 1 || !strings.Contains(errOut, "holds admin.token, but has mode 0644") || !strings.Contains(errOut, "chmod 600 "+west.cfg) || strings.Contains(errOut, token) {
+		t.Fatalf("config check of a 0644 config with a token: exit %d, %q", code, errOut)
+	}
+	os.Chmod(west.cfg, 0o600)
+	w := startProc(t, "run", "-c", west.cfg)
+	w.waitLog(t, "msg=started", 10*time.Second)
+	admin := fmt.Sprintf("127.0.0.1:%d", west.admin)
+	t.Setenv("WANDIST_ADMIN_TOKEN", "")
+	code, _, errOut = runCLI("reload", "--admin", admin)
+	if code != 1 || !strings.Contains(errOut, "give the daemon's admin.token") {
+		t.Fatalf("reload without the token: exit %d, %q", code, errOut)
+	}
+	for _, args := range [][]string{{"--admin", admin, "--token", token}, {"-c", west.cfg}} {
+		if code, out, errOut := runCLI(append([]string{"reload"}, args...)...); code != 0 || out != "reloaded\n" {
+			t.Errorf("reload %v: exit %d, %q %q", args, code, out, errOut)
+		}
 	}
 }
