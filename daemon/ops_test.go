@@ -192,6 +192,9 @@ func testStuckConsumerHold(t *testing.T, tr string) {
 		west.opts.Logger = slog.New(slog.NewTextHandler(&westLogs, nil))
 		west.cfg.Local.InboxFull, west.cfg.Local.ClientBuffer = configs.InboxHold, 64<<10
 		west.cfg.Admin.Listen = "127.0.0.1:0"
+		// A keepalive timeout that a loaded machine (-race, 2 cores) does
+		// not hit by itself; the lanes stay held for longer than it below.
+		east.cfg.Link.KeepaliveTimeout, west.cfg.Link.KeepaliveTimeout = 2*time.Second, 2*time.Second
 	})
 
 	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 64 << 10, HoldWhenFull: true})
@@ -277,6 +280,11 @@ func testStuckConsumerHold(t *testing.T, tr string) {
 	}
 	waitFor("no backlog alert", func() bool {
 		return strings.Contains(logs.String(), "backlog alert: destination buffer over threshold")
+	})
+	// Held for longer than the keepalive timeout: a link whose control
+	// traffic waited behind the held lanes would have been declared dead.
+	waitFor("backlog not held past the keepalive timeout", func() bool {
+		return backlog().OldestSeconds > 1.5*east.cfg.Link.KeepaliveTimeout.Seconds()
 	})
 
 	// Unstick: every message arrives, once, in order per lane (even
