@@ -91,7 +91,7 @@ type Client struct {
 
 	pmu      sync.Mutex                        // guards pending, lists, watchers, asyncErr, asyncN
 	pending  map[uint64]chan error             // requests waiting for their answer
-	lists    map[uint64]chan *wire.MembersList // Members requests
+	lists    map[uint64]chan listAnswer        // Members requests
 	watchers map[uint64]*Watcher               // by the Req of their Watch
 	opened   map[uint64]chan *Mailbox          // Open requests
 	asyncN   int                               // async sends not yet answered
@@ -150,7 +150,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{
 		opts: o, path: path, inboxBytes: o.InboxBytes,
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
-		lists: map[uint64]chan *wire.MembersList{}, watchers: map[uint64]*Watcher{},
+		lists: map[uint64]chan listAnswer{}, watchers: map[uint64]*Watcher{},
 		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}),
 		batchAt: -1,
 	}
@@ -653,7 +653,7 @@ func (c *Client) reader(r *wire.Reader) error {
 			delete(c.lists, l.Req)
 			c.pmu.Unlock()
 			if ch != nil {
-				ch <- l
+				ch <- listAnswer{l: l}
 			}
 		case wire.TypeWatchEvent:
 			var ev wire.WatchEvent
@@ -697,6 +697,14 @@ func (c *Client) answer(req uint64, err error) {
 		if err != nil && c.asyncErr == nil {
 			c.asyncErr = err
 		}
+		return
+	}
+	if ch, ok := c.lists[req]; ok { // a Members request the daemon refused
+		delete(c.lists, req)
+		if err == nil {
+			err = fmt.Errorf("%w: the daemon answered a member list request without the list", ErrUnavailable)
+		}
+		ch <- listAnswer{err: err}
 		return
 	}
 	if ch, ok := c.pending[req]; ok {

@@ -14,11 +14,12 @@ import (
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// local.client_buffer bounds the deliveries waiting to be written to one
-// local client. Past it, deliveries to that client's mailboxes are dropped
-// and counted (reason "inbox_full"), or, for messages from other nodes under
-// local.inbox_full: hold, wait for room. Results of requests are never
-// dropped: they are bounded by the requests read.
+// local.client_buffer bounds the bytes waiting to be written to one local
+// client. Past it, deliveries to that client's mailboxes are dropped and
+// counted (reason "inbox_full"), or, for messages from other nodes under
+// local.inbox_full: hold, wait for room. Answers to requests are never
+// dropped: the daemon stops reading the client's requests until there is
+// room for them (clientwrite.go).
 
 // maxGroupName bounds a group name.
 const maxGroupName = 255
@@ -69,6 +70,7 @@ type localClient struct {
 	room     chan struct{} // closed by the writer after a write; nil until someone waits for room
 	owake    chan struct{} // capacity 1
 	done     chan struct{} // closed when the client ends
+	wdone    chan struct{} // closed when the writer goroutine ends
 
 	// Confirmations (confirm.go), guarded by omu.
 	delivs      uint64           // deliveries queued on the connection
@@ -108,7 +110,7 @@ func (s *localServer) acceptLoop() {
 		if err != nil {
 			return
 		}
-		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{})}
+		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{}), wdone: make(chan struct{})}
 		c.raw = sockio.Raw(conn)
 		s.mu.Lock()
 		if s.closed {

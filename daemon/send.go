@@ -23,7 +23,7 @@ func (c *localClient) handleSend(m *wire.Send) {
 	}
 	if m.Flags&wire.FlagDurable != 0 {
 		req := m.Req
-		c.d.sendDurable(m, c.now, &c.route, func(err error) { c.answer(req, err) })
+		c.d.sendDurable(m, c.now, &c.route, func(err error) { c.answerLater(req, err) })
 		return
 	}
 	err := c.d.send(m, c.now, &c.route)
