@@ -89,14 +89,14 @@ type Client struct {
 	closed  bool            // Close was called (or the client ended)
 	wwake   chan struct{}   // capacity 1
 
-	pmu      sync.Mutex                        // guards pending, lists, watchers, asyncErr, asyncN
-	pending  map[uint64]chan error             // requests waiting for their answer
-	lists    map[uint64]chan listAnswer        // Members requests
-	watchers map[uint64]*Watcher               // by the Req of their Watch
-	opened   map[uint64]chan *Mailbox          // Open requests
-	asyncN   int                               // async sends not yet answered
-	asyncErr error                             // first failure of an async send since the last Flush
-	asyncCh  chan struct{}                     // closed when asyncN drops to 0
+	pmu      sync.Mutex                 // guards pending, lists, watchers, asyncErr, asyncN
+	pending  map[uint64]chan error      // requests waiting for their answer
+	lists    map[uint64]chan listAnswer // Members requests
+	watchers map[uint64]*Watcher        // by the Req of their Watch
+	opened   map[uint64]chan *Mailbox   // Open requests
+	asyncN   int                        // async sends not yet answered
+	asyncErr error                      // first failure of an async send since the last Flush
+	asyncCh  chan struct{}              // closed when asyncN drops to 0
 
 	quietSent   atomic.Uint64 // quiet async sends enqueued (answered only if they fail)
 	quietSynced atomic.Uint64 // of those, how many a completed Sync (or a lost connection) settled
