@@ -65,9 +65,14 @@ type Local struct {
 	Socket string
 	// Token, when set, must be presented by local clients.
 	Token string
-	// MaxClients (max_clients) bounds the clients connected at once; one
-	// more is refused with a busy status. Default 1024.
+	// MaxClients (max_clients) bounds the clients connected at once (past
+	// their hello); one more is refused with a busy status. Default 1024.
 	MaxClients int
+	// HelloTimeout (hello_timeout) is how long a new connection has to
+	// say hello; until then it holds no slot of MaxClients, and at most
+	// 128 connections wait for their hello (one more closes the oldest).
+	// Default 2s; 100ms..1m.
+	HelloTimeout time.Duration
 	// ClientBuffer (client_buffer) bounds the bytes of deliveries pending
 	// for one client: waiting to be written, or written and not yet
 	// confirmed (reliable messages from other nodes). Default 64 MiB;
@@ -98,6 +103,9 @@ const (
 	DefaultHoldBytes    = 64 << 20
 	DefaultHoldMessages = 100_000
 )
+
+// DefaultHelloTimeout is the default local.hello_timeout.
+const DefaultHelloTimeout = 2 * time.Second
 
 // DefaultMaxClients is the default local.max_clients.
 const DefaultMaxClients = 1024
@@ -242,7 +250,7 @@ func Default() *Config {
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
-		Local:  Local{MaxClients: DefaultMaxClients, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
+		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }

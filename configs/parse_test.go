@@ -39,7 +39,7 @@ func TestDefault(t *testing.T) {
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
-		Local:  Local{MaxClients: 1024, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
+		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
 		Log:    Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(d, want) {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks a Config built in code with the same rules Parse applies
@@ -44,6 +45,7 @@ func (c *Config) fillZero() {
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
+	setIfZero(&c.Local.HelloTimeout, DefaultHelloTimeout)
 	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
 	setIfZero(&c.Local.InboxFull, InboxPark)
 	setIfZero(&c.Local.HoldBytes, DefaultHoldBytes)
@@ -114,6 +116,9 @@ func (r *reporter) check(c *Config) {
 	}
 	if c.Local.MaxClients < 0 {
 		r.keyf("local.max_clients", "must not be negative, got %d", c.Local.MaxClients)
+	}
+	if t := c.Local.HelloTimeout; t < 100*time.Millisecond || t > time.Minute {
+		r.keyf("local.hello_timeout", "must be between 100ms and 1m, got %v", t)
 	}
 	if b := c.Local.ClientBuffer; b < 64<<10 || b > 1<<30 {
 		r.keyf("local.client_buffer", "must be between 64KiB and 1GiB, got %d bytes", b)

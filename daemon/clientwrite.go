@@ -143,7 +143,7 @@ func (c *localClient) answerBytes(req uint64, frame []byte, what string) {
 		return
 	}
 	if limit := min(c.d.cfg.Local.ClientBuffer, maxAnswer); len(frame) > limit {
-		c.d.metrics.localRejects.WithLabelValues("answer_too_large").Inc()
+		c.srv.reject("answer_too_large", "local client request refused: answer over local.client_buffer", "client", c.name, "bytes", len(frame))
 		c.answer(req, refuse(errTooLarge, "answer of %d bytes (%s) would exceed local.client_buffer (%d bytes; at most %d per answer): raise local.client_buffer, or ask for less",
 			len(frame), what, c.d.cfg.Local.ClientBuffer, maxAnswer))
 		return

@@ -137,3 +137,58 @@ func TestLocalAnswerTooLargeRefused(t *testing.T) {
 		t.Fatalf("Members after a refusal: %d, %v", len(ms), err)
 	}
 }
+
+// Connections that never say hello hold no slot of local.max_clients, and
+// past maxPendingHello of them the oldest are closed: real clients connect
+// while hundreds are open, and max_clients still holds for them.
+func TestSilentConnectionsDoNotLockOutClients(t *testing.T) {
+	n := newNode(t, "mem", "east", "east-1")
+	n.cfg.Local.MaxClients = 4
+	n.cfg.Local.HelloTimeout = time.Minute // only the defences below free the slots
+	n.start()
+	const silent = maxPendingHello + 72
+	for range silent {
+		c, err := net.Dial("unix", n.cfg.Local.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	evicted := func() float64 { return testutil.ToFloat64(n.d.metrics.localRejects.WithLabelValues("hello_evicted")) }
+	waitUntil(t, 10*time.Second, func() bool { return evicted() >= silent-maxPendingHello }, func() string {
+		return fmt.Sprintf("%v of %d silent connections evicted, want %d", evicted(), silent, silent-maxPendingHello)
+	})
+	n.d.local.mu.Lock()
+	pending := len(n.d.local.pending)
+	n.d.local.mu.Unlock()
+	if pending > maxPendingHello {
+		t.Fatalf("%d connections pending hello, over %d", pending, maxPendingHello)
+	}
+	for i := range n.cfg.Local.MaxClients {
+		c, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: n.cfg.Local.Socket, Name: fmt.Sprint("real-", i)})
+		if err != nil {
+			t.Fatalf("real client %d beside %d silent connections: %v", i, silent, err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	_, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: n.cfg.Local.Socket})
+	if !errors.Is(err, client.ErrBusy) {
+		t.Fatalf("client over local.max_clients: %v, want ErrBusy", err)
+	}
+}
+
+// A connection silent past local.hello_timeout is closed and counted.
+func TestHelloTimeoutClosesSilentConnection(t *testing.T) {
+	n := newNode(t, "mem", "east", "east-1")
+	n.cfg.Local.HelloTimeout = 200 * time.Millisecond
+	n.start()
+	c, err := net.Dial("unix", n.cfg.Local.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectHangUp(t, c, "silent local connection")
+	if v := testutil.ToFloat64(n.d.metrics.localRejects.WithLabelValues("no_hello")); v != 1 {
+		t.Fatalf("no_hello counted %v, want 1", v)
+	}
+}
