@@ -17,15 +17,19 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/internal/sockio"
+	"github.com/wandist/wandist/internal/sockpath"
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// DefaultSocket is used when neither Options.Socket nor WANDIST_SOCKET is set.
-const DefaultSocket = "/run/wandist/wandist.sock"
+// DefaultSocket is used when neither Options.Socket nor WANDIST_SOCKET is
+// set, and it exists or $XDG_RUNTIME_DIR/wandist/wandist.sock (the socket
+// of a user's own daemon) does not.
+const DefaultSocket = sockpath.System
 
 // Options configure Connect. The zero value works.
 type Options struct {
-	// Socket is the daemon's socket path; default $WANDIST_SOCKET, else DefaultSocket.
+	// Socket is the daemon's socket path; default $WANDIST_SOCKET, else
+	// DefaultSocket (or $XDG_RUNTIME_DIR/wandist/wandist.sock, see there).
 	Socket string
 	// Name identifies the client in the daemon's logs; default the program name.
 	Name string
@@ -136,7 +140,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		path = os.Getenv("WANDIST_SOCKET")
 	}
 	if path == "" {
-		path = DefaultSocket
+		path = sockpath.Client()
 	}
 	if o.Name == "" && len(os.Args) > 0 {
 		o.Name = os.Args[0]

@@ -3,6 +3,8 @@ package configs
 import (
 	"crypto/ed25519"
 	"time"
+
+	"github.com/wandist/wandist/internal/sockpath"
 )
 
 // Config is the whole wandistd configuration of one node.
@@ -61,7 +63,10 @@ type Listen struct {
 
 // Local configures the Unix socket local processes talk to.
 type Local struct {
-	// Socket defaults to /tmp/wandist-<cluster>-<node>.sock.
+	// Socket defaults to DefaultSocket(): wandist.sock in
+	// $RUNTIME_DIRECTORY, /run/wandist or $XDG_RUNTIME_DIR/wandist. The
+	// daemon creates its directory (0750) and refuses one owned by another
+	// user or writable by group or others.
 	Socket string
 	// Token, when set, must be presented by local clients.
 	Token string
@@ -263,7 +268,7 @@ func defaultBuffer() Buffer {
 	}
 }
 
-// DefaultSocket returns the default local socket path of a node.
-func DefaultSocket(cluster, node string) string {
-	return "/tmp/wandist-" + cluster + "-" + node + ".sock"
-}
+// DefaultSocket returns the default local socket path: wandist.sock in
+// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in /run/wandist
+// when this user may create or write it, else in $XDG_RUNTIME_DIR/wandist.
+func DefaultSocket() string { return sockpath.Daemon() }

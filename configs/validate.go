@@ -77,7 +77,7 @@ func setIfZero[T comparable](p *T, v T) {
 // path and each peer's transport and mode.
 func (c *Config) fill() {
 	if c.Local.Socket == "" && validName(c.Cluster) && validName(c.Node) {
-		c.Local.Socket = DefaultSocket(c.Cluster, c.Node)
+		c.Local.Socket = DefaultSocket()
 	}
 	for i := range c.Peers {
 		p := &c.Peers[i]

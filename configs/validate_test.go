@@ -24,8 +24,8 @@ func TestValidateInCode(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	if c.Local.Socket != "/tmp/wandist-east-n1.sock" {
-		t.Errorf("socket = %q", c.Local.Socket)
+	if c.Local.Socket != DefaultSocket() {
+		t.Errorf("socket = %q, want %q", c.Local.Socket, DefaultSocket())
 	}
 	p := c.Peers[0]
 	if p.Transport != TransportQUIC || p.Mode != ModeBoth || p.Buffer != c.Buffer {
