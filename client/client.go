@@ -58,6 +58,14 @@ type Options struct {
 	// ReconnectMax caps the wait between reconnect attempts (jittered,
 	// doubling from 20ms); default 2s.
 	ReconnectMax time.Duration
+	// ExpectDaemonUID, when not 0, is the user id the daemon runs as: the
+	// client talks to a socket served by that user only (not even by
+	// root or its own user). $WANDIST_DAEMON_UID sets it too. When 0, the
+	// client talks to a daemon of its own user, of root, or of the user
+	// who owns the socket's directory if no other user but root may write
+	// there or above. Any other socket is refused with ErrForeignSocket
+	// before the hello: its token is never sent to another user's socket.
+	ExpectDaemonUID int
 }
 
 // Client is a connection to the local daemon. Safe for concurrent use.
@@ -176,6 +184,10 @@ func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.Server
 	conn, err := nd.DialContext(ctx, "unix", c.path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err := c.checkPeer(conn, c.path); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
