@@ -17,15 +17,19 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/internal/sockio"
+	"github.com/wandist/wandist/internal/sockpath"
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// DefaultSocket is used when neither Options.Socket nor WANDIST_SOCKET is set.
-const DefaultSocket = "/run/wandist/wandist.sock"
+// DefaultSocket is used when neither Options.Socket nor WANDIST_SOCKET is
+// set, and it exists or $XDG_RUNTIME_DIR/wandist/wandist.sock (the socket
+// of a user's own daemon) does not.
+const DefaultSocket = sockpath.System
 
 // Options configure Connect. The zero value works.
 type Options struct {
-	// Socket is the daemon's socket path; default $WANDIST_SOCKET, else DefaultSocket.
+	// Socket is the daemon's socket path; default $WANDIST_SOCKET, else
+	// DefaultSocket (or $XDG_RUNTIME_DIR/wandist/wandist.sock, see there).
 	Socket string
 	// Name identifies the client in the daemon's logs; default the program name.
 	Name string
@@ -54,6 +58,14 @@ type Options struct {
 	// ReconnectMax caps the wait between reconnect attempts (jittered,
 	// doubling from 20ms); default 2s.
 	ReconnectMax time.Duration
+	// ExpectDaemonUID, when not 0, is the user id the daemon runs as: the
+	// client talks to a socket served by that user only (not even by
+	// root or its own user). $WANDIST_DAEMON_UID sets it too. When 0, the
+	// client talks to a daemon of its own user, of root, or of the user
+	// who owns the socket's directory if no other user but root may write
+	// there or above. Any other socket is refused with ErrForeignSocket
+	// before the hello: its token is never sent to another user's socket.
+	ExpectDaemonUID int
 }
 
 // Client is a connection to the local daemon. Safe for concurrent use.
@@ -89,14 +101,14 @@ type Client struct {
 	closed  bool            // Close was called (or the client ended)
 	wwake   chan struct{}   // capacity 1
 
-	pmu      sync.Mutex                        // guards pending, lists, watchers, asyncErr, asyncN
-	pending  map[uint64]chan error             // requests waiting for their answer
-	lists    map[uint64]chan *wire.MembersList // Members requests
-	watchers map[uint64]*Watcher               // by the Req of their Watch
-	opened   map[uint64]chan *Mailbox          // Open requests
-	asyncN   int                               // async sends not yet answered
-	asyncErr error                             // first failure of an async send since the last Flush
-	asyncCh  chan struct{}                     // closed when asyncN drops to 0
+	pmu      sync.Mutex                 // guards pending, lists, watchers, asyncErr, asyncN
+	pending  map[uint64]chan error      // requests waiting for their answer
+	lists    map[uint64]chan listAnswer // Members requests
+	watchers map[uint64]*Watcher        // by the Req of their Watch
+	opened   map[uint64]chan *Mailbox   // Open requests
+	asyncN   int                        // async sends not yet answered
+	asyncErr error                      // first failure of an async send since the last Flush
+	asyncCh  chan struct{}              // closed when asyncN drops to 0
 
 	quietSent   atomic.Uint64 // quiet async sends enqueued (answered only if they fail)
 	quietSynced atomic.Uint64 // of those, how many a completed Sync (or a lost connection) settled
@@ -136,7 +148,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		path = os.Getenv("WANDIST_SOCKET")
 	}
 	if path == "" {
-		path = DefaultSocket
+		path = sockpath.Client()
 	}
 	if o.Name == "" && len(os.Args) > 0 {
 		o.Name = os.Args[0]
@@ -150,7 +162,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{
 		opts: o, path: path, inboxBytes: o.InboxBytes,
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
-		lists: map[uint64]chan *wire.MembersList{}, watchers: map[uint64]*Watcher{},
+		lists: map[uint64]chan listAnswer{}, watchers: map[uint64]*Watcher{},
 		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}),
 		batchAt: -1,
 	}
@@ -172,6 +184,10 @@ func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.Server
 	conn, err := nd.DialContext(ctx, "unix", c.path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err := c.checkPeer(conn, c.path); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -653,7 +669,7 @@ func (c *Client) reader(r *wire.Reader) error {
 			delete(c.lists, l.Req)
 			c.pmu.Unlock()
 			if ch != nil {
-				ch <- l
+				ch <- listAnswer{l: l}
 			}
 		case wire.TypeWatchEvent:
 			var ev wire.WatchEvent
@@ -697,6 +713,14 @@ func (c *Client) answer(req uint64, err error) {
 		if err != nil && c.asyncErr == nil {
 			c.asyncErr = err
 		}
+		return
+	}
+	if ch, ok := c.lists[req]; ok { // a Members request the daemon refused
+		delete(c.lists, req)
+		if err == nil {
+			err = fmt.Errorf("%w: the daemon answered a member list request without the list", ErrUnavailable)
+		}
+		ch <- listAnswer{err: err}
 		return
 	}
 	if ch, ok := c.pending[req]; ok {

@@ -16,7 +16,8 @@ type Member struct {
 }
 
 // Members lists every member of group known to the local daemon: its own,
-// and those published by linked nodes.
+// and those published by linked nodes. A list larger than the daemon's
+// local.client_buffer is refused with ErrTooLarge.
 func (c *Client) Members(ctx context.Context, group string) ([]Member, error) {
 	return c.members(ctx, group, false)
 }
@@ -26,9 +27,16 @@ func (c *Client) LocalMembers(ctx context.Context, group string) ([]Member, erro
 	return c.members(ctx, group, true)
 }
 
+// listAnswer is the answer to a Members request: the list, or the
+// daemon's refusal (a list larger than its local.client_buffer: ErrTooLarge).
+type listAnswer struct {
+	l   *wire.MembersList
+	err error
+}
+
 func (c *Client) members(ctx context.Context, group string, local bool) ([]Member, error) {
 	req := c.reqSeq.Add(1)
-	ch := make(chan *wire.MembersList, 1)
+	ch := make(chan listAnswer, 1)
 	c.pmu.Lock()
 	c.lists[req] = ch
 	c.pmu.Unlock()
@@ -41,10 +49,14 @@ func (c *Client) members(ctx context.Context, group string, local bool) ([]Membe
 		return nil, err
 	}
 	select {
-	case l, ok := <-ch:
+	case a, ok := <-ch:
 		if !ok {
 			return nil, ErrUnavailable
 		}
+		if a.err != nil {
+			return nil, a.err
+		}
+		l := a.l
 		out := make([]Member, len(l.Members))
 		for i, m := range l.Members {
 			out[i] = Member{Addr: Addr{Cluster: m.Cluster, Node: m.Node, Mailbox: m.Mailbox}, Count: int(m.Count), Reachable: m.Reachable}

@@ -3,6 +3,8 @@ package configs
 import (
 	"crypto/ed25519"
 	"time"
+
+	"github.com/wandist/wandist/internal/sockpath"
 )
 
 // Config is the whole wandistd configuration of one node.
@@ -61,13 +63,21 @@ type Listen struct {
 
 // Local configures the Unix socket local processes talk to.
 type Local struct {
-	// Socket defaults to /tmp/wandist-<cluster>-<node>.sock.
+	// Socket defaults to DefaultSocket(): wandist.sock in
+	// $RUNTIME_DIRECTORY, /run/wandist or $XDG_RUNTIME_DIR/wandist. The
+	// daemon creates its directory (0750) and refuses one owned by another
+	// user or writable by group or others.
 	Socket string
 	// Token, when set, must be presented by local clients.
 	Token string
-	// MaxClients (max_clients) bounds the clients connected at once; one
-	// more is refused with a busy status. Default 1024.
+	// MaxClients (max_clients) bounds the clients connected at once (past
+	// their hello); one more is refused with a busy status. Default 1024.
 	MaxClients int
+	// HelloTimeout (hello_timeout) is how long a new connection has to
+	// say hello; until then it holds no slot of MaxClients, and at most
+	// 128 connections wait for their hello (one more closes the oldest).
+	// Default 2s; 100ms..1m.
+	HelloTimeout time.Duration
 	// ClientBuffer (client_buffer) bounds the bytes of deliveries pending
 	// for one client: waiting to be written, or written and not yet
 	// confirmed (reliable messages from other nodes). Default 64 MiB;
@@ -98,6 +108,9 @@ const (
 	DefaultHoldBytes    = 64 << 20
 	DefaultHoldMessages = 100_000
 )
+
+// DefaultHelloTimeout is the default local.hello_timeout.
+const DefaultHelloTimeout = 2 * time.Second
 
 // DefaultMaxClients is the default local.max_clients.
 const DefaultMaxClients = 1024
@@ -228,7 +241,7 @@ const (
 	DefaultHandshakeRate     = 20
 	DefaultHandshakeBurst    = 40
 	DefaultHandshakeRateAll  = 50
-	DefaultHelloTimeout      = 2 * time.Second
+	DefaultLinkHelloTimeout  = 2 * time.Second
 	DefaultMaxLinkMemory     = 256 << 20
 	DefaultUnreachableGrace  = 30 * time.Second
 	DefaultBufferMaxBytes    = 64 << 20
@@ -259,13 +272,13 @@ func Default() *Config {
 			HandshakeRate:      DefaultHandshakeRate,
 			HandshakeBurst:     DefaultHandshakeBurst,
 			HandshakeRateTotal: DefaultHandshakeRateAll,
-			HelloTimeout:       DefaultHelloTimeout,
+			HelloTimeout:       DefaultLinkHelloTimeout,
 			MaxLinkMemory:      DefaultMaxLinkMemory,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
-		Local:  Local{MaxClients: DefaultMaxClients, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
+		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
 		Log:    Log{Level: LogInfo, Format: FormatText},
 	}
 }
@@ -278,7 +291,7 @@ func defaultBuffer() Buffer {
 	}
 }
 
-// DefaultSocket returns the default local socket path of a node.
-func DefaultSocket(cluster, node string) string {
-	return "/tmp/wandist-" + cluster + "-" + node + ".sock"
-}
+// DefaultSocket returns the default local socket path: wandist.sock in
+// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in /run/wandist
+// when this user may create or write it, else in $XDG_RUNTIME_DIR/wandist.
+func DefaultSocket() string { return sockpath.Daemon() }

@@ -43,7 +43,7 @@ func TestExampleEast(t *testing.T) {
 	if c.Listen != (Listen{QUIC: "127.0.0.1:7101", TCP: "127.0.0.1:7102"}) {
 		t.Errorf("Listen = %+v", c.Listen)
 	}
-	if c.Local.Socket != "/tmp/wandist-east-1.sock" || c.Admin.Listen != "127.0.0.1:7103" {
+	if c.Local.Socket != filepath.Join(dir, "run", "east-1.sock") || c.Admin.Listen != "127.0.0.1:7103" {
 		t.Errorf("socket %q admin %q", c.Local.Socket, c.Admin.Listen)
 	}
 	if len(c.Peers) != 1 {
@@ -75,7 +75,7 @@ func TestExampleWest(t *testing.T) {
 		t.Errorf("cluster/node/identity = %q %q %q", c.Cluster, c.Node, c.Identity)
 	}
 	if c.Listen != (Listen{QUIC: "127.0.0.1:7201", TCP: "127.0.0.1:7202"}) ||
-		c.Local.Socket != "/tmp/wandist-west-1.sock" || c.Admin.Listen != "127.0.0.1:7203" {
+		c.Local.Socket != filepath.Join(dir, "run", "west-1.sock") || c.Admin.Listen != "127.0.0.1:7203" {
 		t.Errorf("listen %+v socket %q admin %q", c.Listen, c.Local.Socket, c.Admin.Listen)
 	}
 	if len(c.Peers) != 1 {

@@ -68,7 +68,7 @@ func loadThreeCluster(t *testing.T) (map[string]*Config, map[string]ed25519.Publ
 		if want := filepath.Join(dir, node+".key"); c.Identity != want {
 			t.Errorf("%s.yaml: identity = %q, want %q", node, c.Identity, want)
 		}
-		if want := "/tmp/wandist-" + node + ".sock"; c.Local.Socket != want {
+		if want := filepath.Join(dir, "run", node+".sock"); c.Local.Socket != want {
 			t.Errorf("%s.yaml: local.socket = %q, want %q", node, c.Local.Socket, want)
 		}
 		configs[node] = c
@@ -667,16 +667,19 @@ func TestKubernetesSidecar(t *testing.T) {
 		t.Fatalf("the ConfigMap's %s: %v", filepath.Base(cfgFile), err)
 	}
 
-	// The socket: an emptyDir mounted in both containers, where the config
-	// puts it and where WANDIST_SOCKET points.
-	sockDir := filepath.Dir(cfg.Local.Socket)
+	// The socket: in a directory of its own (the daemon refuses an
+	// emptyDir's world-writable root) on an emptyDir mounted in both
+	// containers, where the config puts it and where WANDIST_SOCKET points.
 	sm := sidecar.mountFor(cfg.Local.Socket)
-	if sm == nil || sm.MountPath != sockDir || volumes[sm.Name].EmptyDir == nil {
-		t.Fatalf("local.socket %s: the wandistd container mounts no emptyDir at %s", cfg.Local.Socket, sockDir)
+	if sm == nil || volumes[sm.Name].EmptyDir == nil {
+		t.Fatalf("local.socket %s: not on an emptyDir of the wandistd container", cfg.Local.Socket)
+	}
+	if filepath.Dir(cfg.Local.Socket) == filepath.Clean(sm.MountPath) {
+		t.Errorf("local.socket %s: directly in the emptyDir mounted at %s (world-writable, refused by the daemon), want a directory of its own", cfg.Local.Socket, sm.MountPath)
 	}
 	am := app.mount(sm.Name)
-	if am == nil || am.MountPath != sockDir {
-		t.Errorf("the app container does not mount volume %s at %s: %+v", sm.Name, sockDir, am)
+	if am == nil || am.MountPath != sm.MountPath {
+		t.Errorf("the app container does not mount volume %s at %s: %+v", sm.Name, sm.MountPath, am)
 	}
 	if got := app.env("WANDIST_SOCKET"); got != cfg.Local.Socket {
 		t.Errorf("app WANDIST_SOCKET = %q, want %q", got, cfg.Local.Socket)

@@ -42,7 +42,7 @@ func TestDefault(t *testing.T) {
 		Groups: Groups{UnreachableGrace: 30 * time.Second},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
-		Local:  Local{MaxClients: 1024, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
+		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
 		Log:    Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(d, want) {
@@ -51,6 +51,7 @@ func TestDefault(t *testing.T) {
 }
 
 func TestParseDefaultsApplied(t *testing.T) {
+	t.Setenv("RUNTIME_DIRECTORY", "/run/wandist-test")
 	c := mustParse(t, minimal)
 	d := Default()
 	if c.Link != d.Link || c.Groups != d.Groups || c.Buffer != d.Buffer || c.Log != d.Log {
@@ -59,8 +60,8 @@ func TestParseDefaultsApplied(t *testing.T) {
 	if c.Listen != (Listen{}) || c.Admin.Listen != "" || c.Local.Token != "" {
 		t.Errorf("listen %+v admin %q token %q, want all empty", c.Listen, c.Admin.Listen, c.Local.Token)
 	}
-	if c.Local.Socket != "/tmp/wandist-east-n1.sock" {
-		t.Errorf("socket = %q", c.Local.Socket)
+	if c.Local.Socket != "/run/wandist-test/wandist.sock" {
+		t.Errorf("socket = %q, want wandist.sock in $RUNTIME_DIRECTORY", c.Local.Socket)
 	}
 	p := c.Peers[0]
 	if p.Transport != TransportQUIC || p.Mode != ModeBoth || p.Buffer != d.Buffer || p.Line != 6 {

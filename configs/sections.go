@@ -6,7 +6,7 @@ import "go.yaml.in/yaml/v3"
 var (
 	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
 	listenKeys = []string{"quic", "tcp"}
-	localKeys  = []string{"socket", "token", "max_clients", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
+	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory"}
 	groupsKeys = []string{"unreachable_grace"}
@@ -50,6 +50,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 					r.str(v, key, &c.Local.Token)
 				case "max_clients":
 					r.integer(v, key, &c.Local.MaxClients)
+				case "hello_timeout":
+					r.duration(v, key, &c.Local.HelloTimeout)
 				case "client_buffer":
 					r.intSize(v, key, &c.Local.ClientBuffer)
 				case "inbox_full":

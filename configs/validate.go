@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks a Config built in code with the same rules Parse applies
@@ -47,6 +48,7 @@ func (c *Config) fillZero() {
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
+	setIfZero(&c.Local.HelloTimeout, DefaultHelloTimeout)
 	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
 	setIfZero(&c.Local.InboxFull, InboxPark)
 	setIfZero(&c.Local.HoldBytes, DefaultHoldBytes)
@@ -78,7 +80,7 @@ func setIfZero[T comparable](p *T, v T) {
 // path and each peer's transport and mode.
 func (c *Config) fill() {
 	if c.Local.Socket == "" && validName(c.Cluster) && validName(c.Node) {
-		c.Local.Socket = DefaultSocket(c.Cluster, c.Node)
+		c.Local.Socket = DefaultSocket()
 	}
 	for i := range c.Peers {
 		p := &c.Peers[i]
@@ -117,6 +119,9 @@ func (r *reporter) check(c *Config) {
 	}
 	if c.Local.MaxClients < 0 {
 		r.keyf("local.max_clients", "must not be negative, got %d", c.Local.MaxClients)
+	}
+	if t := c.Local.HelloTimeout; t < 100*time.Millisecond || t > time.Minute {
+		r.keyf("local.hello_timeout", "must be between 100ms and 1m, got %v", t)
 	}
 	if b := c.Local.ClientBuffer; b < 64<<10 || b > 1<<30 {
 		r.keyf("local.client_buffer", "must be between 64KiB and 1GiB, got %d bytes", b)

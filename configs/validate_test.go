@@ -24,8 +24,8 @@ func TestValidateInCode(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	if c.Local.Socket != "/tmp/wandist-east-n1.sock" {
-		t.Errorf("socket = %q", c.Local.Socket)
+	if c.Local.Socket != DefaultSocket() {
+		t.Errorf("socket = %q, want %q", c.Local.Socket, DefaultSocket())
 	}
 	p := c.Peers[0]
 	if p.Transport != TransportQUIC || p.Mode != ModeBoth || p.Buffer != c.Buffer {
@@ -84,6 +84,8 @@ func TestValidateErrors(t *testing.T) {
 		{"overflow", func(c *Config) { c.Buffer.Overflow = "block" }, "buffer.overflow"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"client buffer", func(c *Config) { c.Local.ClientBuffer = 1000 }, "local.client_buffer"},
+		{"hello timeout too short", func(c *Config) { c.Local.HelloTimeout = time.Millisecond }, "local.hello_timeout"},
+		{"hello timeout too long", func(c *Config) { c.Local.HelloTimeout = time.Hour }, "local.hello_timeout"},
 		{"inbox full", func(c *Config) { c.Local.InboxFull = "block" }, "local.inbox_full"},
 		{"peer transport", func(c *Config) { c.Peers[0].Transport = "udp" }, "peers[0].transport"},
 		{"peer mode", func(c *Config) { c.Peers[0].Mode = ModeConnect; c.Peers[0].Address = "" }, "peers[0].mode"},

@@ -29,6 +29,7 @@ func (c *localClient) appendLocked(m wire.Message) uint64 {
 // once, then runs the waiters whose bytes are now written. Waiters of bytes
 // never written (the connection ended) are never run.
 func (c *localClient) writer() {
+	defer close(c.wdone)
 	var chunks [][]byte
 	var scratch net.Buffers
 	var ready []waiter
@@ -70,7 +71,29 @@ func (c *localClient) writer() {
 	}
 }
 
+// Answers (Results, Opened, MembersList) count against local.client_buffer
+// as deliveries do. The reader goroutine answers a request only once the
+// bytes queued for the client and not yet written to it are within the
+// bound (awaitRoom); until then it reads no more of the client's requests.
+// A client that asks without reading so fills its own socket, not the
+// daemon's heap, and loses nothing it was answered. An answer larger than
+// the bound on its own (a group's member list) is refused instead
+// (answerBytes). The bytes held for a client stay within the bound plus
+// one frame (or twice the bound, for deliveries forced in by waitRoom).
+
+// reply queues m, the answer to the request the reader goroutine is
+// handling, once the client's buffer has room.
 func (c *localClient) reply(m wire.Message) {
+	if !c.awaitRoom() {
+		return
+	}
+	c.replyNow(m)
+}
+
+// replyNow queues m without waiting: for answers that come from another
+// goroutine than the reader (durable sends), one per request read, so
+// bounded by the reads awaitRoom holds back.
+func (c *localClient) replyNow(m wire.Message) {
 	c.omu.Lock()
 	if !c.closed {
 		c.appendLocked(m)
@@ -78,6 +101,63 @@ func (c *localClient) reply(m wire.Message) {
 	c.omu.Unlock()
 	c.wakeWriter()
 }
+
+// unwrittenLocked returns the bytes queued for the client and not yet
+// written to its connection, whether the writer took them or not.
+func (c *localClient) unwrittenLocked() int { return int(c.appended - c.written) }
+
+// awaitRoom waits, on the reader goroutine, until the client's unwritten
+// bytes are within local.client_buffer. It is false if the connection
+// ended first.
+func (c *localClient) awaitRoom() bool {
+	limit := c.d.cfg.Local.ClientBuffer
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	if c.closed || c.unwrittenLocked() <= limit {
+		return !c.closed
+	}
+	c.d.metrics.localWaits.Inc()
+	for !c.closed && c.unwrittenLocked() > limit {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.omu.Unlock()
+		select {
+		case <-room:
+		case <-c.wdone: // the writer failed: nothing more will be written
+			c.omu.Lock()
+			return false
+		}
+		c.omu.Lock()
+	}
+	return !c.closed
+}
+
+// answerBytes queues frame, the encoded answer to request req, once the
+// client's buffer has room; an answer larger than local.client_buffer (or
+// than the SDK reads in a frame) is refused with a Result saying so, and
+// counted (answer_too_large).
+func (c *localClient) answerBytes(req uint64, frame []byte, what string) {
+	if !c.awaitRoom() {
+		return
+	}
+	if limit := min(c.d.cfg.Local.ClientBuffer, maxAnswer); len(frame) > limit {
+		c.srv.reject("answer_too_large", "local client request refused: answer over local.client_buffer", "client", c.name, "bytes", len(frame))
+		c.answer(req, refuse(errTooLarge, "answer of %d bytes (%s) would exceed local.client_buffer (%d bytes; at most %d per answer): raise local.client_buffer, or ask for less",
+			len(frame), what, c.d.cfg.Local.ClientBuffer, maxAnswer))
+		return
+	}
+	c.omu.Lock()
+	if !c.closed {
+		c.appended += uint64(c.out.appendBytes(frame))
+	}
+	c.omu.Unlock()
+	c.wakeWriter()
+}
+
+// maxAnswer bounds one answer frame: the largest frame the SDK reads.
+const maxAnswer = 64 << 20
 
 func (c *localClient) wakeWriter() {
 	select {
@@ -123,7 +203,7 @@ func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
 		c.omu.Unlock()
 		return true
 	}
-	if c.out.n > c.d.cfg.Local.ClientBuffer {
+	if c.unwrittenLocked() > c.d.cfg.Local.ClientBuffer {
 		if !*overflowed {
 			*overflowed = true
 			c.appendLocked(&wire.WatchEvent{Watch: ev.Watch, Op: wire.OpOverflow})
@@ -142,10 +222,16 @@ func (c *localClient) event(ev *wire.WatchEvent, overflowed *bool) bool {
 }
 
 // answer sends the Result of request req: its outcome err (nil: done)
-// mapped by statusOf.
+// mapped by statusOf. Called by the reader goroutine (reply).
 func (c *localClient) answer(req uint64, err error) {
 	st, msg := statusOf(err)
 	c.reply(&wire.Result{Req: req, Status: st, Message: msg})
+}
+
+// answerLater is answer for another goroutine than the reader (replyNow).
+func (c *localClient) answerLater(req uint64, err error) {
+	st, msg := statusOf(err)
+	c.replyNow(&wire.Result{Req: req, Status: st, Message: msg})
 }
 
 // deliver queues m for the client; it is false if the client is gone, or if

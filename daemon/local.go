@@ -5,34 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/wandist/wandist/internal/sockio"
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// local.client_buffer bounds the deliveries waiting to be written to one
-// local client. Past it, deliveries to that client's mailboxes are dropped
-// and counted (reason "inbox_full"), or, for messages from other nodes under
-// local.inbox_full: hold, wait for room. Results of requests are never
-// dropped: they are bounded by the requests read.
+// local.client_buffer bounds the bytes waiting to be written to one local
+// client. Past it, deliveries to that client's mailboxes are dropped and
+// counted (reason "inbox_full"), or, for messages from other nodes under
+// local.inbox_full: hold, wait for room. Answers to requests are never
+// dropped: the daemon stops reading the client's requests until there is
+// room for them (clientwrite.go).
 
 // maxGroupName bounds a group name.
 const maxGroupName = 255
-
-// localServer serves services on the Unix socket.
-type localServer struct {
-	d  *Daemon
-	ln net.Listener
-	wg sync.WaitGroup
-
-	mu      sync.Mutex
-	clients map[*localClient]struct{} // guarded by mu
-	closed  bool                      // guarded by mu
-}
 
 // localClient is one connection on the socket. Its reader runs in the
 // connection's goroutine; one writer goroutine owns the writes.
@@ -41,7 +29,9 @@ type localClient struct {
 	conn net.Conn
 	name string
 
-	tooMany   bool                // set at accept: over local.max_clients, refused after the hello
+	srv       *localServer
+	evicted   bool                // guarded by srv.mu: closed before its hello, for a newer connection (addPending)
+	admitted  bool                // guarded by srv.mu: past its hello, holding a slot of local.max_clients
 	mailboxes map[uint64]*mailbox // owned by the reader goroutine
 	send      wire.Send           // owned by the reader goroutine: the Send being handled
 	batch     wire.SendBatch      // owned by the reader goroutine: the SendBatch being handled
@@ -69,6 +59,7 @@ type localClient struct {
 	room     chan struct{} // closed by the writer after a write; nil until someone waits for room
 	owake    chan struct{} // capacity 1
 	done     chan struct{} // closed when the client ends
+	wdone    chan struct{} // closed when the writer goroutine ends
 
 	// Confirmations (confirm.go), guarded by omu.
 	delivs      uint64           // deliveries queued on the connection
@@ -78,117 +69,13 @@ type localClient struct {
 	done1       []pendingConfirm // the reader's scratch for onDeliverAck
 }
 
-func startLocal(d *Daemon, path string) (*localServer, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("local socket %s: exists and is not a socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("local socket %s: another daemon is listening on it", path)
-		}
-		_ = os.Remove(path) // stale socket of a daemon that died
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("local socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("local socket %s: chmod: %w", path, err)
-	}
-	s := &localServer{d: d, ln: ln, clients: map[*localClient]struct{}{}}
-	s.wg.Go(s.acceptLoop)
-	return s, nil
-}
-
-func (s *localServer) acceptLoop() {
-	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		c := &localClient{d: s.d, conn: conn, mailboxes: map[uint64]*mailbox{}, watches: map[uint64]func(){}, owake: make(chan struct{}, 1), done: make(chan struct{})}
-		c.raw = sockio.Raw(conn)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			conn.Close()
-			return
-		}
-		c.tooMany = len(s.clients) >= s.d.cfg.Local.MaxClients
-		s.clients[c] = struct{}{}
-		s.mu.Unlock()
-		s.d.metrics.localClients.Inc()
-		s.wg.Go(func() {
-			c.serve()
-			s.mu.Lock()
-			delete(s.clients, c)
-			s.mu.Unlock()
-			s.d.metrics.localClients.Dec()
-		})
-	}
-}
-
-// close stops accepting, disconnects every client and waits.
-func (s *localServer) close() {
-	s.mu.Lock()
-	s.closed = true
-	for c := range s.clients {
-		c.conn.Close()
-	}
-	s.mu.Unlock()
-	s.ln.Close()
-	s.wg.Wait()
-}
-
 func (c *localClient) serve() {
 	d := c.d
 	defer c.conn.Close()
-	_ = c.conn.SetDeadline(time.Now().Add(d.cfg.Link.HandshakeTimeout))
 	r := wire.NewReader(c.conn, d.cfg.Link.MaxFrameSize)
-	t, body, err := r.ReadFrame()
-	if err != nil {
-		reason := "no_hello" // closed, or silent past the handshake timeout
-		if fe := (*wire.FrameError)(nil); errors.As(err, &fe) {
-			reason = "bad_hello" // not our protocol
-		}
-		d.metrics.localRejects.WithLabelValues(reason).Inc()
-		d.log.Debug("local client: no hello", "err", err)
+	if !c.hello(r) {
 		return
 	}
-	hello := func(status uint8, msg string) {
-		sh := &wire.ServerHello{Version: wire.LocalVersion, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation,
-			MaxMessage: uint64(d.maxMessage()), Status: status, Message: msg}
-		_, _ = c.conn.Write(wire.AppendFrame(nil, sh))
-	}
-	var h wire.ClientHello
-	if t != wire.TypeClientHello || h.DecodeBody(body) != nil {
-		d.metrics.localRejects.WithLabelValues("bad_hello").Inc()
-		hello(wire.StatusBadRequest, fmt.Sprintf("expected ClientHello, got %v", t))
-		return
-	}
-	if h.Version != wire.LocalVersion {
-		d.metrics.localRejects.WithLabelValues("bad_version").Inc()
-		hello(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
-		return
-	}
-	if c.tooMany {
-		d.metrics.localRejects.WithLabelValues("too_many").Inc()
-		d.log.Warn("local client refused: too many clients", "client", h.Name, "max_clients", d.cfg.Local.MaxClients)
-		hello(wire.StatusBusy, fmt.Sprintf("too many clients (local.max_clients = %d)", d.cfg.Local.MaxClients))
-		return
-	}
-	if tok := d.cfg.Local.Token; tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.Token)) != 1 {
-		d.metrics.localRejects.WithLabelValues("bad_token").Inc()
-		d.log.Warn("local client rejected: bad token", "client", h.Name)
-		hello(wire.StatusUnauthorized, "bad or missing token")
-		return
-	}
-	c.name = h.Name
-	hello(wire.StatusOK, "")
-	_ = c.conn.SetDeadline(time.Time{})
-
 	var wg sync.WaitGroup
 	wg.Go(c.writer)
 	defer func() {
@@ -212,8 +99,7 @@ func (c *localClient) serve() {
 		if err != nil {
 			var fe *wire.FrameError
 			if errors.As(err, &fe) {
-				d.metrics.localRejects.WithLabelValues("bad_frame").Inc()
-				d.log.Warn("local client sent a bad frame", "client", c.name, "err", err)
+				c.srv.reject("bad_frame", "local client sent a bad frame", "client", c.name, "err", err)
 			}
 			return
 		}
@@ -224,11 +110,56 @@ func (c *localClient) serve() {
 			c.now = d.now()
 		}
 		if err := c.handle(t, body); err != nil {
-			d.metrics.localRejects.WithLabelValues("bad_frame").Inc()
-			d.log.Warn("local client protocol error", "client", c.name, "err", err)
+			c.srv.reject("bad_frame", "local client protocol error", "client", c.name, "err", err)
 			return
 		}
 	}
+}
+
+// hello runs the hello exchange, within local.hello_timeout, and reports
+// whether the client is in: its hello good, and a slot of
+// local.max_clients its own. A refusal is answered (when the client said
+// something) and counted.
+func (c *localClient) hello(r *wire.Reader) bool {
+	d := c.d
+	_ = c.conn.SetDeadline(time.Now().Add(d.cfg.Local.HelloTimeout))
+	t, body, err := r.ReadFrame()
+	if err != nil {
+		reason := "no_hello" // closed, or silent past local.hello_timeout
+		if fe := (*wire.FrameError)(nil); errors.As(err, &fe) {
+			reason = "bad_hello" // not our protocol
+		}
+		if !c.srv.wasEvicted(c) { // else counted as hello_evicted
+			c.srv.reject(reason, "local connection closed before its hello", "err", err)
+		}
+		return false
+	}
+	answer := func(status uint8, msg string) {
+		sh := &wire.ServerHello{Version: wire.LocalVersion, Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: d.incarnation,
+			MaxMessage: uint64(d.maxMessage()), Status: status, Message: msg}
+		_, _ = c.conn.Write(wire.AppendFrame(nil, sh))
+	}
+	var h wire.ClientHello
+	switch {
+	case t != wire.TypeClientHello || h.DecodeBody(body) != nil:
+		c.srv.reject("bad_hello", "local client refused: bad hello", "type", t.String())
+		answer(wire.StatusBadRequest, fmt.Sprintf("expected ClientHello, got %v", t))
+	case h.Version != wire.LocalVersion:
+		c.srv.reject("bad_version", "local client refused: unsupported version", "client", h.Name, "version", h.Version)
+		answer(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
+	case d.cfg.Local.Token != "" && subtle.ConstantTimeCompare([]byte(d.cfg.Local.Token), []byte(h.Token)) != 1:
+		c.srv.reject("bad_token", "local client rejected: bad token", "client", h.Name)
+		answer(wire.StatusUnauthorized, "bad or missing token")
+	case !c.srv.admit(c):
+		c.srv.reject("too_many", "local client refused: too many clients", "client", h.Name, "max_clients", d.cfg.Local.MaxClients)
+		answer(wire.StatusBusy, fmt.Sprintf("too many clients (local.max_clients = %d)", d.cfg.Local.MaxClients))
+	default:
+		c.name = h.Name
+		answer(wire.StatusOK, "")
+		_ = c.conn.SetDeadline(time.Time{})
+		return true
+	}
+	return false
 }
 
 // maxWatches bounds the watches of one client.

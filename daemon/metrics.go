@@ -32,6 +32,7 @@ type metrics struct {
 	localRejects     *prometheus.CounterVec
 	// adminAuthFailures counts admin requests refused for their token.
 	adminAuthFailures *prometheus.CounterVec
+	localWaits        prometheus.Counter // answers that waited for room in their client's buffer
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -79,10 +80,13 @@ func newMetrics(d *Daemon) *metrics {
 		localClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_local_clients",
 			Help: "Clients connected on the local socket."}),
 		localRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
-			Help: "Local clients refused or disconnected, by reason: no_hello, bad_hello, bad_version, bad_token, too_many, bad_frame."}, []string{"reason"}),
+			Help: "Local clients refused or disconnected, by reason: no_hello, bad_hello, bad_version, bad_token, too_many, bad_frame, hello_evicted; and requests refused, by reason: answer_too_large."}, []string{"reason"}),
+		localWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_answer_waits_total",
+			Help: "Times the answer to a local client's request waited for room in its buffer (local.client_buffer): its requests were not read meanwhile."}),
 	}
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
+		m.localWaits,
 		&queueCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.quicRetries = prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_quic_retries_total",

@@ -93,6 +93,20 @@ func (o *outBuf) appendDeliver(m *wire.Deliver) int {
 	return len(b) - n
 }
 
+// appendBytes appends frame, an encoded frame, and returns its size; a
+// frame larger than a chunk becomes a chunk of its own, not copied.
+func (o *outBuf) appendBytes(frame []byte) int {
+	if len(frame) > outChunk {
+		o.batchAt = -1
+		o.chunks = append(o.chunks, frame)
+		o.n += len(frame)
+		return len(frame)
+	}
+	b := o.tail(len(frame))
+	o.commit(append(b, frame...))
+	return len(frame)
+}
+
 // take moves the queued chunks to dst and returns them with their length.
 func (o *outBuf) take(dst [][]byte) ([][]byte, int) {
 	dst = append(dst[:0], o.chunks...)

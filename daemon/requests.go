@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/wire"
 )
@@ -91,9 +93,12 @@ func (c *localClient) unwatch(m *wire.Unwatch) error {
 }
 
 // members answers with the members of a group (only this node's if Local),
-// with their partitions.
+// with their partitions, once the client's buffer has room for more.
 func (c *localClient) members(m *wire.Members) {
 	d := c.d
+	if !c.awaitRoom() {
+		return
+	}
 	ms := d.groups.Members(m.Group)
 	if m.Local {
 		ms = d.groups.LocalMembers(m.Group)
@@ -104,5 +109,5 @@ func (c *localClient) members(m *wire.Members) {
 		out.Members = append(out.Members, wire.MemberInfo{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox,
 			Count: uint64(x.Count), Reachable: x.Reachable, Partitions: claims[groups.MemberKey{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox}].Partitions})
 	}
-	c.reply(out)
+	c.answerBytes(m.Req, wire.AppendFrame(nil, out), fmt.Sprintf("the %d members of group %q", len(ms), m.Group))
 }

@@ -22,8 +22,13 @@ func (c *localClient) handleSend(m *wire.Send) {
 		return
 	}
 	if m.Flags&wire.FlagDurable != 0 {
+		// Its Result comes from another goroutine, without waiting: the
+		// reader waits here instead, before taking the request.
+		if !c.awaitRoom() {
+			return
+		}
 		req := m.Req
-		c.d.sendDurable(m, c.now, &c.route, func(err error) { c.answer(req, err) })
+		c.d.sendDurable(m, c.now, &c.route, func(err error) { c.answerLater(req, err) })
 		return
 	}
 	err := c.d.send(m, c.now, &c.route)

@@ -113,7 +113,7 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 
 func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
 	fs := newFlags("sub", "--socket PATH --group G [--count N]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := fs.String("group", "", "`group` to join")
 	count := fs.Int("count", 0, "exit after `N` messages (0: run until interrupted)")
 	if err := parse(fs, args); err != nil {
@@ -193,7 +193,7 @@ const subDrainIdle = 300 * time.Millisecond
 
 func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.Reader) error {
 	fs := newFlags("pub", "--socket PATH --group G [--priority high|normal] [--ttl D] [--mode M] [PAYLOAD]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := fs.String("group", "", "`group` to send to")
 	prio := fs.String("priority", "normal", "lane: `high` or normal")
 	ttl := fs.Duration("ttl", 0, "time to live of each message (0: none)")

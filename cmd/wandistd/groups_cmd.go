@@ -11,7 +11,7 @@ import (
 
 func cmdGroups(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
 	fs := newFlags("groups", "--socket PATH --group G [--local] [--watch]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := fs.String("group", "", "`group` to list")
 	local := fs.Bool("local", false, "only this node's members")
 	watch := fs.Bool("watch", false, "then print every join and leave until interrupted")

@@ -14,7 +14,7 @@ import (
 
 func cmdReq(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
 	fs := newFlags("req", "--socket PATH --group G [--key K] [--timeout D] PAYLOAD", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := fs.String("group", "", "`group` to send the request to")
 	key := fs.String("key", "", "route by `key` (partition owner or rendezvous hashing)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the reply (travels as the request's TTL)")
@@ -54,7 +54,7 @@ func cmdReq(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
 	fs := newFlags("serve", "--socket PATH --group G --echo [--partitions N --own LIST]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET)")
+	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := fs.String("group", "", "`group` to join and serve")
 	echo := fs.Bool("echo", false, "answer every request with its own payload")
 	partitions := fs.Int("partitions", 0, "the group is partitioned into `N` partitions")

@@ -2,7 +2,10 @@
 // the local daemon, joins a group, sends a message to the group and
 // receives it.
 //
-//	go run ./examples/minimal -socket /tmp/wandist-east-1.sock
+//	go run ./examples/minimal -socket configs/examples/two-cluster/run/east-1.sock
+//
+// (the socket of east-1 in configs/examples/two-cluster; without -socket,
+// $WANDIST_SOCKET, else the SDK's default, /run/wandist/wandist.sock).
 package main
 
 import (
@@ -17,7 +20,7 @@ import (
 )
 
 func main() {
-	socket := flag.String("socket", "", "the local wandistd socket (default $WANDIST_SOCKET)")
+	socket := flag.String("socket", "", "the local wandistd socket (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	flag.Parse()
 	if err := run(context.Background(), *socket, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "minimal:", err)

@@ -1,10 +1,14 @@
 // Command partitioned-kv runs one server or one client of the kv example
 // against a local wandistd:
 //
-//	partitioned-kv -socket /tmp/wandist-b1.sock serve 0-31
-//	partitioned-kv -socket /tmp/wandist-b2.sock serve 32-63
-//	partitioned-kv -socket /tmp/wandist-f1.sock put color blue
-//	partitioned-kv -socket /tmp/wandist-f1.sock get color
+//	partitioned-kv -socket /run/wandist-b1/wandist.sock serve 0-31
+//	partitioned-kv -socket /run/wandist-b2/wandist.sock serve 32-63
+//	partitioned-kv -socket /run/wandist-f1/wandist.sock put color blue
+//	partitioned-kv -socket /run/wandist-f1/wandist.sock get color
+//
+// (the sockets of three daemons b1, b2 and f1 on one host; on a host with
+// one daemon, -socket may be left out: $WANDIST_SOCKET, else
+// /run/wandist/wandist.sock).
 package main
 
 import (
@@ -22,7 +26,7 @@ import (
 )
 
 func main() {
-	socket := flag.String("socket", "", "the local wandistd socket (default $WANDIST_SOCKET)")
+	socket := flag.String("socket", "", "the local wandistd socket (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
 	group := flag.String("group", "kv", "the store's group")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
