@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/sockio"
 	"github.com/wandist/wandist/internal/wire"
 )
@@ -19,9 +20,6 @@ import (
 // and counted (reason "inbox_full"), or, for messages from other nodes under
 // local.inbox_full: hold, wait for room. Results of requests are never
 // dropped: they are bounded by the requests read.
-
-// maxGroupName bounds a group name.
-const maxGroupName = 255
 
 // localServer serves services on the Unix socket.
 type localServer struct {
@@ -295,14 +293,4 @@ func (c *localClient) checkGroupOp(mb uint64, group string) error {
 	return nil
 }
 
-func validGroup(g string) error {
-	if g == "" || len(g) > maxGroupName {
-		return fmt.Errorf("group name must be 1 to %d bytes, got %d", maxGroupName, len(g))
-	}
-	for i := 0; i < len(g); i++ {
-		if g[i] < 0x20 || g[i] == 0x7f {
-			return fmt.Errorf("group name %q has a control character at byte %d", g, i)
-		}
-	}
-	return nil
-}
+func validGroup(g string) error { return groups.CheckName(g) }

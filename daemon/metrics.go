@@ -29,6 +29,9 @@ type metrics struct {
 	spoolErrors      prometheus.Counter
 	localClients     prometheus.Gauge
 	localRejects     *prometheus.CounterVec
+	// membershipRefused and snapshotBytes: what peers publish (membership_in.go).
+	membershipRefused *prometheus.CounterVec
+	snapshotBytes     prometheus.Gauge
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -78,6 +81,12 @@ func newMetrics(d *Daemon) *metrics {
 		localRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_local_rejections_total",
 			Help: "Local clients refused or disconnected, by reason: no_hello, bad_hello, bad_version, bad_token, too_many, bad_frame."}, []string{"reason"}),
 	}
+	m.membershipRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_membership_refused_total",
+		Help: "Members a peer published that this node refused, and its snapshots discarded, by peer and reason: not_imported, members, groups, partitions, partition_count, bad_entry, unknown_op, stale, snapshot_bytes, snapshot_timeout."},
+		[]string{"cluster", "node", "reason"})
+	m.snapshotBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_membership_snapshot_bytes",
+		Help: "Bytes of peers' membership snapshots being received (started, not yet complete)."})
+	m.reg.MustRegister(m.membershipRefused, m.snapshotBytes)
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		&queueCollector{d: d},
