@@ -31,7 +31,7 @@ const (
 // budget, and the import rules in force (they change with Reload).
 func (d *Daemon) membershipPolicy(g configs.Groups) groups.Policy {
 	return groups.Policy{
-		Limits: groups.Limits{MaxMembers: g.MaxMembersPerPeer, MaxGroups: g.MaxGroupsPerPeer, MaxPartitions: g.MaxPartitionsPerPeer},
+		Limits: limitsOf(g),
 		Imports: func(cluster, group string) bool {
 			return d.current.Load().Imported(group, cluster)
 		},
@@ -39,6 +39,11 @@ func (d *Daemon) membershipPolicy(g configs.Groups) groups.Policy {
 			d.refuseMembership(auth.PeerID{Cluster: peer.Cluster, Node: peer.Node}, reason.String(), group)
 		},
 	}
+}
+
+// limitsOf returns the per-peer budget of the groups section.
+func limitsOf(g configs.Groups) groups.Limits {
+	return groups.Limits{MaxMembers: g.MaxMembersPerPeer, MaxGroups: g.MaxGroupsPerPeer, MaxPartitions: g.MaxPartitionsPerPeer}
 }
 
 // refuseMembership counts and (rate-limited) logs one refusal of what peer
