@@ -37,8 +37,8 @@ func shapes() []membershipShape {
 	for i := range 50_000 { // the least bytes per member: one group, small mailboxes
 		tiny = append(tiny, wire.Member{Group: "g", Mailbox: uint64(i), Count: 1})
 	}
-	for i := range 10_000 { // one member per group, names of 2 bytes (the shortest for 10,000 distinct names)
-		groupsEach = append(groupsEach, wire.Member{Group: string([]byte{byte(0x21 + i/94), byte(0x21 + i%94)}), Mailbox: 1, Count: 1})
+	for _, g := range shortestNames(10_000) { // one member per group, names as short as can be
+		groupsEach = append(groupsEach, wire.Member{Group: g, Mailbox: 1, Count: 1})
 	}
 	all := make([]uint64, 16384)
 	for i := range all {
@@ -48,6 +48,27 @@ func shapes() []membershipShape {
 		parts = append(parts, wire.Member{Group: "kv", Mailbox: uint64(i), Count: 1, PartitionCount: 65536, Partitions: all})
 	}
 	return []membershipShape{{"typical", typical, 4}, {"tiny members", tiny, 5}, {"one member per group", groupsEach, 40}, {"partitioned", parts, 1.5}}
+}
+
+// shortestNames returns n distinct valid group names, as short as can be:
+// every 1-byte name, then 2-byte ones.
+func shortestNames(n int) []string {
+	var ok []byte
+	for b := 0x20; b <= 0xff; b++ {
+		if b != 0x7f {
+			ok = append(ok, byte(b))
+		}
+	}
+	var out []string
+	for _, a := range ok {
+		out = append(out, string([]byte{a}))
+	}
+	for _, a := range ok {
+		for _, b := range ok {
+			out = append(out, string([]byte{a, b}))
+		}
+	}
+	return out[:n]
 }
 
 // takeSnapshot feeds ms to r as a snapshot of peer in frames of about
