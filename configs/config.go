@@ -33,6 +33,19 @@ type Config struct {
 	// (YAML key exports). nil (the key absent): every group to every
 	// cluster. Peers in this node's own cluster always see every group.
 	Exports []Export
+	// Imports says which remote clusters may add members to which groups
+	// (YAML key imports). nil (the key absent): a cluster may add members
+	// to the groups exported to it, and to no other. Peers in this node's
+	// own cluster may add members to every group.
+	Imports []Import
+}
+
+// Import is one import rule: peers of the clusters in From ("*": all) may
+// add members to the groups matching any of Groups (path.Match patterns).
+type Import struct {
+	Groups []string
+	From   []string
+	Line   int
 }
 
 // Export is one export rule: the groups matching any of Groups (path.Match
@@ -172,7 +185,31 @@ type Groups struct {
 	// reported (a log line, unreachable_past_grace in status). Nothing is
 	// removed or discarded for it. Default 30s.
 	UnreachableGrace time.Duration
+	// The budget of membership one peer may publish to this node. Past
+	// it, joins are refused (counted in wandist_membership_refused_total)
+	// and a snapshot is discarded (the previous view stays).
+	MaxMembersPerPeer    int           // max_members_per_peer: (group, mailbox) pairs; default 100,000
+	MaxGroupsPerPeer     int           // max_groups_per_peer: distinct groups; default 10,000
+	MaxPartitionsPerPeer int           // max_partitions_per_peer: claimed partitions, summed over members; default 1,000,000
+	MaxSnapshotBytes     int64         // max_snapshot_bytes: bytes of one snapshot's frames; default 64 MiB
+	SnapshotTimeout      time.Duration // snapshot_timeout: from a snapshot's first frame to its last; default 2m
 }
+
+// Defaults and bounds of the per-peer membership budget (groups.*).
+const (
+	DefaultMaxMembersPerPeer    = 100_000
+	DefaultMaxGroupsPerPeer     = 10_000
+	DefaultMaxPartitionsPerPeer = 1_000_000
+	DefaultMaxSnapshotBytes     = 64 << 20
+	DefaultSnapshotTimeout      = 2 * time.Minute
+
+	MaxMembersPerPeer    = 100_000_000
+	MaxGroupsPerPeer     = 10_000_000
+	MaxPartitionsPerPeer = 1_000_000_000
+	MaxSnapshotBytes     = 16 << 30
+	MinSnapshotTimeout   = 100 * time.Millisecond
+	MaxSnapshotTimeout   = time.Hour
+)
 
 // Buffer bounds the outbound buffer kept for one destination.
 type Buffer struct {
@@ -275,7 +312,9 @@ func Default() *Config {
 			HelloTimeout:       DefaultLinkHelloTimeout,
 			MaxLinkMemory:      DefaultMaxLinkMemory,
 		},
-		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace},
+		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace, MaxMembersPerPeer: DefaultMaxMembersPerPeer,
+			MaxGroupsPerPeer: DefaultMaxGroupsPerPeer, MaxPartitionsPerPeer: DefaultMaxPartitionsPerPeer,
+			MaxSnapshotBytes: DefaultMaxSnapshotBytes, SnapshotTimeout: DefaultSnapshotTimeout},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},

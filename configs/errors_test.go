@@ -92,6 +92,13 @@ var errorCases = []struct {
 	{"zero max bytes", base + "buffer: {max_bytes: 0}\n", "buffer.max_bytes", 11, "greater than 0"},
 	{"negative max age", base + "buffer: {max_age: -1s}\n", "buffer.max_age", 11, "negative"},
 	{"negative grace", base + "groups: {unreachable_grace: -1s}\n", "groups.unreachable_grace", 11, "negative"},
+	{"zero members per peer", base + "groups: {max_members_per_peer: 0}\n", "groups.max_members_per_peer", 11, "must be from 1"},
+	{"too many groups per peer", base + "groups: {max_groups_per_peer: 20000000}\n", "groups.max_groups_per_peer", 11, "must be from 1"},
+	{"negative partitions per peer", base + "groups: {max_partitions_per_peer: -1}\n", "groups.max_partitions_per_peer", 11, "must be from 1"},
+	{"snapshot budget below a frame", base + "groups: {max_snapshot_bytes: 64KiB}\n", "groups.max_snapshot_bytes", 11, "at least link.max_frame_size"},
+	{"snapshot timeout too short", base + "groups: {snapshot_timeout: 10ms}\n", "groups.snapshot_timeout", 11, "must be from"},
+	{"imports not a list", base + "imports: {groups: [a]}\n", "imports", 11, "must be a list"},
+	{"import without from", base + "imports:\n  - {groups: [a]}\n", "imports[0]", 12, "needs from"},
 	{"socket too long", base + "local: {socket: /" + strings.Repeat("s", 110) + "}\n", "local.socket", 11, "longer than"},
 	{"duplicate section", base + "listen: {tcp: '127.0.0.1:7102'}\n", "listen", 11, "duplicate key"},
 	{"admin same as tcp", strings.Replace(base, "  quic: 127.0.0.1:7101\n", "  quic: 127.0.0.1:7101\n  tcp: 127.0.0.1:7102\n", 1) +

@@ -39,7 +39,8 @@ func TestDefault(t *testing.T) {
 			HelloTimeout:       2 * time.Second,
 			MaxLinkMemory:      256 << 20,
 		},
-		Groups: Groups{UnreachableGrace: 30 * time.Second},
+		Groups: Groups{UnreachableGrace: 30 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
+			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
 		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
@@ -291,6 +292,58 @@ func TestExports(t *testing.T) {
 	var el ErrorList
 	if !errors.As(err, &el) || len(el) < 2 || el[0].Line != 5 || el[len(el)-1].Line != 6 {
 		t.Fatalf("bad exports: %v", err)
+	}
+}
+
+func TestImports(t *testing.T) {
+	// Without an imports key, a cluster may add members to what is exported to it.
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nexports:\n  - { groups: [\"kv-*\"], to: [west] }\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		group, cluster string
+		want           bool
+	}{
+		{"kv-1", "west", true}, {"secret", "west", false}, {"kv-1", "north", false}, {"secret", "e", true},
+	} {
+		if got := c.Imported(tc.group, tc.cluster); got != tc.want {
+			t.Errorf("default imports: Imported(%q, %q) = %v, want %v", tc.group, tc.cluster, got, tc.want)
+		}
+	}
+	none, _ := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\n"), "c.yaml")
+	if !none.Imported("anything", "west") {
+		t.Error("without exports and imports every group must be imported")
+	}
+	// Explicit rules replace the default.
+	c, err = Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nimports:\n  - { groups: [jobs], from: [\"south*\"] }\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Imported("jobs", "south-2") || c.Imported("kv", "south-2") || c.Imported("jobs", "west") || !c.Imported("kv", "e") {
+		t.Errorf("imports rules: %+v", c.Imports)
+	}
+	empty, _ := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nimports: []\n"), "c.yaml")
+	if empty.Imports == nil || empty.Imported("kv", "west") {
+		t.Error("an empty imports key must import nothing from other clusters")
+	}
+	_, err = Parse([]byte("cluster: e\nnode: e-1\nidentity: k\nimports:\n  - { groups: [\"[\"], from: [west] }\n  - { from: [west] }\n"), "c.yaml")
+	var el ErrorList
+	if !errors.As(err, &el) || len(el) < 2 || el[0].Line != 5 || el[len(el)-1].Line != 6 {
+		t.Fatalf("bad imports: %v", err)
+	}
+}
+
+func TestMembershipBudgetKeys(t *testing.T) {
+	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\ngroups:\n  max_members_per_peer: 10\n  max_groups_per_peer: 2\n"+
+		"  max_partitions_per_peer: 64\n  max_snapshot_bytes: 2MiB\n  snapshot_timeout: 3s\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Groups{UnreachableGrace: DefaultUnreachableGrace, MaxMembersPerPeer: 10, MaxGroupsPerPeer: 2, MaxPartitionsPerPeer: 64,
+		MaxSnapshotBytes: 2 << 20, SnapshotTimeout: 3 * time.Second}
+	if c.Groups != want {
+		t.Errorf("groups = %+v, want %+v", c.Groups, want)
 	}
 }
 

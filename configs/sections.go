@@ -4,12 +4,12 @@ import "go.yaml.in/yaml/v3"
 
 // Known keys of every mapping in the file.
 var (
-	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports"}
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports", "imports"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory"}
-	groupsKeys = []string{"unreachable_grace"}
+	groupsKeys = []string{"unreachable_grace", "max_members_per_peer", "max_groups_per_peer", "max_partitions_per_peer", "max_snapshot_bytes", "snapshot_timeout"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
 	logKeys    = []string{"level", "format"}
@@ -76,9 +76,7 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 		case "link":
 			r.decodeLink(v, key, &c.Link)
 		case "groups":
-			r.fields(v, key, groupsKeys, func(_, key string, v *yaml.Node) {
-				r.duration(v, key, &c.Groups.UnreachableGrace)
-			})
+			r.decodeGroups(v, key, &c.Groups)
 		case "buffer":
 			r.decodeBuffer(v, key, &c.Buffer)
 		case "spool":
@@ -105,6 +103,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 			peers = v
 		case "exports":
 			r.decodeExports(v, c)
+		case "imports":
+			r.decodeImports(v, c)
 		}
 	})
 	r.decodePeers(peers, c, dir)
@@ -137,6 +137,25 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.duration(v, key, &l.HelloTimeout)
 		case "max_link_memory":
 			r.size(v, key, &l.MaxLinkMemory)
+		}
+	})
+}
+
+func (r *reporter) decodeGroups(n *yaml.Node, path string, g *Groups) {
+	r.fields(n, path, groupsKeys, func(name, key string, v *yaml.Node) {
+		switch name {
+		case "unreachable_grace":
+			r.duration(v, key, &g.UnreachableGrace)
+		case "max_members_per_peer":
+			r.integer(v, key, &g.MaxMembersPerPeer)
+		case "max_groups_per_peer":
+			r.integer(v, key, &g.MaxGroupsPerPeer)
+		case "max_partitions_per_peer":
+			r.integer(v, key, &g.MaxPartitionsPerPeer)
+		case "max_snapshot_bytes":
+			r.size(v, key, &g.MaxSnapshotBytes)
+		case "snapshot_timeout":
+			r.duration(v, key, &g.SnapshotTimeout)
 		}
 	})
 }

@@ -53,6 +53,12 @@ func (c *Config) fillZero() {
 	setIfZero(&c.Local.InboxFull, InboxPark)
 	setIfZero(&c.Local.HoldBytes, DefaultHoldBytes)
 	setIfZero(&c.Local.HoldMessages, DefaultHoldMessages)
+	g := &c.Groups
+	setIfZero(&g.MaxMembersPerPeer, d.Groups.MaxMembersPerPeer)
+	setIfZero(&g.MaxGroupsPerPeer, d.Groups.MaxGroupsPerPeer)
+	setIfZero(&g.MaxPartitionsPerPeer, d.Groups.MaxPartitionsPerPeer)
+	setIfZero(&g.MaxSnapshotBytes, d.Groups.MaxSnapshotBytes)
+	setIfZero(&g.SnapshotTimeout, d.Groups.SnapshotTimeout)
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
 	for i := range c.Peers {
@@ -144,9 +150,7 @@ func (r *reporter) check(c *Config) {
 		r.keyf("admin.listen", "same address as listen.tcp (%s)", a)
 	}
 	r.checkLink(&c.Link)
-	if c.Groups.UnreachableGrace < 0 {
-		r.keyf("groups.unreachable_grace", "must not be negative, got %v", c.Groups.UnreachableGrace)
-	}
+	r.checkGroups(&c.Groups, c.Link.MaxFrameSize)
 	r.checkBuffer("buffer", c.Buffer, nil)
 	r.checkEnum("log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	r.checkEnum("log.format", c.Log.Format, FormatText, FormatJSON)
@@ -274,6 +278,32 @@ func mib(n int64) string {
 		return strconv.FormatInt(n>>20, 10) + "MiB"
 	}
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
+}
+
+// checkGroups checks the groups section; maxFrame is link.max_frame_size
+// (one frame of a snapshot must fit its budget).
+func (r *reporter) checkGroups(g *Groups, maxFrame int) {
+	if g.UnreachableGrace < 0 {
+		r.keyf("groups.unreachable_grace", "must not be negative, got %v", g.UnreachableGrace)
+	}
+	if n := g.MaxMembersPerPeer; n < 1 || n > MaxMembersPerPeer {
+		r.keyf("groups.max_members_per_peer", "must be from 1 to %d, got %d", MaxMembersPerPeer, n)
+	}
+	if n := g.MaxGroupsPerPeer; n < 1 || n > MaxGroupsPerPeer {
+		r.keyf("groups.max_groups_per_peer", "must be from 1 to %d, got %d", MaxGroupsPerPeer, n)
+	}
+	if n := g.MaxPartitionsPerPeer; n < 1 || n > MaxPartitionsPerPeer {
+		r.keyf("groups.max_partitions_per_peer", "must be from 1 to %d, got %d", MaxPartitionsPerPeer, n)
+	}
+	switch b := g.MaxSnapshotBytes; {
+	case b > MaxSnapshotBytes:
+		r.keyf("groups.max_snapshot_bytes", "must be at most %d (16GiB), got %d", int64(MaxSnapshotBytes), b)
+	case b < int64(maxFrame) && maxFrame <= MaxFrameSize: // (a bad max_frame_size is reported on its own)
+		r.keyf("groups.max_snapshot_bytes", "must be at least link.max_frame_size (%d bytes), so that a snapshot of one frame fits; got %d", maxFrame, b)
+	}
+	if t := g.SnapshotTimeout; t < MinSnapshotTimeout || t > MaxSnapshotTimeout {
+		r.keyf("groups.snapshot_timeout", "must be from %v to %v, got %v", MinSnapshotTimeout, MaxSnapshotTimeout, t)
+	}
 }
 
 // checkBuffer checks b at path. For a peer's buffer, parent is the

@@ -62,6 +62,9 @@ func TestValidateFillsZeroFields(t *testing.T) {
 	if c.Groups.UnreachableGrace != 0 {
 		t.Errorf("zero grace changed to %v", c.Groups.UnreachableGrace)
 	}
+	if g := c.Groups; g.MaxMembersPerPeer != d.Groups.MaxMembersPerPeer || g.MaxSnapshotBytes != d.Groups.MaxSnapshotBytes || g.SnapshotTimeout != d.Groups.SnapshotTimeout {
+		t.Errorf("membership budget not filled: %+v", g)
+	}
 }
 
 func TestValidateErrors(t *testing.T) {
@@ -94,6 +97,9 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicate peer", func(c *Config) { c.Peers = append(c.Peers, c.Peers[0]) }, "peers[1]"},
 		{"no keys", func(c *Config) { c.Peers[0].PublicKeys = nil }, "peers[0]"},
 		{"short key", func(c *Config) { c.Peers[0].PublicKeys = []ed25519.PublicKey{make([]byte, 31)} }, "peers[0].public_keys[0]"},
+		{"members per peer", func(c *Config) { c.Groups.MaxMembersPerPeer = -1 }, "groups.max_members_per_peer"},
+		{"snapshot bytes", func(c *Config) { c.Groups.MaxSnapshotBytes = 1 << 40 }, "groups.max_snapshot_bytes"},
+		{"snapshot timeout", func(c *Config) { c.Groups.SnapshotTimeout = 2 * time.Hour }, "groups.snapshot_timeout"},
 		{"peer buffer", func(c *Config) { c.Peers[0].Buffer = c.Buffer; c.Peers[0].Buffer.MaxAge = -time.Second }, "peers[0].buffer.max_age"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

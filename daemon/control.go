@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/buffer"
-	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -117,7 +116,8 @@ func (l *link) controlWriter() {
 }
 
 func (l *link) controlReader() {
-	var snap []groups.Entry // a snapshot arriving in several frames
+	snap := &inSnapshot{} // a snapshot arriving in several frames
+	defer snap.end(l.p.d)
 	for {
 		t, body, err := l.ctlR.ReadFrame()
 		if err != nil {
@@ -132,7 +132,7 @@ func (l *link) controlReader() {
 		l.lastRecv.Store(time.Now().UnixNano())
 		m, err := wire.Decode(t, body)
 		if err == nil {
-			err = l.onControl(m, &snap)
+			err = l.onControl(m, len(body), snap)
 		}
 		switch {
 		case errors.Is(err, errLinkEnded):
@@ -148,18 +148,19 @@ func (l *link) controlReader() {
 // (GoAway): the reader stops without a protocol error.
 var errLinkEnded = errors.New("link ended by the peer")
 
-// onControl handles one frame read on the control stream; snap collects
-// a membership snapshot that arrives in several frames. An error is a
+// onControl handles one frame read on the control stream (size: its
+// body's bytes); snap collects a membership snapshot that arrives in
+// several frames. An error is a
 // protocol violation that ends the link (errLinkEnded: the link ended
 // already).
-func (l *link) onControl(m wire.Message, snap *[]groups.Entry) error {
+func (l *link) onControl(m wire.Message, size int, snap *inSnapshot) error {
 	switch m := m.(type) {
 	case *wire.Ping:
 		l.sendControl(&wire.Pong{Echo: m.Echo})
 	case *wire.Pong:
 		l.onPong(m)
 	case *wire.MembersSnapshot:
-		return l.onSnapshot(m, snap)
+		return l.onSnapshot(m, size, snap)
 	case *wire.MembersDelta:
 		return l.onDelta(m)
 	case *wire.Digest:
@@ -215,7 +216,7 @@ func (l *link) onAck(m *wire.Ack) error {
 	}
 	if err := l.p.queue.Ack(lane, m.Seq); err != nil {
 		d.metrics.protocolErrors.WithLabelValues("bad_ack").Inc()
-		d.log.Warn("bad ack from peer", "peer", l.p.nodeName(), "err", err)
+		d.warnPeer(l.p.id, "bad_ack", "bad ack from peer (counted in wandist_protocol_errors_total{kind=\"bad_ack\"})", "err", err)
 		return nil
 	}
 	if lane == buffer.LaneDurable && d.spool != nil {

@@ -92,6 +92,7 @@ type Daemon struct {
 	streamLog     logOnce   // refused-stream warnings, likewise
 	rejectLogs    sync.Map  // "reason claimed" -> *logOnce: rejection warnings, likewise (onReject)
 	rejectLogN    atomic.Int64
+	peerWarns     sync.Map // peerReason -> *peerWarn: warnings about what a peer sent (peerlog.go)
 
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
@@ -159,6 +160,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.admit.total = rate.Limit(c.Link.HandshakeRateTotal)
 	d.metrics = newMetrics(d)
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
+	d.groups.SetPolicy(d.membershipPolicy(c.Groups))
 	d.hold = newHold(d)
 
 	d.transports = opts.Transports

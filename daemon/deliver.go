@@ -53,7 +53,8 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.D
 	if m.Group != "" && !d.exported(m.Group, from.Cluster) {
 		// This node never published the group to that cluster.
 		d.metrics.dropped.WithLabelValues("not_exported").Inc()
-		d.log.Warn("message to a group not exported to the sender's cluster dropped", "group", m.Group, "from", from.String())
+		d.warnPeer(from, "not_exported", "message to a group not exported to the sender's cluster dropped (counted in wandist_messages_dropped_total)",
+			"group", abbrevGroup(m.Group))
 		if handled != nil {
 			handled()
 		}

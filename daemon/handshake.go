@@ -299,7 +299,7 @@ func (p *peer) resume(delivered []uint64) {
 		}
 		if err := p.queue.Ack(lane, pos); err != nil {
 			p.d.metrics.protocolErrors.WithLabelValues("bad_resume").Inc()
-			p.d.log.Warn("peer's resume position is beyond what was sent", "peer", p.nodeName(), "lane", lane, "err", err)
+			p.d.warnPeer(p.id, "bad_resume", "peer's resume position is beyond what was sent", "lane", lane, "err", err)
 			continue
 		}
 		if lane == buffer.LaneDurable && p.d.spool != nil {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -18,9 +19,6 @@ import (
 // local.inbox_full: hold, wait for room. Answers to requests are never
 // dropped: the daemon stops reading the client's requests until there is
 // room for them (clientwrite.go).
-
-// maxGroupName bounds a group name.
-const maxGroupName = 255
 
 // localClient is one connection on the socket. Its reader runs in the
 // connection's goroutine; one writer goroutine owns the writes.
@@ -226,14 +224,4 @@ func (c *localClient) checkGroupOp(mb uint64, group string) error {
 	return nil
 }
 
-func validGroup(g string) error {
-	if g == "" || len(g) > maxGroupName {
-		return fmt.Errorf("group name must be 1 to %d bytes, got %d", maxGroupName, len(g))
-	}
-	for i := 0; i < len(g); i++ {
-		if g[i] < 0x20 || g[i] == 0x7f {
-			return fmt.Errorf("group name %q has a control character at byte %d", g, i)
-		}
-	}
-	return nil
-}
+func validGroup(g string) error { return groups.CheckName(g) }

@@ -33,6 +33,9 @@ type metrics struct {
 	// adminAuthFailures counts admin requests refused for their token.
 	adminAuthFailures *prometheus.CounterVec
 	localWaits        prometheus.Counter // answers that waited for room in their client's buffer
+	// membershipRefused and snapshotBytes: what peers publish (membership_in.go).
+	membershipRefused *prometheus.CounterVec
+	snapshotBytes     prometheus.Gauge
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -84,6 +87,12 @@ func newMetrics(d *Daemon) *metrics {
 		localWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_local_answer_waits_total",
 			Help: "Times the answer to a local client's request waited for room in its buffer (local.client_buffer): its requests were not read meanwhile."}),
 	}
+	m.membershipRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_membership_refused_total",
+		Help: "Members a peer published that this node refused, and its snapshots discarded, by peer and reason: not_imported, members, groups, partitions, partition_count, bad_entry, unknown_op, stale, snapshot_bytes, snapshot_timeout."},
+		[]string{"cluster", "node", "reason"})
+	m.snapshotBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_membership_snapshot_bytes",
+		Help: "Bytes of peers' membership snapshots being received (started, not yet complete)."})
+	m.reg.MustRegister(m.membershipRefused, m.snapshotBytes)
 	m.reg.MustRegister(m.linkUp, m.reconnects, m.rtt, m.handshakeRejects, m.protocolErrors, m.sent, m.received,
 		m.duplicates, m.delivered, m.dropped, m.busy, m.rerouted, m.unconfirmed, m.undeliverable, m.removedDiscards, m.reroutedRemote, m.held, m.holdFullWaits, m.spoolErrors, m.localClients, m.localRejects,
 		m.localWaits,

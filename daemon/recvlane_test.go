@@ -29,7 +29,7 @@ func TestRecvLaneSkipsBounded(t *testing.T) {
 	}
 	// The end of the Seq space.
 	var e recvLane
-	if !e.accept(math.MaxUint64 - 1) || !e.accept(math.MaxUint64) {
+	if !e.accept(math.MaxUint64-1) || !e.accept(math.MaxUint64) {
 		t.Fatal("the last Seqs refused")
 	}
 	if e.accept(math.MaxUint64) || e.accept(math.MaxUint64-1) || e.accept(5) {

@@ -19,7 +19,8 @@ var ErrNeedsRestart = errors.New("daemon: the change needs a restart")
 
 // Reload applies a new config to the running daemon: peers added or
 // removed, pinned keys rotated (a link whose key is no longer pinned is
-// closed), buffer limits and export rules changed. Links to peers whose
+// closed), buffer limits and export and import rules changed (every up
+// peer is then asked for a fresh snapshot, taken under the new rules). Links to peers whose
 // entry did not change are not touched. An invalid config, or one that
 // changes what needs a restart (identity, names, listeners, socket, admin,
 // spool, link timing), is refused and the running config stays in force.
@@ -51,7 +52,10 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		}
 		want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}] = pc
 	}
-	d.current.Store(&c)
+	prev := d.current.Swap(&c)
+	if !reflect.DeepEqual(prev.Exports, c.Exports) || !reflect.DeepEqual(prev.Imports, c.Imports) {
+		d.resyncAll() // the import rules (which follow the exports by default) apply to every member again
+	}
 	for _, p := range d.peerList() {
 		pc, keep := want[p.id]
 		switch {

@@ -37,7 +37,11 @@ func (c *localClient) join(m *wire.Join) error {
 	if err := c.checkGroupOp(m.Mailbox, m.Group); err != nil {
 		return err
 	}
-	if err := c.d.groups.JoinClaim(m.Group, m.Mailbox, groups.Claim{N: m.PartitionCount, Partitions: m.Partitions}); err != nil {
+	claim, err := groups.NewClaim(m.PartitionCount, m.Partitions)
+	if err == nil {
+		err = c.d.groups.JoinClaim(m.Group, m.Mailbox, claim)
+	}
+	if err != nil {
 		return refuse(errBadRequest, "%v", err)
 	}
 	return nil
@@ -107,7 +111,7 @@ func (c *localClient) members(m *wire.Members) {
 	out := &wire.MembersList{Req: m.Req, Members: make([]wire.MemberInfo, 0, len(ms))}
 	for _, x := range ms {
 		out.Members = append(out.Members, wire.MemberInfo{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox,
-			Count: uint64(x.Count), Reachable: x.Reachable, Partitions: claims[groups.MemberKey{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox}].Partitions})
+			Count: uint64(x.Count), Reachable: x.Reachable, Partitions: claims[groups.MemberKey{Cluster: x.Cluster, Node: x.Node, Mailbox: x.Mailbox}].List()})
 	}
 	c.answerBytes(m.Req, wire.AppendFrame(nil, out), fmt.Sprintf("the %d members of group %q", len(ms), m.Group))
 }

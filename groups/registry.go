@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -58,24 +59,6 @@ type Entry struct {
 	Claim   Claim
 }
 
-// Claim is what a member of a partitioned group owns: the group's number of
-// partitions N and the partitions (each < N). The zero Claim: the group is
-// not partitioned. A mailbox's claim is the one of its latest join.
-type Claim struct {
-	N          uint64
-	Partitions []uint64
-}
-
-// Owns reports whether the claim includes partition p.
-func (c Claim) Owns(p uint64) bool {
-	for _, q := range c.Partitions {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
 // ErrVersionGap is returned by ApplyDelta when a delta does not follow the
 // last one applied: the caller must get a fresh snapshot.
 var ErrVersionGap = errors.New("groups: membership delta out of order")
@@ -91,6 +74,9 @@ type view struct {
 	reachable   bool
 	rtt         time.Duration
 	rejoin      rejoining // the previous incarnation's members, while they rejoin (rejoin.go)
+	nMembers    int       // (group, mailbox) pairs in members
+	nParts      int       // partitions in claims
+	partial     bool      // some of what the peer published was refused (policy.go)
 }
 
 // Registry is one node's membership table. Safe for concurrent use.
@@ -109,6 +95,7 @@ type Registry struct {
 	gen      uint64                           // guarded by mu: bumped by every change (changedLocked)
 	genNow   atomic.Uint64                    // gen, for readers without mu (ClosestCache)
 	closest  sync.Map                         // group -> *closestSet; entries of an older gen are stale
+	policy   atomic.Pointer[Policy]           // what peers may publish (policy.go); nil: everything
 }
 
 // changedLocked records a change of membership, reachability or RTT: the
@@ -154,35 +141,40 @@ func (r *Registry) Join(group string, mailbox uint64) {
 }
 
 // ErrPartitionCount is returned by JoinClaim when the claim's number of
-// partitions differs from the one the group's known members use, or a
-// partition is out of range.
+// partitions differs from the one this node's members of the group use, or
+// the claim is not valid (NewClaim).
 var ErrPartitionCount = errors.New("groups: partition claim does not fit the group")
 
 // JoinClaim adds mailbox to group once more, owning the claim's partitions
-// (a partitioned group), or none (the zero Claim).
+// (a partitioned group), or none (the zero Claim). This node's members fix
+// the group's partition count here: a join is checked against theirs only,
+// and peers' members with another count are refused from then on (those
+// known are removed, each reported to the policy's OnRefuse).
 func (r *Registry) JoinClaim(group string, mailbox uint64, c Claim) error {
+	if err := c.check(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changedLocked()
-	for _, p := range c.Partitions {
-		if p >= c.N {
-			return fmt.Errorf("%w: partition %d of a group with %d partitions", ErrPartitionCount, p, c.N)
+	for mb := range r.local[group] {
+		if n := r.claims[group][mb].N; n != c.N {
+			return fmt.Errorf("%w: group %q has %d partitions on this node, the join claims %d", ErrPartitionCount, group, n, c.N)
 		}
-	}
-	if n, ok := r.partitionCountLocked(group); ok && n != c.N {
-		return fmt.Errorf("%w: group %q has %d partitions, the join claims %d", ErrPartitionCount, group, n, c.N)
+		break
 	}
 	m := r.local[group]
 	if m == nil {
 		m = map[uint64]int{}
 		r.local[group] = m
+		r.evictLocked(group, c.N)
 	}
 	m[mailbox]++
 	if c.N > 0 {
 		if r.claims[group] == nil {
 			r.claims[group] = map[uint64]Claim{}
 		}
-		c.Partitions = append([]uint64(nil), c.Partitions...)
+		c.Partitions = slices.Clone(c.Partitions)
 		r.claims[group][mailbox] = c
 	}
 	r.signalLocked()
@@ -192,20 +184,6 @@ func (r *Registry) JoinClaim(group string, mailbox uint64, c Claim) error {
 	}
 	r.emitLocked(OpJoin, group, Member{Cluster: r.self.Cluster, Node: r.self.Node, Mailbox: mailbox, Count: m[mailbox], Reachable: true})
 	return nil
-}
-
-// partitionCountLocked returns the number of partitions the group's known
-// members use, if any member is known.
-func (r *Registry) partitionCountLocked(group string) (uint64, bool) {
-	for mb := range r.local[group] {
-		return r.claims[group][mb].N, true
-	}
-	for _, v := range r.views {
-		for mb := range v.members[group] {
-			return v.claims[group][mb].N, true
-		}
-	}
-	return 0, false
 }
 
 // Leave undoes one Join; it reports false if the mailbox was not a member.
@@ -280,35 +258,41 @@ func (r *Registry) Snapshot(snap func(version uint64, entries []Entry)) (uint64,
 	return r.version, out
 }
 
-// ApplySnapshot replaces what is known of peer's membership.
+// ApplySnapshot replaces what is known of peer's membership, taking the
+// entries under the policy (see Incoming).
 func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entries []Entry) error {
+	in := r.NewIncoming(peer)
+	for _, e := range entries {
+		in.Add(e)
+	}
+	return r.ApplyIncoming(in, incarnation, version)
+}
+
+// ApplyIncoming replaces what is known of the peer's membership with the
+// snapshot in, of its incarnation at version. Its members of a group whose
+// partition count here differs from theirs are refused.
+func (r *Registry) ApplyIncoming(in *Incoming, incarnation, version uint64) error {
+	peer := in.peer
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changedLocked()
 	if v := r.views[peer]; v != nil && incarnation < v.incarnation {
 		return fmt.Errorf("%w: snapshot of %s incarnation %d, already have %d", ErrStale, peer, incarnation, v.incarnation)
 	}
-	v := &view{incarnation: incarnation, version: version, members: map[string]map[uint64]int{}, claims: map[string]map[uint64]Claim{}, reachable: true}
+	v := in.v
+	in.v = newView() // in is spent
+	v.incarnation, v.version = incarnation, version
+	p := r.pol()
+	for g := range v.members {
+		if n, ok := r.partitionCountLocked(g, peer); ok {
+			if vn, _ := v.count(g); vn != n {
+				r.evictViewLocked(p, peer, v, g, false)
+			}
+		}
+	}
 	old := r.views[peer]
 	if old != nil {
 		v.rtt = old.rtt
-	}
-	for _, e := range entries {
-		if e.Count <= 0 {
-			continue
-		}
-		m := v.members[e.Group]
-		if m == nil {
-			m = map[uint64]int{}
-			v.members[e.Group] = m
-		}
-		m[e.Mailbox] += e.Count
-		if e.Claim.N > 0 {
-			if v.claims[e.Group] == nil {
-				v.claims[e.Group] = map[uint64]Claim{}
-			}
-			v.claims[e.Group][e.Mailbox] = e.Claim
-		}
 	}
 	switch {
 	case old != nil && incarnation > old.incarnation:
@@ -325,7 +309,12 @@ func (r *Registry) ApplySnapshot(peer NodeID, incarnation, version uint64, entri
 	return nil
 }
 
-// ApplyDelta applies one membership change published by peer.
+// ErrUnknownOp is returned by ApplyDelta for a delta of an unknown
+// operation: its version was taken, nothing else.
+var ErrUnknownOp = errors.New("groups: membership delta of an unknown operation")
+
+// ApplyDelta applies one membership change published by peer; a join that
+// the policy refuses only advances the version.
 func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -344,42 +333,50 @@ func (r *Registry) ApplyDelta(peer NodeID, incarnation uint64, d Delta) error {
 		return fmt.Errorf("%w: %s sent version %d after %d", ErrVersionGap, peer, d.Version, v.version)
 	}
 	v.version = d.Version
-	if d.Op == OpNoop {
-		return nil
-	}
-	r.signalLocked()
-	m := v.members[d.Group]
 	switch d.Op {
+	case OpNoop:
 	case OpJoin:
-		if m == nil {
-			m = map[uint64]int{}
-			v.members[d.Group] = m
-		}
-		m[d.Mailbox]++
-		v.rejoined(d.Group)
-		r.emitLocked(OpJoin, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: m[d.Mailbox], Reachable: v.reachable})
-		if d.Claim.N > 0 {
-			if v.claims[d.Group] == nil {
-				v.claims[d.Group] = map[uint64]Claim{}
-			}
-			v.claims[d.Group][d.Mailbox] = d.Claim
-		}
+		r.joinLocked(peer, v, d)
 	case OpLeave:
-		if m[d.Mailbox] > 0 {
-			m[d.Mailbox]--
-			r.emitLocked(OpLeave, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: m[d.Mailbox], Reachable: v.reachable})
-			if m[d.Mailbox] == 0 {
-				delete(m, d.Mailbox)
-				delete(v.claims[d.Group], d.Mailbox)
-			}
-			if len(m) == 0 {
-				delete(v.members, d.Group)
-			}
-		}
+		r.leaveViewLocked(peer, v, d)
 	default:
-		return fmt.Errorf("groups: delta from %s has unknown op %d", peer, d.Op)
+		return fmt.Errorf("%w: %d from %s", ErrUnknownOp, d.Op, peer)
 	}
 	return nil
+}
+
+// joinLocked applies a join delta of peer to v, its view, if the policy
+// takes it.
+func (r *Registry) joinLocked(peer NodeID, v *view, d Delta) {
+	p := r.pol()
+	reason := p.check(peer, v, d.Group, d.Mailbox, d.Claim)
+	if n, ok := r.partitionCountLocked(d.Group, peer); reason == 0 && ok && n != d.Claim.N {
+		reason = RefusedPartitionCount
+	}
+	if reason != 0 {
+		p.refuse(peer, v, reason, d.Group)
+		return
+	}
+	r.signalLocked()
+	v.add(d.Group, d.Mailbox, 1, d.Claim)
+	v.rejoined(d.Group)
+	r.emitLocked(OpJoin, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: v.members[d.Group][d.Mailbox], Reachable: v.reachable})
+}
+
+// leaveViewLocked applies a leave delta of peer to v, its view (a mailbox
+// that is not a member, maybe refused, changes nothing).
+func (r *Registry) leaveViewLocked(peer NodeID, v *view, d Delta) {
+	n := v.members[d.Group][d.Mailbox]
+	if n == 0 {
+		return
+	}
+	r.signalLocked()
+	if n == 1 {
+		v.drop(d.Group, d.Mailbox)
+	} else {
+		v.members[d.Group][d.Mailbox] = n - 1
+	}
+	r.emitLocked(OpLeave, d.Group, Member{Cluster: peer.Cluster, Node: peer.Node, Mailbox: d.Mailbox, Count: n - 1, Reachable: v.reachable})
 }
 
 // PeerDown marks peer's members unreachable until its next snapshot. They

@@ -13,7 +13,7 @@ import (
 // on it again or its grace ends (EndRejoin).
 func TestRestartedPeerMembersRejoin(t *testing.T) {
 	r, _ := newReg()
-	part := groups.Claim{N: 4, Partitions: []uint64{0, 1, 2, 3}}
+	part := groups.Claim{N: 4, Partitions: []uint16{0, 1, 2, 3}}
 	mustApplySnapshot(t, r, farA, 1, 3,
 		groups.Entry{Group: "g", Mailbox: 5, Count: 1},
 		groups.Entry{Group: "h", Mailbox: 6, Count: 1},

@@ -131,14 +131,29 @@ func (r *Registry) Digest(keep func(group string) bool, fn func(version, hash ui
 	fn(r.version, MembershipHash(es))
 }
 
-// ViewDigest returns what this node holds of peer's membership: its
-// incarnation, version and hash; ok is false if nothing is held.
-func (r *Registry) ViewDigest(peer NodeID) (incarnation, version, hash uint64, ok bool) {
+// ViewSummary is what this node holds of a peer's membership.
+type ViewSummary struct {
+	Incarnation, Version uint64
+	// Hash is the MembershipHash of the view, unless Partial.
+	Hash uint64
+	// Partial: some of what the peer published was refused (import
+	// rules, budget, partition counts; see Policy), so the view's hash
+	// cannot match the peer's digest. Hash is then not computed.
+	Partial bool
+}
+
+// ViewDigest returns what this node holds of peer's membership; ok is
+// false if nothing is held.
+func (r *Registry) ViewDigest(peer NodeID) (s ViewSummary, ok bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v := r.views[peer]
 	if v == nil {
-		return 0, 0, 0, false
+		return ViewSummary{}, false
+	}
+	s = ViewSummary{Incarnation: v.incarnation, Version: v.version, Partial: v.partial}
+	if s.Partial {
+		return s, true
 	}
 	var es []Entry
 	for g, m := range v.members {
@@ -146,5 +161,6 @@ func (r *Registry) ViewDigest(peer NodeID) (incarnation, version, hash uint64, o
 			es = append(es, Entry{Group: g, Mailbox: mb, Count: c, Claim: v.claims[g][mb]})
 		}
 	}
-	return v.incarnation, v.version, MembershipHash(es), true
+	s.Hash = MembershipHash(es)
+	return s, true
 }
