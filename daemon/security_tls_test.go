@@ -208,10 +208,12 @@ func TestReplayedHandshakeRefused(t *testing.T) {
 
 // A handshake cut short (the connection closed mid-ClientHello, or after
 // it) is refused and counted; one that stalls mid-ClientHello is dropped at
-// link.handshake_timeout. The established link goes on.
+// link.hello_timeout. The established link goes on.
 func TestTruncatedHandshakeRefused(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	east, logs, sent, check := recordedHandshake(t, func(n *node) { n.cfg.Link.HandshakeTimeout = timeout })
+	east, logs, sent, check := recordedHandshake(t, func(n *node) {
+		n.cfg.Link.HandshakeTimeout, n.cfg.Link.HelloTimeout = 2*timeout, timeout
+	})
 	helloLen := 5 + int(binary.BigEndian.Uint16(sent[3:5]))
 	count := rejects(east.d, "tls")
 	for _, cut := range []int{3, 40, helloLen - 1, helloLen} {
@@ -239,10 +241,12 @@ func TestTruncatedHandshakeRefused(t *testing.T) {
 	// Bounds, not a speed check: the drop must come from the configured
 	// timeout, not earlier, and not from the 5 s default.
 	if d := time.Since(start); d < timeout/2 || d > 10*timeout {
-		t.Fatalf("stalled handshake dropped after %v; link.handshake_timeout is %v", d, timeout)
+		t.Fatalf("stalled handshake dropped after %v; link.hello_timeout is %v", d, timeout)
 	}
-	count++
-	waitRejects(t, east.d, "tls", count)
+	waitRejects(t, east.d, "hello_timeout", 1)
+	if n := rejects(east.d, "tls"); n != count {
+		t.Fatalf("tls rejections = %v after the stalled ClientHello, want %v", n, count)
+	}
 	// The first failure was logged (later ones within 10 s are counted
 	// only); the stalled one is told apart by its deadline error.
 	logs.wait(t, "the truncated handshakes", func(r logRecord) bool { return strings.HasPrefix(r.msg, "handshake failed") })
