@@ -193,6 +193,11 @@ type Groups struct {
 	MaxPartitionsPerPeer int           // max_partitions_per_peer: claimed partitions, summed over members; default 1,000,000
 	MaxSnapshotBytes     int64         // max_snapshot_bytes: bytes of one snapshot's frames; default 64 MiB
 	SnapshotTimeout      time.Duration // snapshot_timeout: from a snapshot's first frame to its last; default 2m
+	// MembershipRate (membership_rate) bounds the bytes a second of
+	// membership frames (snapshots, deltas; a Resync counts as 1 MiB) this
+	// node reads from one peer, in bursts of max_snapshot_bytes: past it,
+	// the peer's control stream is read later. Default 1 MiB.
+	MembershipRate int64
 }
 
 // Defaults and bounds of the per-peer membership budget (groups.*).
@@ -202,6 +207,9 @@ const (
 	DefaultMaxPartitionsPerPeer = 1_000_000
 	DefaultMaxSnapshotBytes     = 64 << 20
 	DefaultSnapshotTimeout      = 2 * time.Minute
+	DefaultMembershipRate       = 1 << 20
+	MinMembershipRate           = 64 << 10
+	MaxMembershipRate           = 1 << 30
 
 	MaxMembersPerPeer    = 100_000_000
 	MaxGroupsPerPeer     = 10_000_000
@@ -314,7 +322,8 @@ func Default() *Config {
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace, MaxMembersPerPeer: DefaultMaxMembersPerPeer,
 			MaxGroupsPerPeer: DefaultMaxGroupsPerPeer, MaxPartitionsPerPeer: DefaultMaxPartitionsPerPeer,
-			MaxSnapshotBytes: DefaultMaxSnapshotBytes, SnapshotTimeout: DefaultSnapshotTimeout},
+			MaxSnapshotBytes: DefaultMaxSnapshotBytes, SnapshotTimeout: DefaultSnapshotTimeout,
+			MembershipRate: DefaultMembershipRate},
 		Buffer: defaultBuffer(),
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},

@@ -40,7 +40,7 @@ func TestDefault(t *testing.T) {
 			MaxLinkMemory:      256 << 20,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
-			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute},
+			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute, MembershipRate: 1 << 20},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
 		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
@@ -336,12 +336,12 @@ func TestImports(t *testing.T) {
 
 func TestMembershipBudgetKeys(t *testing.T) {
 	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\ngroups:\n  max_members_per_peer: 10\n  max_groups_per_peer: 2\n"+
-		"  max_partitions_per_peer: 64\n  max_snapshot_bytes: 2MiB\n  snapshot_timeout: 3s\n"), "c.yaml")
+		"  max_partitions_per_peer: 64\n  max_snapshot_bytes: 2MiB\n  snapshot_timeout: 3s\n  membership_rate: 256KiB\n"), "c.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Groups{UnreachableGrace: DefaultUnreachableGrace, MaxMembersPerPeer: 10, MaxGroupsPerPeer: 2, MaxPartitionsPerPeer: 64,
-		MaxSnapshotBytes: 2 << 20, SnapshotTimeout: 3 * time.Second}
+		MaxSnapshotBytes: 2 << 20, SnapshotTimeout: 3 * time.Second, MembershipRate: 256 << 10}
 	if c.Groups != want {
 		t.Errorf("groups = %+v, want %+v", c.Groups, want)
 	}

@@ -58,6 +58,7 @@ func (c *Config) fillZero() {
 	setIfZero(&g.MaxGroupsPerPeer, d.Groups.MaxGroupsPerPeer)
 	setIfZero(&g.MaxPartitionsPerPeer, d.Groups.MaxPartitionsPerPeer)
 	setIfZero(&g.MaxSnapshotBytes, d.Groups.MaxSnapshotBytes)
+	setIfZero(&g.MembershipRate, d.Groups.MembershipRate)
 	setIfZero(&g.SnapshotTimeout, d.Groups.SnapshotTimeout)
 	setIfZero(&c.Log.Level, d.Log.Level)
 	setIfZero(&c.Log.Format, d.Log.Format)
@@ -303,6 +304,9 @@ func (r *reporter) checkGroups(g *Groups, maxFrame int) {
 	}
 	if t := g.SnapshotTimeout; t < MinSnapshotTimeout || t > MaxSnapshotTimeout {
 		r.keyf("groups.snapshot_timeout", "must be from %v to %v, got %v", MinSnapshotTimeout, MaxSnapshotTimeout, t)
+	}
+	if b := g.MembershipRate; b < MinMembershipRate || b > MaxMembershipRate {
+		r.keyf("groups.membership_rate", "must be from %d (64KiB) to %d (1GiB) bytes a second, got %d", int64(MinMembershipRate), int64(MaxMembershipRate), b)
 	}
 }
 

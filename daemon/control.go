@@ -130,6 +130,9 @@ func (l *link) controlReader() {
 			return
 		}
 		l.lastRecv.Store(time.Now().UnixNano())
+		if err := l.throttleMembership(t, len(body)); err != nil {
+			return // the link ended while waiting
+		}
 		m, err := wire.Decode(t, body)
 		if err == nil {
 			err = l.onControl(m, len(body), snap)
@@ -142,6 +145,33 @@ func (l *link) controlReader() {
 			return
 		}
 	}
+}
+
+// resyncCost is what a Resync counts against groups.membership_rate: it
+// makes this node send a whole snapshot.
+const resyncCost = 1 << 20
+
+// throttleMembership waits, before a membership frame of size bytes (of
+// type t) is handled, until the peer's groups.membership_rate allows it:
+// a peer flooding membership is read no faster, and its flow control
+// pushes back. Other frames pass at once. It fails only when the link
+// ends meanwhile.
+func (l *link) throttleMembership(t wire.Type, size int) error {
+	cost := size
+	switch t {
+	case wire.TypeMembersSnapshot, wire.TypeMembersDelta:
+	case wire.TypeResync:
+		cost = resyncCost
+	default:
+		return nil
+	}
+	lim := l.p.membershipIn
+	cost = min(cost, lim.Burst())
+	if lim.AllowN(time.Now(), cost) {
+		return nil
+	}
+	l.p.d.metrics.membershipThrottled.WithLabelValues(l.p.id.Cluster, l.p.id.Node).Inc()
+	return lim.WaitN(l.ctx, cost)
 }
 
 // errLinkEnded is onControl's answer for a frame that ended the link

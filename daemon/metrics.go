@@ -35,7 +35,10 @@ type metrics struct {
 	localWaits        prometheus.Counter // answers that waited for room in their client's buffer
 	// membershipRefused and snapshotBytes: what peers publish (membership_in.go).
 	membershipRefused *prometheus.CounterVec
-	snapshotBytes     prometheus.Gauge
+	// membershipThrottled counts membership frames read late for
+	// groups.membership_rate (control.go).
+	membershipThrottled *prometheus.CounterVec
+	snapshotBytes       prometheus.Gauge
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -109,6 +112,9 @@ func newMetrics(d *Daemon) *metrics {
 	m.adminAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_admin_auth_failures_total",
 		Help: "Admin HTTP requests refused, by reason: missing_token, bad_token (admin.token is set), token_not_set (POST /v1/reload or pprof without admin.token)."}, []string{"reason"})
 	m.reg.MustRegister(m.adminAuthFailures)
+	m.membershipThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_membership_throttled_total",
+		Help: "Membership frames from the peer read late: it sent more than groups.membership_rate."}, peerLabels)
+	m.reg.MustRegister(m.membershipThrottled)
 	return m
 }
 

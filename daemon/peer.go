@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
@@ -59,6 +60,11 @@ type peer struct {
 	undelivOut   atomic.Uint64 // messages of the peer for gone mailboxes, not yet reported to it
 	undeliv      atomic.Uint64 // messages of this node the peer reported undeliverable (Undeliverable)
 
+	// membershipIn bounds the bytes a second of membership frames read
+	// from the peer, over all its links (groups.membership_rate); safe
+	// for concurrent use.
+	membershipIn *rate.Limiter
+
 	rates     backlogRates
 	alert     backlogAlert // owned by the janitor
 	pastGrace atomic.Bool  // set by the janitor: the link has been down for groups.unreachable_grace
@@ -73,8 +79,10 @@ type peer struct {
 }
 
 func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport, q *buffer.Queue) *peer {
+	g := d.cfg.Groups
 	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now(),
-		recvDurable: map[uint64]uint64{}}
+		recvDurable:  map[uint64]uint64{},
+		membershipIn: rate.NewLimiter(rate.Limit(g.MembershipRate), int(max(g.MaxSnapshotBytes, resyncCost)))}
 }
 
 func (p *peer) nodeName() string { return p.id.Cluster + "/" + p.id.Node }

@@ -216,6 +216,7 @@ func TestPeerSnapshotBudget(t *testing.T) {
 	east := newNode(t, "mem", "east", "east-1")
 	east.cfg.Groups.MaxSnapshotBytes = 2 << 20
 	east.cfg.Groups.SnapshotTimeout = 3 * time.Second
+	east.cfg.Groups.MembershipRate = configs.MaxMembershipRate // not what is tested here (TestPeerMembershipRate)
 	east.start()
 	rl := linkRogue(t, east, "north")
 	rl.snapshot(wire.Member{Group: "keep", Mailbox: 1, Count: 1})
@@ -431,4 +432,47 @@ func TestPeerFloodLogsBounded(t *testing.T) {
 		}
 	}
 	t.Logf("warnings by reason: %v", lines)
+}
+
+// TestPeerMembershipRate: a pinned peer that floods membership frames is
+// read no faster than groups.membership_rate past its burst: the flood
+// costs this node a bounded share of a core, and the frames that waited
+// are counted. Bounds, not a speed check: taking 3 MiB of joins at 1 MiB/s
+// after a burst of about 1 MiB cannot take less than about 2 s.
+func TestPeerMembershipRate(t *testing.T) {
+	east := newNode(t, "mem", "east", "east-1")
+	east.cfg.Groups.MembershipRate = 1 << 20
+	east.cfg.Groups.MaxSnapshotBytes = int64(east.cfg.Link.MaxFrameSize) // the burst
+	east.start()
+	rl := linkRogue(t, east, "north")
+	rl.snapshot()
+	pad := strings.Repeat("x", 200)
+	var ds []wire.Message
+	size := 0
+	for i := 0; size < 3<<20; i++ {
+		d := rl.join(fmt.Sprintf("g-%s-%d", pad, i%100), uint64(1+i), 0)
+		size += len(wire.AppendFrame(nil, d))
+		ds = append(ds, d)
+	}
+	start := time.Now()
+	rl.send(ds...)
+	// The last join is taken (or refused) last; wait for the control
+	// stream to be read to its end: the peer's members stop growing.
+	want := min(len(ds), east.cfg.Groups.MaxMembersPerPeer)
+	waitUntil(t, 30*time.Second, func() bool {
+		m, _ := membersOf(east, "north")
+		return m+int(refused(east, rl, "groups")) >= want
+	}, func() string {
+		m, _ := membersOf(east, "north")
+		return fmt.Sprintf("%d of %d joins taken", m, want)
+	})
+	took := time.Since(start)
+	burst := float64(east.cfg.Groups.MaxSnapshotBytes)
+	floor := time.Duration((float64(size) - burst) / float64(east.cfg.Groups.MembershipRate) * 0.8 * float64(time.Second))
+	if took < floor {
+		t.Fatalf("%d bytes of joins taken in %v: faster than groups.membership_rate allows (at least %v)", size, took, floor)
+	}
+	if n := testutil.ToFloat64(east.d.metrics.membershipThrottled.WithLabelValues("north", "north-1")); n == 0 {
+		t.Fatal("no membership frame counted as throttled")
+	}
 }
