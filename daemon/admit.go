@@ -30,8 +30,9 @@ var (
 //
 //   - Each source IP may start link.handshake_rate handshakes a second, in
 //     bursts of link.handshake_burst.
-//   - All sources together may start link.handshake_rate_total a second,
-//     except trusted ones: addresses a pinned peer linked from, or that
+//   - All sources together may start link.handshake_rate_total a second
+//     (half of it for QUIC sources not yet proven by a Retry, half for the
+//     others), except trusted ones: addresses a pinned peer linked from, or that
 //     this node dialed a peer at (maxTrusted of them are remembered).
 //     Trusted sources may also use the handshake slots the transport keeps
 //     in reserve, so a flood from many addresses cannot keep a known peer
@@ -40,8 +41,8 @@ var (
 //     Unproven and proven attempts therefore take from separate buckets, so
 //     a spoofed flood cannot spend a real peer's tokens: once a source's (or
 //     everyone's) unproven bucket is empty, its clients must prove their
-//     address first (mustValidate). A real QUIC flooder thus gets twice the
-//     rate of a TCP one.
+//     address first (mustValidate). A real QUIC flooder from one address
+//     thus gets twice the per-address rate of a TCP one.
 //
 // At most maxSources addresses are tracked; past that the idle ones, then
 // arbitrary ones, are forgotten.
@@ -146,7 +147,9 @@ func (a *admission) allLocked(proven bool) *rate.Limiter {
 		i = 1
 	}
 	if a.all[i] == nil {
-		a.all[i] = rate.NewLimiter(a.total, int(a.total))
+		// Half of the total each, so that both together keep to it.
+		half := max(a.total/2, 1)
+		a.all[i] = rate.NewLimiter(half, int(half))
 	}
 	return a.all[i]
 }
