@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/wandist/wandist/client"
@@ -18,6 +19,7 @@ type phaseResult struct {
 	peakRSS          float64 // bytes
 	peakGoroutines   float64
 	cpu              float64 // share of one core
+	selfCPU          float64 // this process's (the attacker's and the clients'), likewise
 	p50, p99         time.Duration
 	calls, failed    int
 	relinkQ, relinkT string
@@ -29,6 +31,7 @@ type phaseResult struct {
 func (s *setup) phase(ctx context.Context, name, what string, dur time.Duration, run func(context.Context, *proc, *atomic.Int64) string) phaseResult {
 	r := phaseResult{name: name, what: what}
 	before, _ := s.east.metrics(ctx)
+	selfBefore := selfCPUSeconds()
 	pctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	s.rr.reset()
@@ -67,6 +70,7 @@ func (s *setup) phase(ctx context.Context, name, what string, dur time.Duration,
 	wg.Wait()
 	after, _ := s.east.metrics(ctx)
 	r.cpu = (after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]) / dur.Seconds()
+	r.selfCPU = (selfCPUSeconds() - selfBefore) / dur.Seconds()
 	r.p50, r.p99, r.calls, r.failed = s.rr.stats()
 	r.refusals = movedCounters(before, after)
 	return r
@@ -197,11 +201,11 @@ func (rr *reqReply) close() {
 func render(bin string, dur time.Duration, rows []phaseResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hostile-load run, %s per phase, %s, binary %s\n\n", dur, time.Now().UTC().Format("2006-01-02 15:04 UTC"), bin)
-	b.WriteString("| phase | target RSS peak | goroutines peak | target CPU | req-reply p50 / p99 (calls, failed) | re-link QUIC / TCP after restart | attack sent |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| phase | target RSS peak | goroutines peak | target CPU | attacker CPU | req-reply p50 / p99 (calls, failed) | re-link QUIC / TCP after restart | attack sent |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f | %.0f %% | %.1f / %.1f ms (%d, %d) | %s / %s | %s |\n",
-			r.name, r.peakRSS/(1<<20), r.peakGoroutines, 100*r.cpu,
+		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f | %.0f %% | %.0f %% | %.1f / %.1f ms (%d, %d) | %s / %s | %s |\n",
+			r.name, r.peakRSS/(1<<20), r.peakGoroutines, 100*r.cpu, 100*r.selfCPU,
 			float64(r.p50.Microseconds())/1000, float64(r.p99.Microseconds())/1000, r.calls, r.failed,
 			r.relinkQ, r.relinkT, r.attackSent)
 	}
@@ -210,4 +214,13 @@ func render(bin string, dur time.Duration, rows []phaseResult) string {
 		fmt.Fprintf(&b, "- %s (%s): %s\n", r.name, r.what, strings.Join(r.refusals, ", "))
 	}
 	return b.String()
+}
+
+// selfCPUSeconds is the CPU time this process used so far.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
