@@ -195,7 +195,7 @@ type Groups struct {
 	SnapshotTimeout      time.Duration // snapshot_timeout: from a snapshot's first frame to its last; default 2m
 	// MembershipRate (membership_rate) bounds the bytes a second of
 	// membership frames (snapshots, deltas; a Resync counts as 1 MiB) this
-	// node reads from one peer, in bursts of max_snapshot_bytes: past it,
+	// node reads from one peer, in bursts of 8 MiB: past it,
 	// the peer's control stream is read later. Default 1 MiB.
 	MembershipRate int64
 }

@@ -147,9 +147,11 @@ func (a *admission) allLocked(proven bool) *rate.Limiter {
 		i = 1
 	}
 	if a.all[i] == nil {
-		// Half of the total each, so that both together keep to it.
+		// Half of the total each, so that both together keep to it, in
+		// bursts of a tenth of a second's worth: a flood timed in bursts
+		// is spread out, not let through at once.
 		half := max(a.total/2, 1)
-		a.all[i] = rate.NewLimiter(half, int(half))
+		a.all[i] = rate.NewLimiter(half, max(int(half/10), 1))
 	}
 	return a.all[i]
 }

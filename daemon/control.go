@@ -148,8 +148,13 @@ func (l *link) controlReader() {
 }
 
 // resyncCost is what a Resync counts against groups.membership_rate: it
-// makes this node send a whole snapshot.
-const resyncCost = 1 << 20
+// makes this node send a whole snapshot. membershipBurst is the rate's
+// burst (or link.max_frame_size, if larger): a snapshot of 100,000 members
+// takes a few MB.
+const (
+	resyncCost      = 1 << 20
+	membershipBurst = 8 << 20
+)
 
 // throttleMembership waits, before a membership frame of size bytes (of
 // type t) is handled, until the peer's groups.membership_rate allows it:

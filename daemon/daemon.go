@@ -191,6 +191,7 @@ func (d *Daemon) defaultTransports() map[string]transport.Transport {
 		Admit:              d.admit.admit,
 		ValidateSource:     d.admit.mustValidate,
 		OnRetry:            func(net.Addr) { d.metrics.quicRetries.Inc() },
+		OnInitialDropped:   func(net.Addr) { d.metrics.quicInitialsDropped.Inc() },
 		HelloTimeout:       lc.HelloTimeout,
 	}
 	return map[string]transport.Transport{

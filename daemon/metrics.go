@@ -7,29 +7,30 @@ import (
 
 // metrics are the daemon's Prometheus metrics, on its own registry.
 type metrics struct {
-	reg              *prometheus.Registry
-	linkUp           *prometheus.GaugeVec
-	reconnects       *prometheus.CounterVec
-	rtt              *prometheus.GaugeVec
-	handshakeRejects *prometheus.CounterVec
-	quicRetries      prometheus.Counter
-	protocolErrors   *prometheus.CounterVec
-	sent             prometheus.Counter
-	received         prometheus.Counter
-	duplicates       prometheus.Counter
-	delivered        prometheus.Counter
-	dropped          *prometheus.CounterVec
-	busy             prometheus.Counter
-	rerouted         prometheus.Counter
-	unconfirmed      prometheus.Counter
-	held             prometheus.Gauge
-	reroutedRemote   prometheus.Counter
-	undeliverable    *prometheus.CounterVec
-	removedDiscards  *prometheus.CounterVec
-	holdFullWaits    prometheus.Counter
-	spoolErrors      prometheus.Counter
-	localClients     prometheus.Gauge
-	localRejects     *prometheus.CounterVec
+	reg                 *prometheus.Registry
+	linkUp              *prometheus.GaugeVec
+	reconnects          *prometheus.CounterVec
+	rtt                 *prometheus.GaugeVec
+	handshakeRejects    *prometheus.CounterVec
+	quicRetries         prometheus.Counter
+	quicInitialsDropped prometheus.Counter
+	protocolErrors      *prometheus.CounterVec
+	sent                prometheus.Counter
+	received            prometheus.Counter
+	duplicates          prometheus.Counter
+	delivered           prometheus.Counter
+	dropped             *prometheus.CounterVec
+	busy                prometheus.Counter
+	rerouted            prometheus.Counter
+	unconfirmed         prometheus.Counter
+	held                prometheus.Gauge
+	reroutedRemote      prometheus.Counter
+	undeliverable       *prometheus.CounterVec
+	removedDiscards     *prometheus.CounterVec
+	holdFullWaits       prometheus.Counter
+	spoolErrors         prometheus.Counter
+	localClients        prometheus.Gauge
+	localRejects        *prometheus.CounterVec
 	// adminAuthFailures counts admin requests refused for their token.
 	adminAuthFailures *prometheus.CounterVec
 	localWaits        prometheus.Counter // answers that waited for room in their client's buffer
@@ -103,7 +104,9 @@ func newMetrics(d *Daemon) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.quicRetries = prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_quic_retries_total",
 		Help: "New QUIC connections asked to prove their source address with a Retry (many handshakes in progress, or the source's unproven attempts over their rate)."})
-	m.reg.MustRegister(m.quicRetries)
+	m.quicInitialsDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_quic_initials_dropped_total",
+		Help: "QUIC Initial packets dropped before any work because their source sent more than 64 a second (burst 128)."})
+	m.reg.MustRegister(m.quicRetries, m.quicInitialsDropped)
 	// The refusal reasons before authentication exist from the start, so
 	// that dashboards and alerts see zeros on a fresh daemon.
 	for _, r := range []string{"rate_limited", "rate_limited_total", "too_many_from_address", "too_many_handshakes", "hello_timeout", "tls"} {

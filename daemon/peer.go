@@ -82,7 +82,7 @@ func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport
 	g := d.cfg.Groups
 	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now(),
 		recvDurable:  map[uint64]uint64{},
-		membershipIn: rate.NewLimiter(rate.Limit(g.MembershipRate), int(max(g.MaxSnapshotBytes, resyncCost)))}
+		membershipIn: rate.NewLimiter(rate.Limit(g.MembershipRate), max(membershipBurst, d.cfg.Link.MaxFrameSize))}
 }
 
 func (p *peer) nodeName() string { return p.id.Cluster + "/" + p.id.Node }

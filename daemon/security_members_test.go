@@ -437,19 +437,18 @@ func TestPeerFloodLogsBounded(t *testing.T) {
 // TestPeerMembershipRate: a pinned peer that floods membership frames is
 // read no faster than groups.membership_rate past its burst: the flood
 // costs this node a bounded share of a core, and the frames that waited
-// are counted. Bounds, not a speed check: taking 3 MiB of joins at 1 MiB/s
-// after a burst of about 1 MiB cannot take less than about 2 s.
+// are counted. Bounds, not a speed check: taking 11 MiB of joins at 1 MiB/s
+// after a burst of 8 MiB cannot take less than about 3 s.
 func TestPeerMembershipRate(t *testing.T) {
 	east := newNode(t, "mem", "east", "east-1")
 	east.cfg.Groups.MembershipRate = 1 << 20
-	east.cfg.Groups.MaxSnapshotBytes = int64(east.cfg.Link.MaxFrameSize) // the burst
 	east.start()
 	rl := linkRogue(t, east, "north")
 	rl.snapshot()
 	pad := strings.Repeat("x", 200)
 	var ds []wire.Message
 	size := 0
-	for i := 0; size < 3<<20; i++ {
+	for i := 0; size < 11<<20; i++ {
 		d := rl.join(fmt.Sprintf("g-%s-%d", pad, i%100), uint64(1+i), 0)
 		size += len(wire.AppendFrame(nil, d))
 		ds = append(ds, d)
@@ -467,7 +466,7 @@ func TestPeerMembershipRate(t *testing.T) {
 		return fmt.Sprintf("%d of %d joins taken", m, want)
 	})
 	took := time.Since(start)
-	burst := float64(east.cfg.Groups.MaxSnapshotBytes)
+	burst := float64(membershipBurst)
 	floor := time.Duration((float64(size) - burst) / float64(east.cfg.Groups.MembershipRate) * 0.8 * float64(time.Second))
 	if took < floor {
 		t.Fatalf("%d bytes of joins taken in %v: faster than groups.membership_rate allows (at least %v)", size, took, floor)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
@@ -36,13 +37,14 @@ type groConn struct {
 	raw syscall.RawConn
 
 	// Owned by the reading goroutine: quic-go reads from one goroutine.
-	slots [groBatch]groSlot      // the datagrams of the last read
-	hdrs  [groBatch]unix.Mmsghdr // recvmmsg's headers, pointing into slots
-	iovs  [groBatch]unix.Iovec
-	n     int // datagrams the last read took
-	next  int // slots[next] is being handed out; all before it are
-	off   int // bytes of slots[next] handed out
-	last  *net.UDPAddr
+	slots    [groBatch]groSlot      // the datagrams of the last read
+	hdrs     [groBatch]unix.Mmsghdr // recvmmsg's headers, pointing into slots
+	iovs     [groBatch]unix.Iovec
+	initials *initialFilter // listeners only: drops floods of Initials; nil for dialers
+	n        int            // datagrams the last read took
+	next     int            // slots[next] is being handed out; all before it are
+	off      int            // bytes of slots[next] handed out
+	last     *net.UDPAddr
 }
 
 // groSlot is one received datagram.
@@ -73,7 +75,8 @@ var groBufs = sync.Pool{New: func() any { b := make([]byte, groBufSize); return 
 
 // withGRO turns on UDP_GRO for c and returns the connection quic-go should
 // read from: a groConn, or c itself where the kernel refuses the option.
-func withGRO(c *net.UDPConn) net.PacketConn {
+// A listener's (initials not nil) also drops floods of Initial packets.
+func withGRO(c *net.UDPConn, initials *initialFilter) net.PacketConn {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return c
@@ -84,7 +87,7 @@ func withGRO(c *net.UDPConn) net.PacketConn {
 	}); err != nil || serr != nil {
 		return c
 	}
-	return &groConn{UDPConn: c, raw: raw}
+	return &groConn{UDPConn: c, raw: raw, initials: initials}
 }
 
 // ReadBatch fills ms with received packets, one per message, waiting for
@@ -93,16 +96,32 @@ func withGRO(c *net.UDPConn) net.PacketConn {
 // kernel does. An empty datagram is handed out as an empty message. It
 // implements quic-go's batchConn.
 func (c *groConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
-	if c.next >= c.n {
-		if err := c.read(len(ms)); err != nil {
-			return 0, err
+	for {
+		if c.next >= c.n {
+			if err := c.read(len(ms)); err != nil {
+				return 0, err
+			}
 		}
+		if i := c.handOut(ms); i > 0 {
+			return i, nil
+		}
+		// All dropped (Initials over their rate): wait for more.
 	}
+}
+
+// handOut fills ms from the slots read and says how many it filled.
+func (c *groConn) handOut(ms []ipv4.Message) int {
 	i := 0
-	for ; i < len(ms) && c.next < c.n; i++ {
+	now := time.Now()
+	for i < len(ms) && c.next < c.n {
 		s := &c.slots[c.next]
 		size := min(s.seg, s.len-c.off)
+		if c.initials != nil && c.initials.drop((*s.buf)[c.off:c.off+size], s.addr, now) {
+			c.advance(size)
+			continue
+		}
 		m := &ms[i]
+		i++
 		m.N = copy(m.Buffers[0], (*s.buf)[c.off:c.off+size])
 		m.Flags = s.flags
 		if m.N < size {
@@ -110,15 +129,21 @@ func (c *groConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		}
 		m.NN = copy(m.OOB, s.oob)
 		m.Addr = s.addr
-		c.off += size
-		if c.off >= s.len {
-			groBufs.Put(s.buf)
-			s.buf = nil
-			c.next++
-			c.off = 0
-		}
+		c.advance(size)
 	}
-	return i, nil
+	return i
+}
+
+// advance moves past size bytes of the datagram being handed out.
+func (c *groConn) advance(size int) {
+	s := &c.slots[c.next]
+	c.off += size
+	if c.off >= s.len {
+		groBufs.Put(s.buf)
+		s.buf = nil
+		c.next++
+		c.off = 0
+	}
 }
 
 // read waits until datagrams arrive and takes up to want of them (at most

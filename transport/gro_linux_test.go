@@ -29,7 +29,7 @@ func groPairOn(t *testing.T, network string, ip net.IP) (*groConn, *net.UDPConn)
 		t.Skipf("no %s loopback: %v", network, err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	g, ok := withGRO(rc).(*groConn)
+	g, ok := withGRO(rc, nil).(*groConn)
 	if !ok {
 		t.Skip("the kernel refuses UDP_GRO")
 	}
@@ -211,7 +211,7 @@ func TestGROReportsICMPErrors(t *testing.T) {
 	}
 	defer uc.Close()
 	setRecvErr(uc, raddr, true)
-	g, ok := withGRO(uc).(*groConn)
+	g, ok := withGRO(uc, nil).(*groConn)
 	if !ok {
 		t.Skip("the kernel refuses UDP_GRO")
 	}

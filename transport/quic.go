@@ -74,7 +74,7 @@ func (t *quicTransport) Listen(addr string, tlsConf *tls.Config) (Listener, erro
 	}
 	g := newGate(t.o)
 	tr := &quic.Transport{
-		Conn:                withGRO(udp),
+		Conn:                withGRO(udp, newInitialFilter(t.o.OnInitialDropped)),
 		VerifySourceAddress: g.needRetry,
 		ConnContext:         g.connContext,
 	}
@@ -120,7 +120,7 @@ func (t *quicTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Conf
 	// Report ICMP errors (port unreachable) while handshaking, so that a dial
 	// to a closed port fails at once instead of at the handshake timeout.
 	setRecvErr(udp, raddr, true)
-	tr := &quic.Transport{Conn: withGRO(udp)}
+	tr := &quic.Transport{Conn: withGRO(udp, nil)}
 	release := func() {
 		tr.Close()
 		udp.Close()

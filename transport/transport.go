@@ -203,6 +203,10 @@ type Options struct {
 	// OnRetry, if set, is called for every Retry the QUIC listener asks for.
 	// It must not block.
 	OnRetry func(remote net.Addr)
+	// OnInitialDropped, if set, is called for every Initial packet a QUIC
+	// listener drops because its source sent more than 64 a second (burst
+	// 128), before quic-go sees it (Linux). It must not block.
+	OnInitialDropped func(remote net.Addr)
 	// OnStreamRefused, if set, is called for every stream the peer opened
 	// that was reset because of MaxIncomingStreams (TCP, mem). It is called
 	// from connection goroutines and must not block.
