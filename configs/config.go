@@ -166,7 +166,7 @@ type Link struct {
 	HandshakeBurst    int           // and in bursts of up to this many; default 40; 1..100000
 	// HandshakeRateTotal bounds the handshakes a second all sources not
 	// seen as a pinned peer before may start together, in bursts of as
-	// many; default 50; 1..100000.
+	// many; default 20; 1..100000.
 	HandshakeRateTotal int
 	// HelloTimeout bounds the wait for a TCP client's ClientHello: the first
 	// byte within half of it, all of it within it; default 2s; at most
@@ -285,7 +285,7 @@ const (
 	DefaultMaxStreams        = 16
 	DefaultHandshakeRate     = 20
 	DefaultHandshakeBurst    = 40
-	DefaultHandshakeRateAll  = 50
+	DefaultHandshakeRateAll  = 20
 	DefaultLinkHelloTimeout  = 2 * time.Second
 	DefaultMaxLinkMemory     = 256 << 20
 	DefaultUnreachableGrace  = 30 * time.Second

@@ -35,7 +35,7 @@ func TestDefault(t *testing.T) {
 			MaxStreams:         16,
 			HandshakeRate:      20,
 			HandshakeBurst:     40,
-			HandshakeRateTotal: 50,
+			HandshakeRateTotal: 20,
 			HelloTimeout:       2 * time.Second,
 			MaxLinkMemory:      256 << 20,
 		},
@@ -112,7 +112,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 50, 2 * time.Second, 256 << 20}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 20, 2 * time.Second, 256 << 20}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}

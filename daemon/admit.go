@@ -32,8 +32,9 @@ var (
 //     bursts of link.handshake_burst.
 //   - All sources together may start link.handshake_rate_total a second
 //     (half of it for QUIC sources not yet proven by a Retry, half for the
-//     others), except trusted ones: addresses a pinned peer linked from, or that
-//     this node dialed a peer at (maxTrusted of them are remembered).
+//     others), except trusted ones: addresses a pinned peer linked from,
+//     that this node dialed a peer at, or that a peer's configured address
+//     names (maxTrusted of them are remembered).
 //     Trusted sources may also use the handshake slots the transport keeps
 //     in reserve, so a flood from many addresses cannot keep a known peer
 //     out.
@@ -111,12 +112,27 @@ func (a *admission) mustValidate(remote net.Addr) bool {
 	return !trusted && a.allLocked(false).TokensAt(now) < 1
 }
 
-// trust remembers remote as an address a pinned peer linked from or at.
-func (a *admission) trust(remote net.Addr) {
-	ip, ok := addrIP(remote)
-	if !ok {
+// trustAddress trusts the IP of a configured peer's address ("host:port"),
+// when it is written as an IP: the peer will likely link from there too.
+// Names are not resolved here; the address a dial reaches is trusted then.
+func (a *admission) trustAddress(hostport string) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
 		return
 	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		a.trustIP(ip.Unmap())
+	}
+}
+
+// trust remembers remote as an address a pinned peer linked from or at.
+func (a *admission) trust(remote net.Addr) {
+	if ip, ok := addrIP(remote); ok {
+		a.trustIP(ip)
+	}
+}
+
+func (a *admission) trustIP(ip netip.Addr) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.trusted == nil {

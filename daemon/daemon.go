@@ -205,6 +205,7 @@ func (d *Daemon) addPeers(pcs []configs.Peer) error {
 	for _, pc := range pcs {
 		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
 		d.pins.Set(id, pc.PublicKeys)
+		d.admit.trustAddress(pc.Address)
 		tr := d.transports[pc.Transport]
 		if tr == nil {
 			return fmt.Errorf("peer %s: transport %q not available", id, pc.Transport)

@@ -52,6 +52,10 @@
 //	               and the handler of each control frame
 //	membership.go  group membership across the link: snapshot, deltas,
 //	               digests, and the export policy of groups.export
+//	membership_in.go  what a peer publishes: taken within its budget
+//	               (groups.max_*_per_peer, snapshot bytes and time) and the
+//	               import rules; peerlog.go: warnings about a peer, one per
+//	               peer and reason per interval
 //	convert.go     the one place where wire's numbers meet those of groups
 //	               and buffer, checked at compile time
 //
@@ -60,8 +64,14 @@
 //	daemon.go   Daemon: New, Start, Close, the janitor
 //	requests.go a local client's requests other than sends: mailboxes,
 //	            joins, watches, member lists
-//	admit.go    admission before the handshake: a rate per source address,
-//	            and the logging of refused handshakes
+//	localserver.go  the local socket's accept loop: the hello deadline,
+//	            the cap on connections waiting for it, local.max_clients;
+//	            localsock.go: where the socket goes and whose it is
+//	admit.go    admission before the handshake (transport.Options.Admit):
+//	            a rate per source address, a total rate for addresses no
+//	            peer linked from, the trusted addresses; the counting and
+//	            logging of refused handshakes. The transport's gate caps
+//	            the handshakes in progress and asks QUIC clients for a Retry
 //	reload.go   applying a changed config without a restart
 //	alerts.go   backlog alerts; rates.go: the buffers' fill and drain rates
 //	admin.go    the admin listener: /metrics, /v1/status, /healthz

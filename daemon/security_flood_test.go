@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -211,5 +212,32 @@ func floodQUICFrom(t *testing.T, src net.IP, addr string) {
 	defer qc.CloseWithError(0, "")
 	if _, err := qc.AcceptUniStream(ctx); err == nil {
 		t.Fatal("unauthenticated QUIC client was confirmed")
+	}
+}
+
+// TestAdmissionTrustsConfiguredAddresses: the IPs written in peers'
+// addresses, and addresses peers linked from, are not held to
+// link.handshake_rate_total; every other source is.
+func TestAdmissionTrustsConfiguredAddresses(t *testing.T) {
+	t0 := time.Now()
+	a := &admission{rate: 100, burst: 100, total: 2, now: func() time.Time { return t0 }}
+	a.trustAddress("10.0.0.7:7102")
+	a.trustAddress("peer.example:7102") // a name: not resolved, not trusted
+	peer := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 40000}
+	for i := range 10 {
+		if trusted, err := a.admit(peer, true); err != nil || !trusted {
+			t.Fatalf("configured peer's attempt %d: trusted=%v, %v", i, trusted, err)
+		}
+	}
+	stranger := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 8), Port: 40000}
+	if _, err := a.admit(stranger, true); err != nil {
+		t.Fatalf("first stranger's attempt: %v", err)
+	}
+	if _, err := a.admit(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 9)}, true); !errors.Is(err, ErrRateLimitedTotal) {
+		t.Fatalf("second stranger past the total: %v, want ErrRateLimitedTotal", err)
+	}
+	a.trust(stranger) // it linked as a pinned peer
+	if trusted, err := a.admit(stranger, true); err != nil || !trusted {
+		t.Fatalf("a source a peer linked from: trusted=%v, %v", trusted, err)
 	}
 }

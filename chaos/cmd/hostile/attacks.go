@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -91,7 +92,13 @@ func handshakes50(ctx context.Context, target *proc, volume *atomic.Int64) strin
 	for i := range 50 {
 		src := net.IPv4(127, 0, 2, byte(10+i))
 		wg.Go(func() {
-			tick := time.NewTicker(250 * time.Millisecond) // 4/s from each: 200/s
+			// 4/s from each: 200/s, the sources not in step.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(rand.Int64N(int64(250 * time.Millisecond)))):
+			}
+			tick := time.NewTicker(250 * time.Millisecond)
 			defer tick.Stop()
 			for n := 0; ; n++ {
 				select {
