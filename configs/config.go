@@ -196,7 +196,7 @@ type Groups struct {
 	// MembershipRate (membership_rate) bounds the bytes a second of
 	// membership frames (snapshots, deltas; a Resync counts as 1 MiB) this
 	// node reads from one peer, in bursts of 8 MiB: past it,
-	// the peer's control stream is read later. Default 1 MiB.
+	// the peer's control stream is read later. Default 256 KiB.
 	MembershipRate int64
 }
 
@@ -207,7 +207,7 @@ const (
 	DefaultMaxPartitionsPerPeer = 1_000_000
 	DefaultMaxSnapshotBytes     = 64 << 20
 	DefaultSnapshotTimeout      = 2 * time.Minute
-	DefaultMembershipRate       = 1 << 20
+	DefaultMembershipRate       = 256 << 10
 	MinMembershipRate           = 64 << 10
 	MaxMembershipRate           = 1 << 30
 

@@ -40,7 +40,7 @@ func TestDefault(t *testing.T) {
 			MaxLinkMemory:      256 << 20,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
-			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute, MembershipRate: 1 << 20},
+			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute, MembershipRate: 256 << 10},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
 		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
