@@ -437,41 +437,40 @@ func TestPeerFloodLogsBounded(t *testing.T) {
 // TestPeerMembershipRate: a pinned peer that floods membership frames is
 // read no faster than groups.membership_rate past its burst: the flood
 // costs this node a bounded share of a core, and the frames that waited
-// are counted. Bounds, not a speed check: taking 11 MiB of joins at 1 MiB/s
-// after a burst of 8 MiB cannot take less than about 3 s.
+// are counted. An upper bound, which a slow machine only makes easier to
+// keep: what was taken by any moment is within the burst and the rate
+// over the time since the flood began.
 func TestPeerMembershipRate(t *testing.T) {
 	east := newNode(t, "mem", "east", "east-1")
-	east.cfg.Groups.MembershipRate = 1 << 20
+	east.cfg.Groups.MembershipRate = configs.MinMembershipRate
 	east.start()
 	rl := linkRogue(t, east, "north")
 	rl.snapshot()
 	pad := strings.Repeat("x", 200)
 	var ds []wire.Message
-	size := 0
-	for i := 0; size < 11<<20; i++ {
+	size, joinSize := 0, 0 // joinSize: a join's body, which is what the rate counts
+	for i := 0; size < membershipBurst+1<<20; i++ {
 		d := rl.join(fmt.Sprintf("g-%s-%d", pad, i%100), uint64(1+i), 0)
-		size += len(wire.AppendFrame(nil, d))
+		joinSize = len(d.AppendBody(nil))
+		size += joinSize
 		ds = append(ds, d)
 	}
 	start := time.Now()
-	rl.send(ds...)
-	// The last join is taken (or refused) last; wait for the control
-	// stream to be read to its end: the peer's members stop growing.
-	want := min(len(ds), east.cfg.Groups.MaxMembersPerPeer)
-	waitUntil(t, 30*time.Second, func() bool {
+	go rl.send(ds...) // blocks once the link's windows are full
+	throttled := func() float64 {
+		return testutil.ToFloat64(east.d.metrics.membershipThrottled.WithLabelValues("north", "north-1"))
+	}
+	waitUntil(t, 30*time.Second, func() bool { return throttled() > 0 }, func() string {
 		m, _ := membersOf(east, "north")
-		return m+int(refused(east, rl, "groups")) >= want
-	}, func() string {
-		m, _ := membersOf(east, "north")
-		return fmt.Sprintf("%d of %d joins taken", m, want)
+		return fmt.Sprintf("no membership frame counted as throttled; %d of %d joins taken", m, len(ds))
 	})
-	took := time.Since(start)
-	burst := float64(membershipBurst)
-	floor := time.Duration((float64(size) - burst) / float64(east.cfg.Groups.MembershipRate) * 0.8 * float64(time.Second))
-	if took < floor {
-		t.Fatalf("%d bytes of joins taken in %v: faster than groups.membership_rate allows (at least %v)", size, took, floor)
+	m, _ := membersOf(east, "north")
+	elapsed := time.Since(start)
+	allowed := (membershipBurst + float64(east.cfg.Groups.MembershipRate)*elapsed.Seconds()) / float64(joinSize)
+	// With the defence off all of them are taken at once: burst + 1 MiB,
+	// 12 % over the bound; 1 % of slack covers what the measuring misses.
+	if float64(m) > 1.01*allowed+1 {
+		t.Fatalf("%d joins taken %v after the flood began: more than groups.membership_rate allows (%.0f)", m, elapsed, allowed)
 	}
-	if n := testutil.ToFloat64(east.d.metrics.membershipThrottled.WithLabelValues("north", "north-1")); n == 0 {
-		t.Fatal("no membership frame counted as throttled")
-	}
+	rl.conn.Close()
 }
