@@ -6,42 +6,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var (
-	exportKeys = []string{"groups", "to"}
-	importKeys = []string{"groups", "from"}
-)
-
 // decodeExports decodes the exports list onto c.Exports (non-nil, even if
 // empty, once the key is present).
 func (r *reporter) decodeExports(n *yaml.Node, c *Config) {
 	c.Exports = []Export{}
-	n = resolve(n)
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.SequenceNode {
-		r.keyf("exports", "must be a list of {groups: [...], to: [...]}, got %s", describe(n))
-		return
-	}
-	for i, item := range n.Content {
-		key := indexKey("exports", i)
-		r.lines[key] = item.Line
-		e := Export{Line: item.Line}
-		r.fields(item, key, exportKeys, func(name, key string, v *yaml.Node) {
-			switch name {
-			case "groups":
-				e.Groups = r.patterns(v, key)
-			case "to":
-				e.To = r.patterns(v, key)
-			}
-		})
-		if len(e.Groups) == 0 {
-			r.keyf(key, "needs groups: a list of group name patterns")
-		}
-		if len(e.To) == 0 {
-			r.keyf(key, `needs to: a list of clusters ("*" for all)`)
-		}
-		c.Exports = append(c.Exports, e)
+	for _, g := range r.decodeGroupRules(n, "exports", "to") {
+		c.Exports = append(c.Exports, Export{Groups: g.groups, To: g.clusters, Line: g.line})
 	}
 }
 
@@ -49,34 +19,50 @@ func (r *reporter) decodeExports(n *yaml.Node, c *Config) {
 // empty, once the key is present).
 func (r *reporter) decodeImports(n *yaml.Node, c *Config) {
 	c.Imports = []Import{}
+	for _, g := range r.decodeGroupRules(n, "imports", "from") {
+		c.Imports = append(c.Imports, Import{Groups: g.groups, From: g.clusters, Line: g.line})
+	}
+}
+
+// groupRule is one item of exports or imports: group name patterns and
+// cluster patterns.
+type groupRule struct {
+	groups, clusters []string
+	line             int
+}
+
+// decodeGroupRules decodes the list at key (exports or imports), whose
+// items are {groups: [...], CLUSTERS: [...]}; CLUSTERS is to or from.
+func (r *reporter) decodeGroupRules(n *yaml.Node, key, clusters string) []groupRule {
 	n = resolve(n)
 	if isNull(n) {
-		return
+		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		r.keyf("imports", "must be a list of {groups: [...], from: [...]}, got %s", describe(n))
-		return
+		r.keyf(key, "must be a list of {groups: [...], %s: [...]}, got %s", clusters, describe(n))
+		return nil
 	}
+	var rules []groupRule
 	for i, item := range n.Content {
-		key := indexKey("imports", i)
-		r.lines[key] = item.Line
-		e := Import{Line: item.Line}
-		r.fields(item, key, importKeys, func(name, key string, v *yaml.Node) {
-			switch name {
-			case "groups":
-				e.Groups = r.patterns(v, key)
-			case "from":
-				e.From = r.patterns(v, key)
+		ikey := indexKey(key, i)
+		r.lines[ikey] = item.Line
+		g := groupRule{line: item.Line}
+		r.fields(item, ikey, []string{"groups", clusters}, func(name, fkey string, v *yaml.Node) {
+			if name == "groups" {
+				g.groups = r.patterns(v, fkey)
+			} else {
+				g.clusters = r.patterns(v, fkey)
 			}
 		})
-		if len(e.Groups) == 0 {
-			r.keyf(key, "needs groups: a list of group name patterns")
+		if len(g.groups) == 0 {
+			r.keyf(ikey, "needs groups: a list of group name patterns")
 		}
-		if len(e.From) == 0 {
-			r.keyf(key, `needs from: a list of clusters ("*" for all)`)
+		if len(g.clusters) == 0 {
+			r.keyf(ikey, `needs %s: a list of clusters ("*" for all)`, clusters)
 		}
-		c.Imports = append(c.Imports, e)
+		rules = append(rules, g)
 	}
+	return rules
 }
 
 // patterns decodes a list of strings that must be valid path.Match patterns.
