@@ -2,6 +2,7 @@ package configs
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"time"
 
 	"github.com/wandist/wandist/internal/sockpath"
@@ -29,6 +30,8 @@ type Config struct {
 	Spool  Spool
 	Log    Log
 	Peers  []Peer
+	// Remotes are the remote clusters found from seeds (YAML remotes).
+	Remotes []Remote
 	// Exports says which groups are published to which remote clusters
 	// (YAML key exports). nil (the key absent): every group to every
 	// cluster. Peers in this node's own cluster always see every group.
@@ -251,6 +254,18 @@ type Peer struct {
 	Buffer Buffer
 	// Line is the line of the peer's entry in the file (0 when built in code).
 	Line int
+}
+
+// Remote is one remote cluster found from seeds (YAML remotes[]).
+type Remote struct {
+	Cluster   string
+	Seeds     []string            // host:port of its link listeners; host may be a DNS name
+	Transport string              // quic (default) | tcp
+	CAFiles   []string            // ca_files, absolute after Parse
+	CAs       []*x509.Certificate // parsed from CAFiles at load
+	Mode      string              // as peers[].mode
+	Buffer    Buffer              // as peers[].buffer, defaults from the top-level buffer
+	Line      int
 }
 
 // Enum values.

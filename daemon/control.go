@@ -209,6 +209,8 @@ func (l *link) onControl(m wire.Message, size int, snap *inSnapshot) error {
 	case *wire.Undeliverable:
 		l.p.undeliv.Add(m.Count)
 		l.p.d.metrics.undeliverable.WithLabelValues(l.p.id.Cluster, l.p.id.Node).Add(float64(m.Count))
+	case *wire.Nodes:
+		return l.onNodes(m)
 	case *wire.GoAway:
 		l.onGoAway(m)
 		return errLinkEnded

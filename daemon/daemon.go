@@ -94,6 +94,9 @@ type Daemon struct {
 	rejectLogN    atomic.Int64
 	peerWarns     sync.Map // peerReason -> *peerWarn: warnings about what a peer sent (peerlog.go)
 
+	disc        discovery     // remote clusters from seeds (discover.go)
+	viewVersion atomic.Uint64 // counts changes of this node's view of its cluster (nodes.go)
+
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
 
@@ -167,6 +170,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	if d.transports == nil {
 		d.transports = d.defaultTransports()
 	}
+	d.initDiscovery(&c)
 	if err := d.addPeers(c.Peers); err != nil {
 		return nil, err
 	}
@@ -267,6 +271,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	for _, p := range d.peerList() {
 		d.startPeer(p)
 	}
+	d.startDiscovery()
 	d.wg.Go(d.janitor)
 	d.wg.Go(func() { d.hold.run(d.ctx) })
 	d.log.Info("started", "incarnation", fmt.Sprintf("%016x", d.incarnation),

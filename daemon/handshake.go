@@ -64,7 +64,11 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := p.tr.Dial(hctx, p.cfg.Address, tc)
+	addr := p.address()
+	if addr == "" {
+		return nil, ErrNoAddress
+	}
+	conn, err := p.tr.Dial(hctx, addr, tc)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +188,10 @@ func (d *Daemon) readHello(ctx context.Context, in *inbound) *peer {
 		return nil
 	}
 	h := &in.hello
+	if t == wire.TypeNodesRequest {
+		d.answerNodes(in, body)
+		return nil
+	}
 	if t != wire.TypeHello {
 		d.refuseHello(in, fmt.Sprintf("expected Hello, got %v", t), "protocol")
 		return nil
@@ -197,6 +205,9 @@ func (d *Daemon) readHello(ctx context.Context, in *inbound) *peer {
 		return nil
 	}
 	p := d.peer(claimed.Cluster, claimed.Node)
+	if p == nil {
+		p = d.adoptInbound(claimed)
+	}
 	if p == nil {
 		d.refuseHello(in, fmt.Sprintf("%s is not a configured peer", claimed), string(auth.ReasonUnknownPeer))
 		return nil

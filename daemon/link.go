@@ -88,6 +88,7 @@ func (l *link) run() {
 	d := l.p.d
 	l.gen = l.p.queue.Rewind()
 	l.sendSnapshot(true)
+	l.sendNodes()
 	l.wg.Go(l.controlWriter)
 	l.wg.Go(l.keepalive) // it starts the lanes' writers too
 	l.wg.Go(l.acceptStreams)

@@ -28,6 +28,7 @@ type metrics struct {
 	undeliverable       *prometheus.CounterVec
 	removedDiscards     *prometheus.CounterVec
 	holdFullWaits       prometheus.Counter
+	discoveryMetrics    // discover.go
 	spoolErrors         prometheus.Counter
 	localClients        prometheus.Gauge
 	localRejects        *prometheus.CounterVec
@@ -118,6 +119,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.membershipThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_membership_throttled_total",
 		Help: "Membership frames from the peer read late: it sent more than groups.membership_rate."}, peerLabels)
 	m.reg.MustRegister(m.membershipThrottled)
+	m.addDiscovery()
 	return m
 }
 

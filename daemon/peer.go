@@ -36,13 +36,16 @@ var (
 // peer is one configured remote node: its buffer, its link (if up) and the
 // state of the simultaneous-dial resolution.
 type peer struct {
-	d     *Daemon
-	id    auth.PeerID
-	cfg   configs.Peer // fixed, but for keys and buffer limits (Reload changes them under mu)
-	ctx   context.Context
-	stop  context.CancelFunc // ends the dial loop (set by startPeer)
-	tr    transport.Transport
-	queue *buffer.Queue
+	d   *Daemon
+	id  auth.PeerID
+	cfg configs.Peer // fixed, but for keys, buffer limits (Reload changes them under mu) and a discovered peer's Address (under mu)
+	// discovered: the peer was made by discovery (discover.go), not by the
+	// config; a reload leaves it alone. Fixed.
+	discovered bool
+	ctx        context.Context
+	stop       context.CancelFunc // ends the dial loop (set by startPeer)
+	tr         transport.Transport
+	queue      *buffer.Queue
 
 	mu        sync.Mutex    // guards the fields below
 	link      *link         // the up link, or nil
@@ -86,6 +89,24 @@ func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport
 }
 
 func (p *peer) nodeName() string { return p.id.Cluster + "/" + p.id.Node }
+
+// address returns the address to dial the peer at ("" if none).
+func (p *peer) address() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.Address
+}
+
+// setAddress changes a discovered peer's address (an empty one is
+// ignored); the next dial uses it.
+func (p *peer) setAddress(addr string) {
+	if addr == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg.Address = addr
+}
 
 // signalLocked wakes everyone waiting for a change of the peer's state.
 func (p *peer) signalLocked() {
@@ -157,7 +178,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 				return
 			}
 			p.setErr(err)
-			p.d.log.Info("dial failed", "peer", p.nodeName(), "address", p.cfg.Address, "err", err)
+			p.d.log.Info("dial failed", "peer", p.nodeName(), "address", p.address(), "err", err)
 			wait = rd.afterFailure()
 		}
 		t := time.NewTimer(wait)

@@ -57,6 +57,9 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		d.resyncAll() // the import rules (which follow the exports by default) apply to every member again
 	}
 	for _, p := range d.peerList() {
+		if p.discovered {
+			continue
+		}
 		pc, keep := want[p.id]
 		switch {
 		case !keep:
@@ -73,7 +76,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 			// Another way to reach it: a new peer entry, the same buffer
 			// and positions.
 			d.removePeer(p, "its address, transport or mode changed")
-			d.addPeer(pc, p)
+			d.addPeer(pc, p, false)
 		default:
 			if !reflect.DeepEqual(pc.PublicKeys, p.cfg.PublicKeys) {
 				d.pins.Set(p.id, pc.PublicKeys)
@@ -99,7 +102,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 	for _, pc := range c.Peers {
 		id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
 		if _, added := want[id]; added {
-			d.addPeer(pc, d.retired[id])
+			d.addPeer(pc, d.retired[id], false)
 			delete(d.retired, id)
 		}
 	}
@@ -121,17 +124,19 @@ func keyPinned(k ed25519.PublicKey, keys []ed25519.PublicKey) bool {
 // or an earlier one): the new one takes over its buffer, its sequence
 // numbers and its receive positions, once prev's link has ended (its last
 // delivery counted).
-func (d *Daemon) addPeer(pc configs.Peer, prev *peer) {
+func (d *Daemon) addPeer(pc configs.Peer, prev *peer, discovered bool) *peer {
 	id := auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}
 	var p *peer
 	if prev == nil {
 		p = newPeer(d, id, pc, d.transports[pc.Transport], d.newQueue(pc))
+		p.discovered = discovered
 	} else {
 		if !prev.waitNoLink(linkEndWait) {
 			d.log.Warn("the removed link of a re-added peer has not ended; its last deliveries may come again", "peer", prev.nodeName())
 		}
 		prev.queue.SetLimits(queueLimits(pc))
 		p = newPeer(d, id, pc, d.transports[pc.Transport], prev.queue)
+		p.discovered = discovered
 		prev.recvMu.Lock()
 		p.recvInc, p.recvDurable = prev.recvInc, maps.Clone(prev.recvDurable)
 		for lane := range p.recv {
@@ -148,7 +153,8 @@ func (d *Daemon) addPeer(pc configs.Peer, prev *peer) {
 	d.peersGen.Add(1)
 	d.peersMu.Unlock()
 	d.startPeer(p)
-	d.log.Info("peer added", "peer", p.nodeName(), "address", pc.Address, "mode", pc.Mode)
+	d.log.Info("peer added", "peer", p.nodeName(), "address", pc.Address, "mode", pc.Mode, "discovered", discovered)
+	return p
 }
 
 // startPeer starts the peer's dial loop, under its own context.

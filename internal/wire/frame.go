@@ -42,6 +42,8 @@ const (
 	TypeMembersDelta    Type = 0x11
 	TypeDigest          Type = 0x12
 	TypeResync          Type = 0x13
+	TypeNodesRequest    Type = 0x14
+	TypeNodes           Type = 0x15
 	TypeData            Type = 0x20
 	TypeAck             Type = 0x21
 	TypeDataBatch       Type = 0x22
@@ -101,6 +103,8 @@ var typeNames = [256]string{
 	TypeDeliver:         "Deliver",
 	TypeDigest:          "Digest",
 	TypeResync:          "Resync",
+	TypeNodesRequest:    "NodesRequest",
+	TypeNodes:           "Nodes",
 	TypeWatch:           "Watch",
 	TypeUnwatch:         "Unwatch",
 	TypeWatchEvent:      "WatchEvent",
@@ -243,6 +247,10 @@ func New(t Type) Message {
 		return new(Digest)
 	case TypeResync:
 		return new(Resync)
+	case TypeNodesRequest:
+		return new(NodesRequest)
+	case TypeNodes:
+		return new(Nodes)
 	case TypeWatch:
 		return new(Watch)
 	case TypeUnwatch:

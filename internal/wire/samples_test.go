@@ -69,5 +69,8 @@ func sampleMessages() []Message {
 		&Undeliverable{Count: 17},
 		&DataBatch{Seq: 1 << 40, Flags: 0, To: 17, From: 300, Group: "orders", Payloads: Batch(nil).Append(payload).Append(big)},
 		&DataBatch{Flags: FlagAtMostOnce, To: 1, Payloads: Batch(nil).Append(nil).Append(payload)},
+		&NodesRequest{Cluster: "east", Node: "e1"},
+		&Nodes{Cluster: "west", Version: 3, Nodes: []NodeEntry{{Node: "w1", QUIC: "10.0.0.1:4433", TCP: "10.0.0.1:4434"}, {Node: "w2", State: NodeDead}}},
+		&Nodes{Cluster: "west", Version: 1},
 	}
 }
