@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"testing"
+	"time"
 )
 
 // The decoders of this package that read untrusted text or bytes: public
@@ -124,6 +125,32 @@ func FuzzPeerFromCertificate(f *testing.F) {
 		}
 		if pub, ok := c.PublicKey.(ed25519.PublicKey); !ok || !pub.Equal(key) {
 			t.Fatal("returned key is not the certificate's")
+		}
+	})
+}
+
+// FuzzParseCertificatesPEM feeds arbitrary text to the certificate file
+// parser: it never panics, and what it accepts is certificates only.
+func FuzzParseCertificatesPEM(f *testing.F) {
+	ca, err := NewCA("", "east", time.Hour, time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := EncodeCertificatesPEM(ca.Cert)
+	f.Add(good)
+	f.Add(append(append([]byte{}, good...), good...))
+	f.Add(append([]byte("x\n"), good...))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := ParseCertificatesPEM(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidCertificate) {
+				t.Fatalf("error %v does not wrap ErrInvalidCertificate", err)
+			}
+			return
+		}
+		if len(certs) == 0 {
+			t.Fatal("no certificates and no error")
 		}
 	})
 }

@@ -35,10 +35,15 @@ const (
 	certLifetime = 10 * 365 * 24 * time.Hour
 )
 
-// Identity is this node: its name and its private key.
+// Identity is this node: its name, its private key and, optionally, a
+// certificate chain issued for them by its cluster's CA.
 type Identity struct {
 	ID  PeerID
 	Key ed25519.PrivateKey
+	// Chain, if not empty, is the node's certificate chain (DER, leaf
+	// first; see LoadCertificateFile), presented instead of a self-signed
+	// certificate.
+	Chain [][]byte
 }
 
 // Public returns the public half of the identity's key, or nil if Key is
@@ -50,11 +55,19 @@ func (id Identity) Public() ed25519.PublicKey {
 	return id.Key.Public().(ed25519.PublicKey)
 }
 
-// Certificate returns a fresh self-signed certificate for the identity, for
-// use in a tls.Config. It carries the URI SAN wandist://<cluster>/<node> and
-// the common name "<node>.<cluster>", and is valid from an hour ago for ten
-// years. Peers never verify its chain; they pin its key.
+// Certificate returns the certificate the identity presents, for use in a
+// tls.Config. With a Chain it is that chain, once checked: the leaf's key
+// must be the identity's key and its URI SAN must name the identity (in
+// either form), else the error wraps ErrInvalidCertificate.
+//
+// Without one it is a fresh self-signed certificate carrying the URI SAN
+// wandist://<cluster>/<node> and the common name "<node>.<cluster>", valid
+// from an hour ago for ten years. Peers never verify its chain; they pin
+// its key.
 func (id Identity) Certificate() (tls.Certificate, error) {
+	if len(id.Chain) > 0 {
+		return id.chainCertificate()
+	}
 	if err := id.ID.Validate(); err != nil {
 		return tls.Certificate{}, fmt.Errorf("identity: %w", err)
 	}
@@ -94,44 +107,66 @@ func peerURI(p PeerID) *url.URL {
 	return &url.URL{Scheme: URIScheme, Host: p.Cluster, Path: "/" + p.Node}
 }
 
-// PeerFromCertificate returns the identity a certificate claims (from its
-// wandist:// URI SAN) and its Ed25519 public key. It also checks that the
-// certificate is signed by that key, so that whoever made it held the key;
-// it does not check pins. Errors wrap ErrInvalidCertificate.
+// PeerFromCertificate returns the identity a certificate claims and its
+// Ed25519 public key; see PeerFromCertificateWithDomain, of which it drops
+// the trust domain.
 func PeerFromCertificate(cert *x509.Certificate) (PeerID, ed25519.PublicKey, error) {
+	id, _, pub, err := PeerFromCertificateWithDomain(cert)
+	return id, pub, err
+}
+
+// PeerFromCertificateWithDomain returns the identity a certificate claims,
+// the SPIFFE trust domain it names it in, and its Ed25519 public key.
+//
+// The certificate carries exactly one identity URI SAN: either
+// spiffe://<trust domain>/wandist/<cluster>/<node> (issued by a cluster CA;
+// its chain is checked against the anchors by the PinSet, not here) or the
+// self-signed wandist://<cluster>/<node>, whose trust domain is "" and
+// whose signature by its own key is checked here, so that whoever made it
+// held the key. Pins are not checked. Errors wrap ErrInvalidCertificate.
+func PeerFromCertificateWithDomain(cert *x509.Certificate) (PeerID, string, ed25519.PublicKey, error) {
 	if cert == nil {
-		return PeerID{}, nil, fmt.Errorf("%w: no certificate", ErrInvalidCertificate)
+		return PeerID{}, "", nil, fmt.Errorf("%w: no certificate", ErrInvalidCertificate)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
 	if !ok {
-		return PeerID{}, nil, fmt.Errorf("%w: public key is %s, want Ed25519",
+		return PeerID{}, "", nil, fmt.Errorf("%w: public key is %s, want Ed25519",
 			ErrInvalidCertificate, cert.PublicKeyAlgorithm)
-	}
-	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return PeerID{}, nil, fmt.Errorf("%w: not self-signed by its key %s: %v",
-			ErrInvalidCertificate, FormatPublicKey(pub), err)
 	}
 	var found []*url.URL
 	for _, u := range cert.URIs {
-		if strings.EqualFold(u.Scheme, URIScheme) {
+		if strings.EqualFold(u.Scheme, URIScheme) || strings.EqualFold(u.Scheme, SPIFFEScheme) {
 			found = append(found, u)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return PeerID{}, nil, fmt.Errorf("%w: no %s:// URI SAN (certificate %q, key %s)",
-			ErrInvalidCertificate, URIScheme, cert.Subject.CommonName, FormatPublicKey(pub))
+		return PeerID{}, "", nil, fmt.Errorf("%w: no %s:// or %s:// URI SAN (certificate %q, key %s)",
+			ErrInvalidCertificate, SPIFFEScheme, URIScheme, cert.Subject.CommonName, FormatPublicKey(pub))
 	case 1:
 	default:
-		return PeerID{}, nil, fmt.Errorf("%w: %d %s:// URI SANs, want exactly one (key %s)",
-			ErrInvalidCertificate, len(found), URIScheme, FormatPublicKey(pub))
+		return PeerID{}, "", nil, fmt.Errorf("%w: %d identity URI SANs, want exactly one (key %s)",
+			ErrInvalidCertificate, len(found), FormatPublicKey(pub))
 	}
-	id, err := peerFromURI(found[0])
+	u := found[0]
+	if strings.EqualFold(u.Scheme, SPIFFEScheme) {
+		td, id, err := peerFromSPIFFE(u)
+		if err != nil {
+			return PeerID{}, "", nil, fmt.Errorf("%w: URI SAN %q: %w (key %s)",
+				ErrInvalidCertificate, u.String(), err, FormatPublicKey(pub))
+		}
+		return id, td, pub, nil
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		return PeerID{}, "", nil, fmt.Errorf("%w: not self-signed by its key %s: %v",
+			ErrInvalidCertificate, FormatPublicKey(pub), err)
+	}
+	id, err := peerFromURI(u)
 	if err != nil {
-		return PeerID{}, nil, fmt.Errorf("%w: URI SAN %q: %w (key %s)",
-			ErrInvalidCertificate, found[0].String(), err, FormatPublicKey(pub))
+		return PeerID{}, "", nil, fmt.Errorf("%w: URI SAN %q: %w (key %s)",
+			ErrInvalidCertificate, u.String(), err, FormatPublicKey(pub))
 	}
-	return id, pub, nil
+	return id, "", pub, nil
 }
 
 // peerFromURI reads the PeerID in wandist://<cluster>/<node>.

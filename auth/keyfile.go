@@ -60,7 +60,7 @@ func GenerateKeyFile(path string, force bool) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding key for %s: %w", path, err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: keyPEMType, Bytes: der})
+	data := encodeKeyPEM(der)
 	if force {
 		err = replaceFile(path, data)
 	} else {
@@ -70,6 +70,11 @@ func GenerateKeyFile(path string, force bool) (ed25519.PrivateKey, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// encodeKeyPEM returns a PKCS#8 key as a PEM "PRIVATE KEY" block.
+func encodeKeyPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: keyPEMType, Bytes: der})
 }
 
 // createFile writes data to a new file at path, failing if path exists.

@@ -16,10 +16,19 @@ import (
 // A PinSet is safe for concurrent use, and changes apply to the next check,
 // hence to every handshake that starts afterwards. The zero value is an
 // empty set ready for use.
+//
+// Beside the pins it holds the trust anchors of clusters (the CA
+// certificates that vouch for any node of a cluster) and a revocation list;
+// see anchors.go.
 type PinSet struct {
 	mu     sync.RWMutex
-	byPeer map[PeerID][]ed25519.PublicKey
-	byKey  map[string][]PeerID // raw key bytes -> peers pinning it
+	byPeer map[PeerID][]ed25519.PublicKey // guarded by mu
+	byKey  map[string][]PeerID            // raw key bytes -> peers pinning it; guarded by mu
+
+	// trust is what anchors.go checks against, guarded by mu; its maps are
+	// replaced whole, never changed in place, so a reader may use them
+	// after releasing mu.
+	trust trustState
 }
 
 // NewPinSet returns an empty PinSet.

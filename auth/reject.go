@@ -29,10 +29,27 @@ const (
 	ReasonNameMismatch Reason = "name_mismatch"
 	// ReasonWrongPeer: a dialer reached a node other than the one it dialled.
 	ReasonWrongPeer Reason = "wrong_peer"
+	// ReasonRevoked: the peer's key, or the serial of a certificate of its
+	// chain, is on the revocation list.
+	ReasonRevoked Reason = "revoked"
+	// ReasonExpired: the peer's CA-issued certificate (or a CA of its
+	// chain) is expired or not yet valid.
+	ReasonExpired Reason = "expired"
+	// ReasonUntrustedCA: the peer's certificate does not chain to a CA
+	// trusted for the cluster it claims.
+	ReasonUntrustedCA Reason = "untrusted_ca"
+	// ReasonWrongTrustDomain: the peer's certificate names another SPIFFE
+	// trust domain than this node's.
+	ReasonWrongTrustDomain Reason = "wrong_trust_domain"
 )
 
+// Reasons lists every Reason, for pre-initialising metric labels.
+var Reasons = []Reason{ReasonNoCertificate, ReasonBadCertificate, ReasonUnknownPeer, ReasonUnpinnedKey,
+	ReasonNameMismatch, ReasonWrongPeer, ReasonRevoked, ReasonExpired, ReasonUntrustedCA, ReasonWrongTrustDomain}
+
 // RejectError describes a peer refused during the TLS handshake. It holds
-// public data only: the claimed name and public key.
+// public data only: the claimed name and public key (and, in Detail, the
+// certificate's subject, serial and validity).
 //
 // A server decides before the client has proven that it holds the key in
 // its certificate, so a RejectError reports what the peer claimed.

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,14 +18,15 @@ var (
 	ErrNoProtocol = errors.New("no application protocol negotiated")
 )
 
-// ServerName is the SNI name clients send; certificates are pinned, not
-// matched against it.
+// ServerName is the SNI name clients send; certificates are pinned or
+// verified against cluster CAs, never matched against it.
 const ServerName = "wandist"
 
 // ServerTLSConfig returns the TLS 1.3 configuration of the accepting side of
 // a link. It presents id's certificate, requires one from the client, and
-// accepts the client only if the key it presents is pinned in pins for the
-// name it claims. On rejection, including a client without a certificate
+// accepts the client only if pins vouches for it (PinSet.CheckChain): the
+// key it presents is pinned for the name it claims, or, for a name with no
+// pins, its certificate chains to a CA trusted for the cluster it claims. On rejection, including a client without a certificate
 // (ReasonNoCertificate), it calls onReject (if not nil) and the handshake
 // fails with the *RejectError. Session tickets are off: no resumption, no
 // 0-RTT; every connection proves its key afresh.
@@ -41,18 +43,18 @@ func ServerTLSConfig(id Identity, pins *PinSet, alpn []string, onReject func(*Re
 	// its own reason (ReasonNoCertificate) instead of a bare TLS error.
 	cfg.ClientAuth = tls.RequestClientCert
 	cfg.SessionTicketsDisabled = true // every link runs a full handshake and a fresh pin check
-	cfg.VerifyConnection = verifier(pins, nil, onReject)
+	cfg.VerifyConnection = verifier(pins, anyPeer, x509.ExtKeyUsageClientAuth, onReject)
 	return cfg, nil
 }
 
 // ClientTLSConfig returns the TLS 1.3 configuration of the dialling side of
 // a link to the peer expect. It presents id's certificate and accepts the
-// server only if it claims to be expect (else ReasonWrongPeer) and its key
-// is pinned for expect in pins. On rejection it calls onReject (if not nil)
+// server only if it claims to be expect (else ReasonWrongPeer) and pins
+// vouches for it (pinned key, or a chain to a CA of expect's cluster). On rejection it calls onReject (if not nil)
 // and the handshake fails with the *RejectError.
 //
-// The certificate chain is not verified (InsecureSkipVerify): the pinned key
-// replaces it. alpn is as for ServerTLSConfig.
+// crypto/tls's own chain verification is off (InsecureSkipVerify): the
+// PinSet's check replaces it. alpn is as for ServerTLSConfig.
 func ClientTLSConfig(id Identity, pins *PinSet, expect PeerID, alpn []string, onReject func(*RejectError)) (*tls.Config, error) {
 	if err := expect.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: expected peer: %w", ErrInvalidTLSConfig, err)
@@ -62,10 +64,41 @@ func ClientTLSConfig(id Identity, pins *PinSet, expect PeerID, alpn []string, on
 		return nil, err
 	}
 	cfg.ServerName = ServerName
-	cfg.InsecureSkipVerify = true // chain verification is replaced by VerifyConnection
-	cfg.VerifyConnection = verifier(pins, &expect, onReject)
+	cfg.InsecureSkipVerify = true // chain verification is done by VerifyConnection
+	cfg.VerifyConnection = verifier(pins, func(claimed PeerID) string {
+		if claimed != expect {
+			return fmt.Sprintf("dialled %s but reached %s", expect, claimed)
+		}
+		return ""
+	}, x509.ExtKeyUsageServerAuth, onReject)
 	return cfg, nil
 }
+
+// ClientTLSConfigCluster is ClientTLSConfig for dialling any node of
+// cluster, e.g. a seed whose node name is unknown: the server is accepted if
+// it is a node of cluster (else ReasonWrongPeer) verified by cluster's
+// anchors or by its pins.
+func ClientTLSConfigCluster(id Identity, pins *PinSet, cluster string, alpn []string, onReject func(*RejectError)) (*tls.Config, error) {
+	if err := checkName(cluster); err != nil {
+		return nil, fmt.Errorf("%w: expected cluster: cluster name %w", ErrInvalidTLSConfig, err)
+	}
+	cfg, err := baseConfig(id, pins, alpn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ServerName = ServerName
+	cfg.InsecureSkipVerify = true // chain verification is done by VerifyConnection
+	cfg.VerifyConnection = verifier(pins, func(claimed PeerID) string {
+		if claimed.Cluster != cluster {
+			return fmt.Sprintf("dialled a node of cluster %s but reached %s", cluster, claimed)
+		}
+		return ""
+	}, x509.ExtKeyUsageServerAuth, onReject)
+	return cfg, nil
+}
+
+// anyPeer accepts any claimed name (servers).
+func anyPeer(PeerID) string { return "" }
 
 // baseConfig holds what both sides share.
 func baseConfig(id Identity, pins *PinSet, alpn []string) (*tls.Config, error) {
@@ -97,16 +130,19 @@ func baseConfig(id Identity, pins *PinSet, alpn []string) (*tls.Config, error) {
 	}, nil
 }
 
-// verifier returns the VerifyConnection callback; expect is nil on servers.
-func verifier(pins *PinSet, expect *PeerID, onReject func(*RejectError)) func(tls.ConnectionState) error {
+// verifier returns the VerifyConnection callback. wrong says what is wrong
+// with the name the peer claims ("" if nothing is): the dialer's
+// expectation. usage is the extended key usage a CA-verified peer needs.
+func verifier(pins *PinSet, wrong func(PeerID) string, usage x509.ExtKeyUsage, onReject func(*RejectError)) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		claimed, key, rej := peerFromState(cs)
-		if rej == nil && expect != nil && claimed != *expect {
-			rej = newReject(ReasonWrongPeer, claimed, key, fmt.Sprintf(
-				"dialled %s but reached %s (key %s)", *expect, claimed, FormatPublicKey(key)))
+		if rej == nil {
+			if why := wrong(claimed); why != "" {
+				rej = newReject(ReasonWrongPeer, claimed, key, fmt.Sprintf("%s (key %s)", why, FormatPublicKey(key)))
+			}
 		}
 		if rej == nil {
-			rej = pins.check(claimed, key)
+			_, _, rej = pins.checkChain(cs.PeerCertificates, usage)
 		}
 		if rej != nil {
 			if onReject != nil {
