@@ -198,7 +198,10 @@ func resolveSeeds(ctx context.Context, seeds []string, errs *[]error) []string {
 		}
 		ips, err := net.DefaultResolver.LookupHost(ctx, host)
 		if err != nil {
+			// Not resolvable here: the transport may still know it (an
+			// in-memory one does); its dial says what is wrong if not.
 			*errs = append(*errs, fmt.Errorf("seed %q: %w", s, err))
+			out = append(out, s)
 			continue
 		}
 		for _, ip := range ips {
@@ -300,7 +303,7 @@ func (m *metrics) addDiscovery() {
 }
 
 // seedTLS is the TLS configuration of a probe: any node of cluster,
-// proved by the cluster's CA.
+// proved by the cluster's CA (or pinned).
 func (d *Daemon) seedTLS(cluster string) (*tls.Config, error) {
-	return nil, fmt.Errorf("dial a seed of %s: cluster CAs are not supported yet", cluster)
+	return auth.ClientTLSConfigCluster(d.id, d.pins, cluster, []string{ALPN}, d.onReject)
 }

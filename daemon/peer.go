@@ -105,7 +105,10 @@ func (p *peer) setAddress(addr string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cfg.Address = addr
+	if p.cfg.Address != addr {
+		p.cfg.Address = addr
+		p.signalLocked()
+	}
 }
 
 // signalLocked wakes everyone waiting for a change of the peer's state.
@@ -115,11 +118,12 @@ func (p *peer) signalLocked() {
 }
 
 // busy returns whether no dial is needed now (a link is up or a handshake
-// is in progress), and the channel closed at the next change.
+// is in progress) or possible (a discovered peer's address is not known
+// yet), and the channel closed at the next change.
 func (p *peer) busy() (bool, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.link != nil || p.pendingIn > 0 || p.dialing, p.changed
+	return p.link != nil || p.pendingIn > 0 || p.dialing || p.cfg.Address == "", p.changed
 }
 
 // dialLoop keeps a link to the peer, dialling with exponential backoff and

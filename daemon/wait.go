@@ -3,13 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // WaitLink waits until the link to cluster/node is up (up=true) or down.
+// A node of a remote cluster (remotes[]) that discovery has not found yet
+// is waited for.
 func (d *Daemon) WaitLink(ctx context.Context, cluster, node string, up bool) error {
-	p := d.peer(cluster, node)
-	if p == nil {
-		return fmt.Errorf("%s/%s is not a peer", cluster, node)
+	p, err := d.waitPeer(ctx, cluster, node)
+	if err != nil {
+		return err
 	}
 	for {
 		p.mu.Lock()
@@ -54,4 +57,25 @@ func (d *Daemon) LinkUps(cluster, node string) uint64 {
 		return 0
 	}
 	return p.linkUps()
+}
+
+// waitPeer returns the peer cluster/node, waiting for discovery to find it
+// if its cluster is a remote one.
+func (d *Daemon) waitPeer(ctx context.Context, cluster, node string) (*peer, error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p := d.peer(cluster, node)
+		switch {
+		case p != nil:
+			return p, nil
+		case d.disc.remotes[cluster] == nil:
+			return nil, fmt.Errorf("%s/%s is not a peer", cluster, node)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for discovery to find %s/%s: %w", cluster, node, context.Cause(ctx))
+		}
+	}
 }

@@ -1,0 +1,161 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/internal/wire"
+)
+
+// caWorld holds a CA per cluster for discovery tests.
+type caWorld struct {
+	t   *testing.T
+	cas map[string]*auth.CA
+}
+
+func newCAWorld(t *testing.T, clusters ...string) *caWorld {
+	w := &caWorld{t: t, cas: map[string]*auth.CA{}}
+	for _, c := range clusters {
+		ca, err := auth.NewCA("wandist", c, 24*time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.cas[c] = ca
+	}
+	return w
+}
+
+// remote returns a remotes[] entry for cluster with seeds.
+func (w *caWorld) remote(cluster, tr string, seeds ...string) configs.Remote {
+	return configs.Remote{Cluster: cluster, Seeds: seeds, Transport: trName(tr), CAs: []*x509.Certificate{w.cas[cluster].Cert},
+		Buffer: configs.Default().Buffer}
+}
+
+// start starts n with a certificate of its cluster's CA, trusting every
+// CA of w for its cluster.
+func (w *caWorld) start(n *node) {
+	t := w.t
+	t.Helper()
+	d, err := New(n.cfg, n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemData, err := w.cas[n.cfg.Cluster].Issue(d.id.ID, d.id.Public(), time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := auth.ParseCertificatesPEM(pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.id.Chain = auth.ChainDER(certs)
+	for c, ca := range w.cas {
+		d.pins.SetAnchors(c, []*x509.Certificate{ca.Cert})
+	}
+	n.gate.install(d)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n.d = d
+	t.Cleanup(func() { d.Close() })
+}
+
+// unusedSeed is an address where no node listens.
+func unusedSeed(tr string) string {
+	if tr == "mem" {
+		return "mem-nobody:1"
+	}
+	return "127.0.0.1:1"
+}
+
+// TestDiscoveryFromSeeds: east-1 knows only a seed of west and west's CA;
+// it learns west-1 and west-2 from the seed, links to both, and a message
+// reaches a member on west-2, the node no config of east names.
+func TestDiscoveryFromSeeds(t *testing.T) {
+	for _, tr := range testTransports {
+		t.Run(tr, func(t *testing.T) {
+			w := newCAWorld(t, "east", "west")
+			w1, w2 := newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2")
+			east := newNode(t, tr, "east", "east-1")
+			for _, n := range []*node{w1, w2} {
+				n.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+			}
+			w2.cfg.Peers = []configs.Peer{peerOf(w1, tr, "", "accept")}
+			w.start(w2)
+			w1.cfg.Peers = []configs.Peer{peerOf(w2, tr, w2.addr(tr), "connect")}
+			w.start(w1)
+			waitLink(t, w2.d, "west", "west-1")
+
+			east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+			w.start(east)
+			waitLink(t, east.d, "west", "west-1")
+			waitLink(t, east.d, "west", "west-2")
+			if p := east.d.peer("west", "west-2"); p == nil || !p.discovered {
+				t.Fatalf("west-2 is not a discovered peer of east-1: %+v", p)
+			}
+
+			mb := subscribe(t, w2, "orders", east)
+			c := connect(t, east)
+			if err := c.SendGroup(ctxT(t, 5*time.Second), "orders", []byte("0")); err != nil {
+				t.Fatal(err)
+			}
+			receiveSeq(t, mb, 1, 10*time.Second)
+		})
+	}
+}
+
+// TestDiscoveryDeadNodeLeaves: when a node's cluster says it is dead, the
+// discovered peer goes and its members leave the view at once.
+func TestDiscoveryDeadNodeLeaves(t *testing.T) {
+	tr := "mem"
+	w := newCAWorld(t, "east", "west")
+	w1, w2 := newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2")
+	east := newNode(t, tr, "east", "east-1")
+	for _, n := range []*node{w1, w2} {
+		n.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	}
+	w2.cfg.Peers = []configs.Peer{peerOf(w1, tr, "", "accept")}
+	w.start(w2)
+	w1.cfg.Peers = []configs.Peer{peerOf(w2, tr, w2.addr(tr), "connect")}
+	w.start(w1)
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+	w.start(east)
+	waitLink(t, east.d, "west", "west-2")
+	subscribe(t, w2, "orders", east)
+
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"},
+		nodes: []wire.NodeEntry{{Node: "west-1", QUIC: w1.addr(tr)}, {Node: "west-2", State: wire.NodeDead}}})
+	waitUntil(t, 5*time.Second, func() bool {
+		return east.d.peer("west", "west-2") == nil && len(east.d.groups.Members("orders")) == 0
+	}, func() string { return "west-2 still a peer of east-1, or its member still in the view" })
+	if east.d.peer("west", "west-1") == nil {
+		t.Fatal("west-1 was removed too")
+	}
+}
+
+// TestDiscoverySeedOfAnotherCluster: a seed that is a node of another
+// cluster (trusted for that one) is refused, and nothing is discovered.
+func TestDiscoverySeedOfAnotherCluster(t *testing.T) {
+	tr := "mem"
+	w := newCAWorld(t, "east", "west", "south")
+	s1 := newNode(t, tr, "south", "south-1")
+	s1.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	w.start(s1)
+	east := newNode(t, tr, "east", "east-1")
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, s1.addr(tr)), w.remote("south", tr, unusedSeed(tr))}
+	w.start(east)
+	waitUntil(t, 10*time.Second, func() bool {
+		return testutil.ToFloat64(east.d.metrics.handshakeRejects.WithLabelValues(string(auth.ReasonWrongPeer))) >= 2
+	}, func() string { return "the seed of another cluster was not refused twice" })
+	for _, p := range east.d.peerList() {
+		if p.id.Cluster == "west" {
+			t.Fatalf("a west peer was made from a south seed: %s", p.nodeName())
+		}
+	}
+}
