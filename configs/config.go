@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"time"
 
+	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/internal/sockpath"
 )
 
@@ -19,16 +20,26 @@ type Config struct {
 	// Identity is the path of this node's private key file (required).
 	// Parse makes it absolute, relative to the config file's directory.
 	Identity string
-	Listen   Listen
-	Local    Local
-	Admin    Admin
-	Link     Link
-	Groups   Groups
+	// Certificate (certificate) is the path of this node's certificate
+	// chain (PEM, leaf first), issued by its cluster's CA for its identity
+	// key; absolute after Parse. "" (the default): a self-signed
+	// certificate, which peers must pin.
+	Certificate string
+	// Trust holds the cluster CAs trusted, the revocation list and the
+	// expiry warning (YAML key trust).
+	Trust  Trust
+	Listen Listen
+	Local  Local
+	Admin  Admin
+	Link   Link
+	Groups Groups
 	// Buffer holds the defaults for every peer's outbound buffer.
 	Buffer Buffer
 	Spool  Spool
 	Log    Log
 	Peers  []Peer
+	// Remotes are the remote clusters found from seeds (YAML key remotes).
+	Remotes []Remote
 	// Exports says which groups are published to which remote clusters
 	// (YAML key exports). nil (the key absent): every group to every
 	// cluster. Peers in this node's own cluster always see every group.
@@ -328,6 +339,7 @@ func Default() *Config {
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
 		Log:    Log{Level: LogInfo, Format: FormatText},
+		Trust:  Trust{Domain: auth.DefaultTrustDomain, ExpiryWarning: DefaultExpiryWarning},
 	}
 }
 
