@@ -2,9 +2,9 @@ package configs
 
 import (
 	"crypto/ed25519"
-	"crypto/x509"
 	"time"
 
+	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/internal/sockpath"
 )
 
@@ -20,17 +20,25 @@ type Config struct {
 	// Identity is the path of this node's private key file (required).
 	// Parse makes it absolute, relative to the config file's directory.
 	Identity string
-	Listen   Listen
-	Local    Local
-	Admin    Admin
-	Link     Link
-	Groups   Groups
+	// Certificate (certificate) is the path of this node's certificate
+	// chain (PEM, leaf first), issued by its cluster's CA for its identity
+	// key; absolute after Parse. "" (the default): a self-signed
+	// certificate, which peers must pin.
+	Certificate string
+	// Trust holds the cluster CAs trusted, the revocation list and the
+	// expiry warning (YAML key trust).
+	Trust  Trust
+	Listen Listen
+	Local  Local
+	Admin  Admin
+	Link   Link
+	Groups Groups
 	// Buffer holds the defaults for every peer's outbound buffer.
 	Buffer Buffer
 	Spool  Spool
 	Log    Log
 	Peers  []Peer
-	// Remotes are the remote clusters found from seeds (YAML remotes).
+	// Remotes are the remote clusters found from seeds (YAML key remotes).
 	Remotes []Remote
 	// Exports says which groups are published to which remote clusters
 	// (YAML key exports). nil (the key absent): every group to every
@@ -256,18 +264,6 @@ type Peer struct {
 	Line int
 }
 
-// Remote is one remote cluster found from seeds (YAML remotes[]).
-type Remote struct {
-	Cluster   string
-	Seeds     []string            // host:port of its link listeners; host may be a DNS name
-	Transport string              // quic (default) | tcp
-	CAFiles   []string            // ca_files, absolute after Parse
-	CAs       []*x509.Certificate // parsed from CAFiles at load
-	Mode      string              // as peers[].mode
-	Buffer    Buffer              // as peers[].buffer, defaults from the top-level buffer
-	Line      int
-}
-
 // Enum values.
 const (
 	TransportQUIC = "quic"
@@ -343,6 +339,7 @@ func Default() *Config {
 		Spool:  Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Local:  Local{MaxClients: DefaultMaxClients, HelloTimeout: DefaultHelloTimeout, ClientBuffer: DefaultClientBuffer, InboxFull: InboxPark, HoldBytes: DefaultHoldBytes, HoldMessages: DefaultHoldMessages},
 		Log:    Log{Level: LogInfo, Format: FormatText},
+		Trust:  Trust{Domain: auth.DefaultTrustDomain, ExpiryWarning: DefaultExpiryWarning},
 	}
 }
 

@@ -79,6 +79,8 @@ type reporter struct {
 	// peerKeys is the key path of each decoded peer ("peers[i]"), for
 	// when entries were left out; nil means peers[i] is c.Peers[i].
 	peerKeys []string
+	// remoteKeys is the key path of each decoded remote ("remotes[i]").
+	remoteKeys []string
 	// checking is set once decoding is done: from then on reported no
 	// longer grows, so every failed check is reported.
 	checking bool

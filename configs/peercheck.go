@@ -37,15 +37,23 @@ func (r *reporter) checkPeers(c *Config) {
 		case p.Mode == ModeAccept && !listening:
 			r.keyf(key+".mode", "peer is accept-only but this node listens on nothing; set listen.quic or listen.tcp, or give the peer an address")
 		}
-		r.checkKeys(key, p.PublicKeys)
+		if len(p.PublicKeys) > 0 || !c.hasCAs(p.Cluster) {
+			r.checkKeys(key, p.PublicKeys, c.Cluster == p.Cluster)
+		}
 		r.checkBuffer(key+".buffer", p.Buffer, &c.Buffer)
 	}
 }
 
-func (r *reporter) checkKeys(key string, keys []ed25519.PublicKey) {
+// checkKeys checks a peer's pinned keys; a peer without any must be of a
+// cluster with CA certificates (own says whether it is this node's).
+func (r *reporter) checkKeys(key string, keys []ed25519.PublicKey, own bool) {
 	if len(keys) == 0 {
 		if !r.reportedUnder(key + ".public_key") {
-			r.keyf(key, "no public key: set public_key, public_keys or public_key_file")
+			where := "a remotes[] entry with the ca_files of its cluster"
+			if own {
+				where = "trust.ca_files (this node's own cluster's CA)"
+			}
+			r.keyf(key, "no public key: set public_key, public_keys or public_key_file, or trust the peer's cluster CA in %s", where)
 		}
 		return
 	}

@@ -4,7 +4,7 @@ import "go.yaml.in/yaml/v3"
 
 // Known keys of every mapping in the file.
 var (
-	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports", "imports"}
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports", "imports", "certificate", "trust", "remotes"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
@@ -23,7 +23,7 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 	if root != nil {
 		r.lines[""] = root.Line
 	}
-	var peers *yaml.Node
+	var peers, remotes *yaml.Node
 	r.fields(root, "", rootKeys, func(name, key string, v *yaml.Node) {
 		switch name {
 		case "cluster":
@@ -105,9 +105,16 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 			r.decodeExports(v, c)
 		case "imports":
 			r.decodeImports(v, c)
+		case "certificate":
+			r.str(v, key, &c.Certificate)
+		case "trust":
+			r.decodeTrust(v, key, &c.Trust)
+		case "remotes":
+			remotes = v
 		}
 	})
 	r.decodePeers(peers, c, dir)
+	r.decodeRemotes(remotes, c)
 }
 
 func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {

@@ -86,6 +86,7 @@ func setIfZero[T comparable](p *T, v T) {
 // fill sets the defaults that depend on other fields: the local socket
 // path and each peer's transport and mode.
 func (c *Config) fill() {
+	c.fillTrust()
 	if c.Local.Socket == "" && validName(c.Cluster) && validName(c.Node) {
 		c.Local.Socket = DefaultSocket()
 	}
@@ -155,6 +156,7 @@ func (r *reporter) check(c *Config) {
 	r.checkBuffer("buffer", c.Buffer, nil)
 	r.checkEnum("log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	r.checkEnum("log.format", c.Log.Format, FormatText, FormatJSON)
+	r.checkTrust(c)
 	r.checkPeers(c)
 }
 

@@ -111,6 +111,9 @@ type Status struct {
 	Groups      int          `json:"groups"`
 	Spool       *SpoolStatus `json:"spool,omitempty"`
 	Hold        HoldStatus   `json:"hold"`
+	// Certificate is this node's CA-issued certificate; absent when it
+	// presents a self-signed one.
+	Certificate *CertStatus `json:"certificate,omitempty"`
 }
 
 // HoldStatus is what waits on this node for its client or group member
@@ -159,6 +162,8 @@ type LinkStatus struct {
 	Discarded      map[string]uint64 `json:"discarded,omitempty"`
 	PastGrace      bool              `json:"unreachable_past_grace,omitempty"` // down for groups.unreachable_grace or longer
 	Undeliverable  uint64            `json:"undeliverable"`                    // sent to an address whose mailbox the peer no longer had
+	// PeerCertificate is the certificate the peer presented on the up link.
+	PeerCertificate *CertStatus `json:"peer_certificate,omitempty"`
 }
 
 // Status returns the node's links and buffers, sorted by peer.
@@ -166,6 +171,7 @@ func (d *Daemon) Status() Status {
 	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
 		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
 	st.Hold = d.hold.status()
+	st.Certificate = certStatus(d.nodeCert)
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,
@@ -183,6 +189,9 @@ func (d *Daemon) Status() Status {
 			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), Undeliverable: p.undeliv.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
 		})
 		ls := &st.Links[len(st.Links)-1]
+		if l := p.currentLink(); l != nil {
+			ls.PeerCertificate = certStatus(l.peerCert)
+		}
 		enq, deq, drain := p.rates.get(qs.Messages)
 		ls.EnqueueRate, ls.DequeueRate, ls.DrainSeconds = round2(enq), round2(deq), round2(drain)
 		if math.IsInf(drain, 1) {

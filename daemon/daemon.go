@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,6 +108,9 @@ type Daemon struct {
 	spool     *spool.Spool // nil without spool.dir
 	durableID uint64       // the spool's durable stream id, 0 without a spool
 
+	nodeCert     *x509.Certificate    // the leaf of the config's certificate; nil: self-signed
+	expiryWarned map[string]time.Time // certificate -> last expiry warning; owned by the janitor
+
 	closeOnce sync.Once
 	closing   atomic.Bool // set when Close starts
 	closeErr  error
@@ -152,6 +156,11 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		}
 	}
 	d.id = auth.Identity{ID: auth.PeerID{Cluster: c.Cluster, Node: c.Node}, Key: key}
+	if err := d.loadCertificate(&c); err != nil {
+		return nil, err
+	}
+	d.pins.SetClock(d.now)
+	d.expiryWarned = map[string]time.Time{}
 	// The incarnation is the start time in nanoseconds: it differs at every
 	// start and grows from one run to the next, so a peer can tell that
 	// membership of an older run is stale.
@@ -162,6 +171,10 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.admit.rate, d.admit.burst = rate.Limit(c.Link.HandshakeRate), c.Link.HandshakeBurst
 	d.admit.total = rate.Limit(c.Link.HandshakeRateTotal)
 	d.metrics = newMetrics(d)
+	d.current.Store(d.cfg) // read by the metrics' collectors
+	if err := d.applyTrust(&c); err != nil {
+		return nil, err
+	}
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 	d.groups.SetPolicy(d.membershipPolicy(c.Groups))
 	d.hold = newHold(d)
@@ -315,6 +328,7 @@ func (d *Daemon) janitor() {
 				d.checkBacklog(p, now)
 				d.checkUnreachable(p, now)
 			}
+			d.checkCertificates(now)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,13 @@ type link struct {
 	dialer    bool
 	remoteInc uint64
 	peerKey   ed25519.PublicKey // the key the peer presented
+	// peerChain is the certificate chain the peer presented (leaf first),
+	// peerCert its leaf, caVerified whether a cluster CA vouched for it
+	// (no pins for its name): checked against revocations at reload and
+	// against expiry by the janitor.
+	peerChain  []*x509.Certificate
+	peerCert   *x509.Certificate
+	caVerified bool
 	// remoteDurable is the peer's durable stream id (0: it has no spool).
 	remoteDurable uint64
 	maxFrame      int // largest frame the peer accepts
@@ -72,7 +80,10 @@ func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader,
 	if l.maxFrame <= 0 {
 		l.maxFrame = p.d.cfg.Link.MaxFrameSize
 	}
-	_, l.peerKey, _ = auth.PeerFromConnectionState(conn.ConnectionState())
+	cs := conn.ConnectionState()
+	_, l.peerKey, _ = auth.PeerFromConnectionState(cs)
+	l.peerChain = cs.PeerCertificates
+	l.peerCert, l.caVerified = p.d.peerCertOf(cs.PeerCertificates)
 	l.ctx, l.cancel = context.WithCancelCause(p.d.ctx)
 	l.lastRecv.Store(time.Now().UnixNano())
 	return l

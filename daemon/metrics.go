@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/wandist/wandist/auth"
 )
 
 // metrics are the daemon's Prometheus metrics, on its own registry.
@@ -41,6 +42,9 @@ type metrics struct {
 	// groups.membership_rate (control.go).
 	membershipThrottled *prometheus.CounterVec
 	snapshotBytes       prometheus.Gauge
+	// linksClosed counts up links closed for their peer's certificate
+	// (trust.go).
+	linksClosed *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -120,6 +124,15 @@ func newMetrics(d *Daemon) *metrics {
 		Help: "Membership frames from the peer read late: it sent more than groups.membership_rate."}, peerLabels)
 	m.reg.MustRegister(m.membershipThrottled)
 	m.addDiscovery()
+	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_links_closed_total",
+		Help: "Up links closed for their peer's certificate, by reason: revoked (trust.revoked_file), certificate_expired."}, []string{"reason"})
+	for _, r := range []string{closeRevoked, closeExpired} {
+		m.linksClosed.WithLabelValues(r)
+	}
+	for _, r := range auth.Reasons {
+		m.handshakeRejects.WithLabelValues(string(r))
+	}
+	m.reg.MustRegister(m.linksClosed, &certCollector{d: d})
 	return m
 }
 

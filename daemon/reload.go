@@ -38,6 +38,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		{"cluster", old.Cluster, c.Cluster}, {"node", old.Node, c.Node}, {"identity", old.Identity, c.Identity},
 		{"listen", old.Listen, c.Listen}, {"local", old.Local, c.Local}, {"admin", old.Admin, c.Admin},
 		{"spool", old.Spool, c.Spool}, {"link", old.Link, c.Link}, {"groups", old.Groups, c.Groups},
+		{"certificate", old.Certificate, c.Certificate},
 	} {
 		if !reflect.DeepEqual(f.old, f.new) {
 			return fmt.Errorf("%w: %s changed", ErrNeedsRestart, f.name)
@@ -52,7 +53,11 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		}
 		want[auth.PeerID{Cluster: pc.Cluster, Node: pc.Node}] = pc
 	}
+	if err := d.applyTrust(&c); err != nil {
+		return err
+	}
 	prev := d.current.Swap(&c)
+	d.closeRevoked()
 	if !reflect.DeepEqual(prev.Exports, c.Exports) || !reflect.DeepEqual(prev.Imports, c.Imports) {
 		d.resyncAll() // the import rules (which follow the exports by default) apply to every member again
 	}

@@ -75,6 +75,10 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 		return enc.Encode(st)
 	}
 	fmt.Fprintf(stdout, "node %s/%s  incarnation %s  groups %d\n", st.Cluster, st.Node, st.Incarnation, st.Groups)
+	if c := st.Certificate; c != nil {
+		fmt.Fprintf(stdout, "certificate %s serial %s expires %s (in %s)\n", c.Subject, c.Serial,
+			c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute))
+	}
 	if sp := st.Spool; sp != nil {
 		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncMilli, sp.Error)
 	}
@@ -108,7 +112,16 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds,
 			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.Undeliverable, l.LastError)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, l := range st.Links {
+		if c := l.PeerCertificate; c != nil && c.CA {
+			fmt.Fprintf(stdout, "peer %s/%s certificate serial %s expires %s (in %s)\n", l.Cluster, l.Node, c.Serial,
+				c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute))
+		}
+	}
+	return nil
 }
 
 func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"run":    {"run the daemon: wandistd run -c FILE (SIGHUP reloads the config)", cmdRun},
 	"reload": {"make the daemon read its config file again: wandistd reload [-c FILE] [--admin ADDR] [--token T]", cmdReload},
 	"keygen": {"make a node key: wandistd keygen -o FILE [-f]", cmdKeygen},
+	"ca":     {"make a cluster CA or a node certificate: wandistd ca init -cluster C | ca issue -ca DIR -node N -key FILE", cmdCA},
 	"status": {"show this node's links: wandistd status [--admin ADDR] [--json]", cmdStatus},
 	"sub":    {"receive from a group: wandistd sub --socket PATH --group G [--count N]", cmdSub},
 	"pub":    {"send to a group: wandistd pub --socket PATH --group G [PAYLOAD]", cmdPub},
