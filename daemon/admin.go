@@ -164,6 +164,9 @@ type LinkStatus struct {
 	Undeliverable  uint64            `json:"undeliverable"`                    // sent to an address whose mailbox the peer no longer had
 	// PeerCertificate is the certificate the peer presented on the up link.
 	PeerCertificate *CertStatus `json:"peer_certificate,omitempty"`
+	// Discovered: the peer was found by discovery (remotes[]), not named
+	// in the config.
+	Discovered bool `json:"discovered,omitempty"`
 }
 
 // Status returns the node's links and buffers, sorted by peer.
@@ -189,6 +192,7 @@ func (d *Daemon) Status() Status {
 			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), Undeliverable: p.undeliv.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
 		})
 		ls := &st.Links[len(st.Links)-1]
+		ls.Discovered = p.discovered
 		if l := p.currentLink(); l != nil {
 			ls.PeerCertificate = certStatus(l.peerCert)
 		}

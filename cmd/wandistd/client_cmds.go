@@ -88,6 +88,7 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tUNDELIVERABLE\tLAST ERROR")
+	anyDiscovered := false
 	for _, l := range st.Links {
 		rtt := "-"
 		if l.State == daemon.StateUp {
@@ -104,16 +105,24 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 		if l.PastGrace {
 			state += ", past grace" // down for groups.unreachable_grace: still buffering
 		}
+		node := l.Node
+		if l.Discovered {
+			node += "*"
+			anyDiscovered = true
+		}
 		discarded := uint64(0)
 		for _, n := range l.Discarded {
 			discarded += n
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, l.Node, l.Transport, state,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\t%.0f\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Cluster, node, l.Transport, state,
 			time.Since(l.Since).Round(time.Second), rtt, l.QueuedMessages, l.QueuedBytes, l.OldestSeconds,
 			l.EnqueueRate, l.DequeueRate, drain, l.Redelivered, l.Duplicates, l.Rejected, discarded, l.Undeliverable, l.LastError)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if anyDiscovered {
+		fmt.Fprintln(stdout, "* found by discovery from a remote cluster's seeds (remotes[]), not named in the config")
 	}
 	for _, l := range st.Links {
 		if c := l.PeerCertificate; c != nil && c.CA {
