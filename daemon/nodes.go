@@ -119,6 +119,9 @@ func (d *Daemon) applyNodes(u nodesUpdate) {
 			continue
 		}
 		addr := dialAddr(e, rc.transport, u.fromHost)
+		// The address of a node its cluster lists is as trusted as one
+		// a config names: its handshakes skip the total rate (admit.go).
+		d.admit.trustAddress(addr)
 		switch {
 		case p != nil:
 			p.setAddress(addr)
