@@ -102,6 +102,7 @@ func Parse(data []byte, path string) (*Config, error) {
 	c.Local.Socket = resolvePath(dir, c.Local.Socket)
 	c.Spool.Dir = resolvePath(dir, c.Spool.Dir)
 	c.Spool.SecretFile = resolvePath(dir, c.Spool.SecretFile)
+	c.Gossip.SecretFile = resolvePath(dir, c.Gossip.SecretFile)
 	c.fill()
 	r.check(c)
 	if err := r.result(); err != nil {

@@ -45,6 +45,7 @@ func TestDefault(t *testing.T) {
 		Spool:  Spool{MaxBytes: 1 << 30},
 		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
 		Log:    Log{Level: "info", Format: "text"},
+		Gossip: Gossip{Profile: "lan"},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("Default() = %+v\nwant %+v", d, want)

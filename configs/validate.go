@@ -47,6 +47,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.MaxLinkMemory, d.Link.MaxLinkMemory)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
+	setIfZero(&c.Gossip.Profile, GossipLAN)
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
 	setIfZero(&c.Local.HelloTimeout, DefaultHelloTimeout)
 	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
@@ -156,6 +157,7 @@ func (r *reporter) check(c *Config) {
 	r.checkEnum("log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	r.checkEnum("log.format", c.Log.Format, FormatText, FormatJSON)
 	r.checkPeers(c)
+	r.checkGossip(&c.Gossip)
 }
 
 func (r *reporter) checkName(key, s string) {

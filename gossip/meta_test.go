@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -61,4 +62,19 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("Encode(DecodeMeta(%x)) = %x: not canonical", b, again)
 		}
 	})
+}
+
+func TestParseKey(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xab}, KeySize)
+	b64 := []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
+	for _, in := range [][]byte{raw, b64} {
+		if k, err := ParseKey(in); err != nil || !bytes.Equal(k, raw) {
+			t.Errorf("ParseKey(%q) = %x, %v", in, k, err)
+		}
+	}
+	for _, in := range [][]byte{nil, raw[:16], []byte("not base64 at all!"), []byte(base64.StdEncoding.EncodeToString(raw[:16]))} {
+		if _, err := ParseKey(in); !errors.Is(err, ErrConfig) {
+			t.Errorf("ParseKey(%q) = %v, want ErrConfig", in, err)
+		}
+	}
 }
