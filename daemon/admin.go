@@ -111,6 +111,8 @@ type Status struct {
 	Groups      int          `json:"groups"`
 	Spool       *SpoolStatus `json:"spool,omitempty"`
 	Hold        HoldStatus   `json:"hold"`
+	// ClusterView is this node's cluster by gossip (cluster.go); absent without gossip.bind.
+	ClusterView []ClusterMember `json:"cluster_view,omitempty"`
 }
 
 // HoldStatus is what waits on this node for its client or group member
@@ -166,6 +168,7 @@ func (d *Daemon) Status() Status {
 	st := Status{Cluster: d.cfg.Cluster, Node: d.cfg.Node, Incarnation: fmt.Sprintf("%016x", d.incarnation),
 		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
 	st.Hold = d.hold.status()
+	st.ClusterView = d.clusterStatus()
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,

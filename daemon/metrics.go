@@ -40,6 +40,7 @@ type metrics struct {
 	// groups.membership_rate (control.go).
 	membershipThrottled *prometheus.CounterVec
 	snapshotBytes       prometheus.Gauge
+	gossip              gossipMetrics // cluster.go
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -118,6 +119,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.membershipThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_membership_throttled_total",
 		Help: "Membership frames from the peer read late: it sent more than groups.membership_rate."}, peerLabels)
 	m.reg.MustRegister(m.membershipThrottled)
+	m.gossip = newGossipMetrics(m.reg)
 	return m
 }
 
