@@ -49,6 +49,7 @@ type Config struct {
 	// to the groups exported to it, and to no other. Peers in this node's
 	// own cluster may add members to every group.
 	Imports []Import
+	Gossip  Gossip
 }
 
 // Import is one import rule: peers of the clusters in From ("*": all) may
@@ -317,6 +318,7 @@ const (
 // Identity, Local.Socket and Peers are left empty.
 func Default() *Config {
 	return &Config{
+		Gossip: Gossip{Profile: GossipLAN},
 		Link: Link{
 			KeepaliveInterval:  DefaultKeepaliveInterval,
 			KeepaliveTimeout:   DefaultKeepaliveTimeout,

@@ -103,6 +103,7 @@ func Parse(data []byte, path string) (*Config, error) {
 	c.Spool.Dir = resolvePath(dir, c.Spool.Dir)
 	c.Spool.SecretFile = resolvePath(dir, c.Spool.SecretFile)
 	c.resolveTrustPaths(dir)
+	c.Gossip.SecretFile = resolvePath(dir, c.Gossip.SecretFile)
 	c.fill()
 	r.check(c)
 	if err := r.result(); err != nil {

@@ -46,6 +46,7 @@ func TestDefault(t *testing.T) {
 		Local:  Local{MaxClients: 1024, HelloTimeout: 2 * time.Second, ClientBuffer: 64 << 20, InboxFull: "park", HoldBytes: 64 << 20, HoldMessages: 100_000},
 		Log:    Log{Level: "info", Format: "text"},
 		Trust:  Trust{Domain: "wandist", ExpiryWarning: 720 * time.Hour},
+		Gossip: Gossip{Profile: "lan"},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("Default() = %+v\nwant %+v", d, want)

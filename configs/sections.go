@@ -4,7 +4,7 @@ import "go.yaml.in/yaml/v3"
 
 // Known keys of every mapping in the file.
 var (
-	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports", "imports", "certificate", "trust", "remotes"}
+	rootKeys   = []string{"cluster", "node", "identity", "listen", "local", "admin", "link", "groups", "buffer", "spool", "log", "peers", "exports", "imports", "certificate", "trust", "remotes", "gossip"}
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
@@ -111,6 +111,8 @@ func (r *reporter) decodeConfig(root *yaml.Node, c *Config, dir string) {
 			r.decodeTrust(v, key, &c.Trust)
 		case "remotes":
 			remotes = v
+		case "gossip":
+			r.decodeGossip(v, key, &c.Gossip)
 		}
 	})
 	r.decodePeers(peers, c, dir)

@@ -47,6 +47,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.MaxLinkMemory, d.Link.MaxLinkMemory)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
+	setIfZero(&c.Gossip.Profile, GossipLAN)
 	setIfZero(&c.Local.MaxClients, DefaultMaxClients)
 	setIfZero(&c.Local.HelloTimeout, DefaultHelloTimeout)
 	setIfZero(&c.Local.ClientBuffer, DefaultClientBuffer)
@@ -158,6 +159,7 @@ func (r *reporter) check(c *Config) {
 	r.checkEnum("log.format", c.Log.Format, FormatText, FormatJSON)
 	r.checkTrust(c)
 	r.checkPeers(c)
+	r.checkGossip(&c.Gossip)
 }
 
 func (r *reporter) checkName(key, s string) {

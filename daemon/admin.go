@@ -114,6 +114,8 @@ type Status struct {
 	// Certificate is this node's CA-issued certificate; absent when it
 	// presents a self-signed one.
 	Certificate *CertStatus `json:"certificate,omitempty"`
+	// ClusterView is this node's cluster by gossip (cluster.go); absent without gossip.bind.
+	ClusterView []ClusterMember `json:"cluster_view,omitempty"`
 }
 
 // HoldStatus is what waits on this node for its client or group member
@@ -175,6 +177,7 @@ func (d *Daemon) Status() Status {
 		PublicKey: auth.FormatPublicKey(d.id.Public()), Links: []LinkStatus{}, Groups: len(d.groups.Groups())}
 	st.Hold = d.hold.status()
 	st.Certificate = certStatus(d.nodeCert)
+	st.ClusterView = d.clusterStatus()
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,

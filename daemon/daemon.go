@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/gossip"
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/spool"
 	"github.com/wandist/wandist/transport"
@@ -47,6 +49,8 @@ type Options struct {
 	// Source, if set, reads the config again for a reload requested on the
 	// admin listener (POST /v1/reload); wandistd run sets it to its file.
 	Source func() (*configs.Config, error)
+	// GossipTune, if set, adjusts memberlist's config (tests: fast timings).
+	GossipTune func(*memberlist.Config)
 }
 
 // Daemon is one running wandistd node.
@@ -105,6 +109,9 @@ type Daemon struct {
 	alerts         AlertOptions  // from Options, with defaults
 	source         func() (*configs.Config, error)
 
+	gossip     atomic.Pointer[gossip.Gossip] // set by Start; nil without gossip.bind (cluster.go)
+	gossipTune func(*memberlist.Config)      // from Options
+
 	spool     *spool.Spool // nil without spool.dir
 	durableID uint64       // the spool's durable stream id, 0 without a spool
 
@@ -137,6 +144,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		digestInterval: opts.DigestInterval,
 		alerts:         opts.Alerts.withDefaults(),
 		source:         opts.Source,
+		gossipTune:     opts.GossipTune,
 	}
 	if d.digestInterval <= 0 {
 		d.digestInterval = 10 * time.Second
@@ -281,6 +289,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		d.admin = as
 	}
+	if err := d.startGossip(); err != nil {
+		return fail(err)
+	}
 	for _, p := range d.peerList() {
 		d.startPeer(p)
 	}
@@ -352,6 +363,7 @@ func (d *Daemon) Close() error {
 		if d.local != nil {
 			d.local.close()
 		}
+		d.closeGossip()
 		// Tell every peer this node is leaving, in parallel, then stop.
 		var wg sync.WaitGroup
 		for _, p := range d.peerList() {

@@ -77,6 +77,10 @@
 //	admin.go    the admin listener: /metrics, /v1/status, /healthz
 //	adminauth.go  admin.token on that listener: read-only without it,
 //	            refusals counted and logged once per interval
+//	cluster.go  this node's cluster by gossip (package gossip, on
+//	            memberlist; gossip.bind): started once the listeners are
+//	            up, ClusterView, the gossip metrics; a node of the cluster
+//	            declared dead or that left loses its group members here
 //	metrics.go  the Prometheus metrics
 //	wait.go     waiting for a link or for members (the demo, tools, tests)
 package daemon

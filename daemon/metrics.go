@@ -45,6 +45,7 @@ type metrics struct {
 	// linksClosed counts up links closed for their peer's certificate
 	// (trust.go).
 	linksClosed *prometheus.CounterVec
+	gossip              gossipMetrics // cluster.go
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -133,6 +134,7 @@ func newMetrics(d *Daemon) *metrics {
 		m.handshakeRejects.WithLabelValues(string(r))
 	}
 	m.reg.MustRegister(m.linksClosed, &certCollector{d: d})
+	m.gossip = newGossipMetrics(m.reg)
 	return m
 }
 

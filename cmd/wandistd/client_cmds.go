@@ -85,6 +85,9 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 	h := st.Hold
 	fmt.Fprintf(stdout, "hold %d messages, %d bytes (bounds %d, %d) waiting here for their client or group member; expired %d, undeliverable %d, routed on %d\n",
 		h.Messages, h.Bytes, h.MaxMessages, h.MaxBytes, h.Expired, h.Undeliverable, h.RoutedOn)
+	if err := printClusterView(stdout, st.ClusterView); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tNODE\tTRANSPORT\tSTATE\tSINCE\tRTT\tQUEUED\tBYTES\tOLDEST\tIN/s\tOUT/s\tDRAIN\tREDELIVERED\tDUPS\tBUSY\tDISCARDED\tUNDELIVERABLE\tLAST ERROR")
@@ -280,4 +283,26 @@ func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin 
 	}
 	fmt.Fprintf(stderr, "%d messages accepted by the local daemon\n", n)
 	return nil
+}
+
+// printClusterView prints this node's cluster by gossip (nothing without gossip).
+func printClusterView(w io.Writer, view []daemon.ClusterMember) error {
+	if len(view) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\ncluster by gossip, %d nodes:\n", len(view))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tSINCE\tQUIC\tTCP\tGOSSIP")
+	for _, m := range view {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Node, m.State, time.Since(m.Since).Round(time.Second),
+			orDash(m.QUIC), orDash(m.TCP), m.Gossip)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/daemon"
+	"github.com/wandist/wandist/gossip"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
@@ -127,6 +128,15 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer, _ io.
 	if f := cfg.Spool.SecretFile; f != "" {
 		if _, err := auth.ReadSecretFile(f, 64<<10); err != nil {
 			return fmt.Errorf("%s: spool.secret_file: %w", filepath.Base(*cfgPath), err)
+		}
+	}
+	if f := cfg.Gossip.SecretFile; f != "" {
+		b, err := auth.ReadSecretFile(f, 4<<10)
+		if err == nil {
+			_, err = gossip.ParseKey(b)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: gossip.secret_file: %w", filepath.Base(*cfgPath), err)
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s/%s, %d peers)\n", *cfgPath, cfg.Cluster, cfg.Node, len(cfg.Peers))
