@@ -134,6 +134,8 @@ func (d *Daemon) watchCluster(g *gossip.Gossip) {
 		for _, s := range gossipStates {
 			d.metrics.gossip.members.WithLabelValues(string(s)).Set(float64(counts[s]))
 		}
+		d.syncOwnCluster(g.Members())
+		d.viewChanged()
 	}
 }
 

@@ -54,6 +54,9 @@ type nodesUpdate struct {
 // peers.
 type discovery struct {
 	remotes map[string]*remoteCluster // by cluster name; fixed after New
+	// own is this node's cluster, whose nodes gossip finds (nodes.go:
+	// syncOwnCluster); nil without gossip.bind. Fixed after New.
+	own *remoteCluster
 
 	mu      sync.Mutex
 	pending map[auth.PeerID]nodesUpdate // guarded by mu: the newest list from each sender, not yet applied
@@ -72,6 +75,13 @@ func (d *Daemon) initDiscovery(c *configs.Config) {
 	d.disc.remotes = map[string]*remoteCluster{}
 	d.disc.pending = map[auth.PeerID]nodesUpdate{}
 	d.disc.wake = make(chan struct{}, 1)
+	if c.Gossip.Bind != "" {
+		tr := configs.TransportQUIC
+		if c.Listen.QUIC == "" {
+			tr = configs.TransportTCP
+		}
+		d.disc.own = &remoteCluster{name: c.Cluster, transport: tr, buffer: c.Buffer}
+	}
 	for _, r := range c.Remotes {
 		tr := r.Transport
 		if tr == "" {

@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/gossip"
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -110,8 +112,9 @@ func TestDiscoveryFromSeeds(t *testing.T) {
 	}
 }
 
-// TestDiscoveryDeadNodeLeaves: when a node's cluster says it is dead, the
-// discovered peer goes and its members leave the view at once.
+// TestDiscoveryDeadNodeLeaves: a node only unreachable keeps its members;
+// when its cluster says it is dead, the discovered peer goes and its
+// members leave the view at once.
 func TestDiscoveryDeadNodeLeaves(t *testing.T) {
 	tr := "mem"
 	w := newCAWorld(t, "east", "west")
@@ -128,6 +131,16 @@ func TestDiscoveryDeadNodeLeaves(t *testing.T) {
 	w.start(east)
 	waitLink(t, east.d, "west", "west-2")
 	subscribe(t, w2, "orders", east)
+	// west-2 cannot reach east-1 any more (else it would link again and be
+	// a peer again, rightly: it is alive).
+	east.block("west", "west-2", true)
+	w2.block("east", "east-1", true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if n := membersOn(east.d, "orders", "west-2"); n != 1 {
+		t.Fatalf("east-1 has %d members on west-2 while it is only unreachable, want 1", n)
+	}
 
 	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"},
 		nodes: []wire.NodeEntry{{Node: "west-1", QUIC: w1.addr(tr)}, {Node: "west-2", State: wire.NodeDead}}})
@@ -157,5 +170,57 @@ func TestDiscoverySeedOfAnotherCluster(t *testing.T) {
 		if p.id.Cluster == "west" {
 			t.Fatalf("a west peer was made from a south seed: %s", p.nodeName())
 		}
+	}
+}
+
+// TestDiscoveryWithGossip: two clusters of two nodes, no peers[] at all:
+// each node finds its cluster by gossip and the other from a seed, and
+// links to all three others. A node whose cluster declares it dead leaves
+// the other cluster's views within 2 s of that.
+func TestDiscoveryWithGossip(t *testing.T) {
+	for _, tr := range []string{"quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			w := newCAWorld(t, "east", "west")
+			key := gossipKeyFile(t)
+			w1, w2 := newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2")
+			e1, e2 := newNode(t, tr, "east", "east-1"), newNode(t, tr, "east", "east-2")
+			var w2Gossip *memberlist.NetTransport
+			for _, n := range []*node{w1, w2} {
+				n.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+			}
+			withGossip(w1, key, nil)
+			w.start(w1)
+			withGossip(w2, key, &w2Gossip, w1.d.ClusterView()[0].Addr)
+			w.start(w2)
+			for _, n := range []*node{e1, e2} {
+				n.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+			}
+			withGossip(e1, key, nil)
+			w.start(e1)
+			withGossip(e2, key, nil, e1.d.ClusterView()[0].Addr)
+			w.start(e2)
+			all := []*node{w1, w2, e1, e2}
+			for _, a := range all {
+				for _, b := range all {
+					if a != b {
+						waitLink(t, a.d, b.cfg.Cluster, b.cfg.Node)
+					}
+				}
+			}
+			subscribe(t, w2, "orders", e1, e2)
+			for i, n := range []*node{e1, e2} {
+				if err := connect(t, n).SendGroup(ctxT(t, 5*time.Second), "orders", []byte("x")); err != nil {
+					t.Fatalf("send from node %d: %v", i, err)
+				}
+			}
+
+			// west-2's gossip stops hard: west declares it dead, and east
+			// hears it from west-1, though its links to west-2 stay up.
+			w2Gossip.Shutdown()
+			waitUntil(t, 30*time.Second, func() bool { return clusterState(w1.d, "west-2") == gossip.StateDead }, func() string { return "west-2 declared dead by west-1" })
+			waitUntil(t, 2*time.Second, func() bool {
+				return e1.d.peer("west", "west-2") == nil && membersOn(e1.d, "orders", "west-2") == 0
+			}, func() string { return "east-1 still has west-2 or its member 2 s after west declared it dead" })
+		})
 	}
 }

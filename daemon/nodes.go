@@ -7,6 +7,7 @@ import (
 
 	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/gossip"
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -18,6 +19,12 @@ import (
 // other node of its cluster it knows.
 func (d *Daemon) ownNodes() *wire.Nodes {
 	m := &wire.Nodes{Cluster: d.cfg.Cluster, Version: d.viewVersion.Load()}
+	if g := d.gossip.Load(); g != nil {
+		for _, gm := range g.Members() {
+			m.Nodes = append(m.Nodes, wire.NodeEntry{Node: gm.Node, State: gossipState(gm.State), QUIC: gm.Meta.QUIC, TCP: gm.Meta.TCP})
+		}
+		return m
+	}
 	self := wire.NodeEntry{Node: d.cfg.Node}
 	self.QUIC, self.TCP = d.ListenAddr("quic"), d.ListenAddr("tcp")
 	m.Nodes = append(m.Nodes, self)
@@ -217,11 +224,63 @@ func (d *Daemon) viewChangedIf(own bool) {
 	}
 }
 
+func gossipState(s gossip.State) uint8 {
+	switch s {
+	case gossip.StateDead:
+		return wire.NodeDead
+	case gossip.StateLeft:
+		return wire.NodeLeft
+	}
+	return wire.NodeAlive
+}
+
+// syncOwnCluster makes a peer of every other node of this node's cluster
+// that gossip shows alive (groups span the cluster over these links), and
+// removes the discovered peer of a node gossip declared dead or that left.
+func (d *Daemon) syncOwnCluster(ms []gossip.Member) {
+	rc := d.disc.own
+	if rc == nil {
+		return
+	}
+	for _, m := range ms {
+		if m.Node == d.cfg.Node {
+			continue
+		}
+		p := d.peer(d.cfg.Cluster, m.Node)
+		if p != nil && !p.discovered {
+			continue // configured: left as configured
+		}
+		if m.State != gossip.StateAlive {
+			if p != nil {
+				d.removeDiscovered(p, "gossip says it is "+string(m.State))
+			}
+			continue
+		}
+		addr := m.Meta.QUIC
+		if rc.transport == configs.TransportTCP {
+			addr = m.Meta.TCP
+		}
+		d.admit.trustAddress(addr)
+		switch {
+		case p != nil:
+			p.setAddress(addr)
+		case d.discoveredCount() >= maxDiscovered:
+			d.refuseDiscovery("too_many_nodes", auth.PeerID{Cluster: d.cfg.Cluster, Node: m.Node}, "node %s/%s not added: %d discovered peers already", d.cfg.Cluster, m.Node, maxDiscovered)
+		default:
+			d.addDiscovered(rc, auth.PeerID{Cluster: d.cfg.Cluster, Node: m.Node}, addr)
+		}
+	}
+}
+
 // adoptInbound makes a peer for a node that linked to this node, proved by
 // its cluster's CA, and that no config names: a node of a remote cluster
-// discovery has not listed yet. nil if its cluster is not a remote one.
+// discovery has not listed yet, or of this node's cluster that gossip has
+// not shown yet. nil if its cluster is neither.
 func (d *Daemon) adoptInbound(id auth.PeerID) *peer {
 	rc := d.disc.remotes[id.Cluster]
+	if id.Cluster == d.cfg.Cluster {
+		rc = d.disc.own
+	}
 	if rc == nil || d.discoveredCount() >= maxDiscovered {
 		return nil
 	}
