@@ -73,6 +73,9 @@
 //	            logging of refused handshakes. The transport's gate caps
 //	            the handshakes in progress and asks QUIC clients for a Retry
 //	reload.go   applying a changed config without a restart
+//	trust.go    the node certificate, cluster CAs and the revocation list
+//	            in the PinSet; links closed for a revoked or expired peer
+//	            certificate; certificate expiry gauges and warnings
 //	alerts.go   backlog alerts; rates.go: the buffers' fill and drain rates
 //	admin.go    the admin listener: /metrics, /v1/status, /healthz
 //	adminauth.go  admin.token on that listener: read-only without it,
