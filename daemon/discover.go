@@ -294,7 +294,8 @@ type discoveryMetrics struct {
 	discoveryProbes  *prometheus.CounterVec // by cluster, result
 	discoveryRefused *prometheus.CounterVec // by reason
 	discoveryAnswers prometheus.Counter
-	discovered       *prometheus.GaugeVec // by cluster
+	discovered       *prometheus.GaugeVec   // by cluster
+	discoveryRemoved *prometheus.CounterVec // by cluster
 }
 
 func (m *metrics) addDiscovery() {
@@ -306,10 +307,12 @@ func (m *metrics) addDiscovery() {
 		Help: "Probes of other clusters' nodes this node answered with its cluster's nodes."})
 	m.discovered = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wandist_discovered_peers",
 		Help: "Peers made by discovery, by cluster."}, []string{"cluster"})
+	m.discoveryRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_discovery_removed_total",
+		Help: "Discovered peers removed because their cluster declared them dead or left, by cluster."}, []string{"cluster"})
 	for _, r := range []string{"wrong_cluster", "bad_name", "too_many_nodes"} {
 		m.discoveryRefused.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.discoveryProbes, m.discoveryRefused, m.discoveryAnswers, m.discovered)
+	m.reg.MustRegister(m.discoveryProbes, m.discoveryRefused, m.discoveryAnswers, m.discovered, m.discoveryRemoved)
 }
 
 // seedTLS is the TLS configuration of a probe: any node of cluster,

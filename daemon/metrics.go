@@ -45,7 +45,7 @@ type metrics struct {
 	// linksClosed counts up links closed for their peer's certificate
 	// (trust.go).
 	linksClosed *prometheus.CounterVec
-	gossip              gossipMetrics // cluster.go
+	gossip      gossipMetrics // cluster.go
 }
 
 func newMetrics(d *Daemon) *metrics {

@@ -215,6 +215,7 @@ func (d *Daemon) removeDiscovered(p *peer, why string) {
 	}
 	d.retired[p.id] = p
 	d.metrics.discovered.WithLabelValues(p.id.Cluster).Dec()
+	d.metrics.discoveryRemoved.WithLabelValues(p.id.Cluster).Inc()
 	d.viewChangedIf(p.id.Cluster == d.cfg.Cluster)
 }
 
