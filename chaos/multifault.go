@@ -71,25 +71,30 @@ func (m *MultiTopology) Heal(ctx context.Context, name string) error {
 }
 
 func (m *MultiTopology) setCut(ctx context.Context, name string, on bool) error {
-	if m.Cluster(name) == nil {
+	c := m.Cluster(name)
+	if c == nil {
 		return fmt.Errorf("chaos: no cluster %q in the topology", name)
 	}
+	if !m.HaveNFT {
+		return fmt.Errorf("%w: a cut needs nftables", ErrUnsupported)
+	}
+	m.mu.Lock()
 	for _, o := range m.Clusters {
-		if o.Name == name {
+		if o == c {
 			continue
 		}
-		for _, p := range [][2]string{{name, o.Name}, {o.Name, name}} {
-			k, _ := m.pair(p[0], p[1])
-			m.mu.Lock()
-			f := m.faults[k]
-			m.mu.Unlock()
+		for _, p := range [][2]int{{c.Index, o.Index}, {o.Index, c.Index}} {
+			f := m.faults[p]
 			f.Blackhole = on
-			if err := m.Apply(ctx, p[0], p[1], f); err != nil {
-				return err
+			if f == (PairFault{}) {
+				delete(m.faults, p)
+			} else {
+				m.faults[p] = f
 			}
 		}
 	}
-	return nil
+	m.mu.Unlock()
+	return m.writeFaults(ctx) // one nft transaction: every pair at once
 }
 
 // pairCounter names the nftables counters of a pair: p_ packets that
