@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,22 @@ func TestCheckSpread(t *testing.T) {
 	r = CheckSpread(flows, recs, [][]Delivery{at(10, 1, 2, 5, 3), at(20, 4, 3)}, time.Time{})[0]
 	if r.OutOfOrder != 2 || r.Duplicated != 1 || r.Lost != 1 || r.LostSeqs[0] != 6 {
 		t.Fatalf("want 2 out of order (3 at x after 5, 3 at y after 4), 1 duplicate (3), 6 lost: %+v", r)
+	}
+}
+
+// Rewriting the matrix's report keeps the many-nodes section.
+func TestWriteMarkdownKeepsManyNodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chaos.md")
+	section := manyNodesHeading + "3 clusters x 4 nodes\n\nmeasured by hand\n"
+	if err := os.WriteFile(path, []byte("# old report\n"+section), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := Report{Profile: "full"}
+	if err := rep.WriteMarkdown(path); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if s := string(got); !strings.HasSuffix(s, section) || strings.Contains(s, "# old report") {
+		t.Fatalf("rewritten report:\n%s", s)
 	}
 }
