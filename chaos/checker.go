@@ -34,19 +34,24 @@ type FlowResult struct {
 // sends (index seq-1), got what the consumer printed, in order; heal is
 // when the last fault ended (zero: none).
 func Check(records [][]SendRecord, got []Delivery, heal time.Time) []FlowResult {
-	out := make([]FlowResult, len(Flows))
+	return CheckFlows(Flows, records, got, heal)
+}
+
+// CheckFlows is Check of the given flows (Delivery.Flow indexes them).
+func CheckFlows(flows []Flow, records [][]SendRecord, got []Delivery, heal time.Time) []FlowResult {
+	out := make([]FlowResult, len(flows))
 	type seen struct {
 		n     int
 		first time.Time
 	}
-	deliv := make([]map[uint64]*seen, len(Flows))
-	maxSeq := make([]uint64, len(Flows))
-	firstAfter := make([]time.Time, len(Flows))
+	deliv := make([]map[uint64]*seen, len(flows))
+	maxSeq := make([]uint64, len(flows))
+	firstAfter := make([]time.Time, len(flows))
 	for i := range deliv {
 		deliv[i] = map[uint64]*seen{}
 	}
 	for _, d := range got {
-		if d.Flow < 0 || d.Flow >= len(Flows) {
+		if d.Flow < 0 || d.Flow >= len(flows) {
 			continue
 		}
 		r := &out[d.Flow]
@@ -67,7 +72,7 @@ func Check(records [][]SendRecord, got []Delivery, heal time.Time) []FlowResult 
 	}
 	for fi, recs := range records {
 		r := &out[fi]
-		r.Flow = Flows[fi].Name
+		r.Flow = flows[fi].Name
 		r.HealToFirst, r.HealToDrained = -1, -1
 		var drained time.Time
 		for i, rec := range recs {
@@ -93,7 +98,7 @@ func Check(records [][]SendRecord, got []Delivery, heal time.Time) []FlowResult 
 			}
 			if s == nil {
 				if rec.Outcome == Accepted {
-					if Flows[fi].TTL > 0 {
+					if flows[fi].TTL > 0 {
 						r.Expired++
 					} else {
 						r.Lost++

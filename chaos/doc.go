@@ -26,6 +26,14 @@
 // the heal to the first delivery and to a drained backlog), and the daemons'
 // peak memory is compared with their configured bound.
 //
+// TestMultiCluster runs many nodes (MultiTopology): 3 clusters of 4
+// nodes, a namespace per node, a bridged LAN per cluster, the faults per
+// pair of clusters in one WAN namespace; the daemons' configs come from
+// one function of the layout (MeshConfig); reliable flows from one
+// cluster to groups served in the two others are accounted for over all
+// their consumers (CheckSpread) through a kill -9 of a receiving node and
+// a cut of a cluster (docs/chaos.md, "Many nodes").
+//
 // How to run (as root; namespaces, /dev/net/tun and nftables are needed,
 // and nftables is installed from Debian's packages when CI=true):
 //

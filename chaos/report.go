@@ -203,5 +203,22 @@ func (rep *Report) WriteMarkdown(path string) error {
 		}
 		plots[r.Transport] = name
 	}
-	return os.WriteFile(path, []byte(rep.Markdown(plots)), 0o644)
+	return os.WriteFile(path, []byte(rep.Markdown(plots)+keptSection(path)), 0o644)
+}
+
+// manyNodesHeading starts the section of docs/chaos.md that TestMultiCluster's
+// runs fill by hand; rewriting the matrix's report keeps it.
+const manyNodesHeading = "\n## Many nodes: "
+
+// keptSection returns the many-nodes section of the report at path, from
+// its heading to the end ("" if there is none).
+func keptSection(path string) string {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(string(old), manyNodesHeading); i >= 0 {
+		return string(old[i:])
+	}
+	return ""
 }

@@ -31,6 +31,16 @@ type Flow struct {
 	Mode client.Mode
 	High bool
 	TTL  time.Duration
+	// Group is where the flow's producer sends ("": the suite's group).
+	Group string
+}
+
+// group returns the group the flow is sent to.
+func (f Flow) group() string {
+	if f.Group != "" {
+		return f.Group
+	}
+	return group
 }
 
 // Flows are the producers of every scenario: every delivery mode, both
@@ -43,8 +53,11 @@ var Flows = []Flow{
 	{Name: "reliable-ttl-1s", Tag: "ttl", Mode: client.Reliable, TTL: time.Second},
 }
 
-func flowByTag(tag string) int {
-	for i, f := range Flows {
+func flowByTag(tag string) int { return indexOfFlow(Flows, tag) }
+
+// indexOfFlow returns the index of the flow with tag in flows, -1 if none.
+func indexOfFlow(flows []Flow, tag string) int {
+	for i, f := range flows {
 		if f.Tag == tag {
 			return i
 		}
@@ -168,7 +181,7 @@ func (p *Producer) Run(stop <-chan struct{}, rate, size int) {
 		}
 		at := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := p.c.SendGroup(ctx, group, Payload(p.Flow.Tag, seq, size), opts...)
+		err := p.c.SendGroup(ctx, p.Flow.group(), Payload(p.Flow.Tag, seq, size), opts...)
 		cancel()
 		p.mu.Lock()
 		p.records = append(p.records, SendRecord{At: at, Outcome: classify(err)})
@@ -191,16 +204,22 @@ func classify(err error) Outcome {
 // WaitMember polls until the daemon behind c lists a member of the group
 // in cluster (reachable).
 func WaitMember(ctx context.Context, c *client.Client, cluster string, timeout time.Duration) error {
+	return WaitMemberOf(ctx, c, group, cluster, timeout)
+}
+
+// WaitMemberOf polls until the daemon behind c lists a reachable member
+// of group g in cluster.
+func WaitMemberOf(ctx context.Context, c *client.Client, g, cluster string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		ms, err := c.Members(ctx, group)
+		ms, err := c.Members(ctx, g)
 		for _, m := range ms {
 			if m.Addr.Cluster == cluster && m.Reachable {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: no reachable member of %q in %s after %v (members %v, last error %v)", ErrDaemon, group, cluster, timeout, ms, err)
+			return fmt.Errorf("%w: no reachable member of %q in %s after %v (members %v, last error %v)", ErrDaemon, g, cluster, timeout, ms, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -212,7 +231,7 @@ func WaitMember(ctx context.Context, c *client.Client, cluster string, timeout t
 
 // Delivery is one message the consumer printed.
 type Delivery struct {
-	Flow int // index in Flows; -1 for a payload that did not parse
+	Flow int // index in the consumer's flows (Flows); -1 for a payload that did not parse
 	Seq  uint64
 	At   time.Time
 }
@@ -223,6 +242,8 @@ type Delivery struct {
 // successor (Restart).
 type Consumer struct {
 	bin, socket string
+	group       string
+	flows       []Flow // Delivery.Flow indexes these
 	stderr      *os.File
 
 	mu   sync.Mutex
@@ -240,11 +261,17 @@ type consumerProc struct {
 
 // StartConsumer runs `wandistd sub` on socket and waits until it joined.
 func StartConsumer(ctx context.Context, bin, socket, logPath string) (*Consumer, error) {
+	return StartConsumerOf(ctx, bin, socket, group, Flows, logPath)
+}
+
+// StartConsumerOf runs `wandistd sub` on socket for group g, whose
+// deliveries are of flows, and waits until it joined.
+func StartConsumerOf(ctx context.Context, bin, socket, g string, flows []Flow, logPath string) (*Consumer, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{bin: bin, socket: socket, stderr: logf}
+	c := &Consumer{bin: bin, socket: socket, group: g, flows: flows, stderr: logf}
 	if err := c.start(ctx); err != nil {
 		logf.Close()
 		return nil, err
@@ -254,7 +281,7 @@ func StartConsumer(ctx context.Context, bin, socket, logPath string) (*Consumer,
 
 // start runs a new process and waits until it joined the group.
 func (c *Consumer) start(ctx context.Context) error {
-	cmd := exec.Command(c.bin, "sub", "--socket", c.socket, "--group", group)
+	cmd := exec.Command(c.bin, "sub", "--socket", c.socket, "--group", c.group)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -305,7 +332,7 @@ func (c *Consumer) read(out io.Reader, done chan struct{}) {
 			now := time.Now()
 			line = line[:len(line)-1]
 			tag, seq, perr := ParsePayload(line)
-			d := Delivery{Flow: flowByTag(tag), Seq: seq, At: now}
+			d := Delivery{Flow: indexOfFlow(c.flows, tag), Seq: seq, At: now}
 			c.mu.Lock()
 			if perr != nil || d.Flow < 0 {
 				d.Flow = -1

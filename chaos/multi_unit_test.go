@@ -1,0 +1,147 @@
+//go:build linux
+
+package chaos
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/configs"
+)
+
+// testLayout is 3 clusters of 2 nodes with fresh keys, in dir.
+func testLayout(t *testing.T, mode ConfigMode) MeshLayout {
+	t.Helper()
+	l := MeshLayout{Mode: mode, Transport: "tcp", Root: t.TempDir(), BufferBytes: 4 << 20}
+	for k, c := range []string{"a", "b", "c"} {
+		for i := 1; i <= 2; i++ {
+			pub, _, err := ed25519.GenerateKey(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("%s%d", c, i)
+			l.Nodes = append(l.Nodes, MeshNode{NodeNet: NodeNet{Cluster: c, Name: name, IP: netip.AddrFrom4([4]byte{10, 214, byte(k + 1), byte(10 + i)})},
+				PublicKey: auth.FormatPublicKey(pub)})
+		}
+	}
+	return l
+}
+
+// In the pinned mode every node's config is valid, lists every other node
+// of every cluster (its own included) with its key, and of each pair
+// exactly one node dials the other, over the layout's transport.
+func TestMeshConfigPinned(t *testing.T) {
+	l := testLayout(t, PinnedPeers)
+	dials := map[[2]string]int{}
+	for _, n := range l.Nodes {
+		cfg, err := MeshConfig(l, n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(l.NodeDir(n.Name), "config.yaml")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := configs.Parse([]byte(cfg.Render()), path)
+		if err != nil {
+			t.Fatalf("%s's config does not parse: %v\n%s", n.Name, err, cfg.Render())
+		}
+		if len(parsed.Peers) != len(l.Nodes)-1 {
+			t.Fatalf("%s has %d peers, want %d", n.Name, len(parsed.Peers), len(l.Nodes)-1)
+		}
+		for _, p := range cfg.Peers {
+			want := ""
+			for _, o := range l.Nodes {
+				if o.Name == p.Node {
+					want = o.PublicKey
+				}
+			}
+			if p.PublicKey != want || want == "" {
+				t.Fatalf("%s pins %q for %s, want %q", n.Name, p.PublicKey, p.Node, want)
+			}
+			if p.Address != "" {
+				if p.Transport != "tcp" {
+					t.Fatalf("%s dials %s over %q", n.Name, p.Node, p.Transport)
+				}
+				pair := [2]string{min(n.Name, p.Node), max(n.Name, p.Node)}
+				dials[pair]++
+			}
+		}
+	}
+	if want := len(l.Nodes) * (len(l.Nodes) - 1) / 2; len(dials) != want {
+		t.Fatalf("%d pairs dialled, want every one of the %d", len(dials), want)
+	}
+	for pair, n := range dials {
+		if n != 1 {
+			t.Fatalf("pair %v dialled by %d nodes, want 1", pair, n)
+		}
+	}
+}
+
+// The seeds mode is not written yet: it says so instead of writing a
+// config without peers; an unknown node or mode is an error.
+func TestMeshConfigErrors(t *testing.T) {
+	if _, err := MeshConfig(testLayout(t, CASeeds), "a1"); !errors.Is(err, ErrModeNotReady) {
+		t.Fatalf("seeds mode: %v, want ErrModeNotReady", err)
+	}
+	if _, err := MeshConfig(testLayout(t, PinnedPeers), "z9"); err == nil {
+		t.Fatal("a config for a node not in the layout")
+	}
+	if _, err := MeshConfig(testLayout(t, "gossip"), "a1"); err == nil {
+		t.Fatal("a config in an unknown mode")
+	}
+}
+
+// CheckSpread judges order per consumer (two members of a group are not
+// ordered with each other) but losses and duplicates over all of them.
+func TestCheckSpread(t *testing.T) {
+	flows := []Flow{{Name: "f", Tag: "f", Mode: client.Reliable}}
+	t0 := time.Unix(100, 0)
+	recs := [][]SendRecord{make([]SendRecord, 6)}
+	for i := range recs[0] {
+		recs[0][i] = SendRecord{At: t0.Add(time.Duration(i) * time.Millisecond), Outcome: Accepted}
+	}
+	at := func(ms int, seqs ...uint64) []Delivery {
+		var out []Delivery
+		for i, s := range seqs {
+			out = append(out, Delivery{Flow: 0, Seq: s, At: t0.Add(time.Duration(ms+i) * time.Millisecond)})
+		}
+		return out
+	}
+	// x takes 1, 2, 5, 6; y takes 3, 4 after x took 5: in order per member.
+	r := CheckSpread(flows, recs, [][]Delivery{at(10, 1, 2, 5, 6), at(20, 3, 4)}, time.Time{})[0]
+	if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Delivered != 6 {
+		t.Fatalf("spread in order: %+v", r)
+	}
+	// y takes 4 before 3, x takes 3 too, 6 is never delivered.
+	r = CheckSpread(flows, recs, [][]Delivery{at(10, 1, 2, 5, 3), at(20, 4, 3)}, time.Time{})[0]
+	if r.OutOfOrder != 2 || r.Duplicated != 1 || r.Lost != 1 || r.LostSeqs[0] != 6 {
+		t.Fatalf("want 2 out of order (3 at x after 5, 3 at y after 4), 1 duplicate (3), 6 lost: %+v", r)
+	}
+}
+
+// Rewriting the matrix's report keeps the many-nodes section.
+func TestWriteMarkdownKeepsManyNodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chaos.md")
+	section := manyNodesHeading + "3 clusters x 4 nodes\n\nmeasured by hand\n"
+	if err := os.WriteFile(path, []byte("# old report\n"+section), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := Report{Profile: "full"}
+	if err := rep.WriteMarkdown(path); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if s := string(got); !strings.HasSuffix(s, section) || strings.Contains(s, "# old report") {
+		t.Fatalf("rewritten report:\n%s", s)
+	}
+}

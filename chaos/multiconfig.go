@@ -1,0 +1,101 @@
+//go:build linux
+
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+)
+
+// ConfigMode says how the daemons of a multi-cluster mesh find and trust
+// each other; MeshConfig writes every node's config from it.
+type ConfigMode string
+
+// Config modes.
+const (
+	// PinnedPeers: every node lists every other node, of its own cluster
+	// and of every other, in peers[] with its public key pinned; of each
+	// pair the node with the lower name dials, the other accepts.
+	PinnedPeers ConfigMode = "pinned"
+	// CASeeds: each cluster has a CA (`certificate:`, `trust:`), its
+	// nodes find each other by gossip (`gossip:` bind, seeds,
+	// secret_file) and the other clusters from their seeds (`remotes:`
+	// cluster, seeds, transport, ca_files). Not written yet (MeshConfig
+	// returns ErrModeNotReady): the lead switches to it once the CA,
+	// gossip and discovery land. The steps that need discovery (a node
+	// joining by seeds) run only in this mode.
+	CASeeds ConfigMode = "seeds"
+)
+
+// ErrModeNotReady is returned by MeshConfig for a mode it cannot write yet.
+var ErrModeNotReady = errors.New("chaos: config mode not ready")
+
+// Ports of every mesh node, each in its own namespace.
+const (
+	meshQUICPort  = 7301
+	meshTCPPort   = 7302
+	meshAdminPort = 7303
+)
+
+// MeshNode is one node of a mesh: its place in the topology and its key.
+type MeshNode struct {
+	NodeNet
+	PublicKey string // as `wandistd keygen` prints it
+}
+
+// MeshLayout is everything the nodes' configs are a function of.
+type MeshLayout struct {
+	Mode         ConfigMode
+	Transport    string     // quic or tcp: how nodes dial each other
+	Root         string     // node X's directory is Root/X (config, X.key, socket)
+	Nodes        []MeshNode // every node of every cluster
+	BufferBytes  int64      // buffer.max_bytes for every peer
+	ClientBuffer int64      // local.client_buffer (0: the default)
+}
+
+// NodeDir is the directory of a node's config, key and socket.
+func (l MeshLayout) NodeDir(node string) string { return filepath.Join(l.Root, node) }
+
+// MeshConfig returns the config of node self. It is the one place that
+// says how the nodes of a mesh are configured: the test writes every
+// node's config, and a node added later, with it.
+func MeshConfig(l MeshLayout, self string) (NodeConfig, error) {
+	var me *MeshNode
+	for i := range l.Nodes {
+		if l.Nodes[i].Name == self {
+			me = &l.Nodes[i]
+		}
+	}
+	if me == nil {
+		return NodeConfig{}, fmt.Errorf("chaos: node %q is not in the mesh layout", self)
+	}
+	port := map[string]int{"quic": meshQUICPort, "tcp": meshTCPPort}[l.Transport]
+	if port == 0 {
+		return NodeConfig{}, fmt.Errorf("chaos: mesh transport %q: want quic or tcp", l.Transport)
+	}
+	dir := l.NodeDir(self)
+	cfg := NodeConfig{Cluster: me.Cluster, Node: me.Name, IP: me.IP.String(), QUICPort: meshQUICPort, TCPPort: meshTCPPort,
+		AdminPort: meshAdminPort, Socket: filepath.Join(dir, "local.sock"), BufferBytes: l.BufferBytes, ClientBuffer: l.ClientBuffer}
+	switch l.Mode {
+	case PinnedPeers:
+		for _, p := range l.Nodes {
+			if p.Name == self {
+				continue
+			}
+			pc := PeerConfig{Cluster: p.Cluster, Node: p.Name, PublicKey: p.PublicKey}
+			if self < p.Name { // of each pair, the lower name dials
+				pc.Address, pc.Transport = fmt.Sprintf("%s:%d", p.IP, port), l.Transport
+			}
+			cfg.Peers = append(cfg.Peers, pc)
+		}
+		return cfg, nil
+	case CASeeds:
+		// To come: certificate and trust.ca_files from the cluster's CA,
+		// gossip.bind on the node's address with seeds = the first
+		// nodes of its own cluster, remotes[] = each other cluster with
+		// its first nodes' link listeners as seeds, no peers[].
+		return NodeConfig{}, fmt.Errorf("%w: %q (cluster CA, gossip and remotes by seeds) is not written yet", ErrModeNotReady, l.Mode)
+	}
+	return NodeConfig{}, fmt.Errorf("chaos: unknown config mode %q (want %q or %q)", l.Mode, PinnedPeers, CASeeds)
+}
