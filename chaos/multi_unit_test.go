@@ -4,7 +4,6 @@ package chaos
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -87,17 +86,71 @@ func TestMeshConfigPinned(t *testing.T) {
 	}
 }
 
-// The seeds mode is not written yet: it says so instead of writing a
-// config without peers; an unknown node or mode is an error.
+// An unknown node or mode is an error.
 func TestMeshConfigErrors(t *testing.T) {
-	if _, err := MeshConfig(testLayout(t, CASeeds), "a1"); !errors.Is(err, ErrModeNotReady) {
-		t.Fatalf("seeds mode: %v, want ErrModeNotReady", err)
-	}
 	if _, err := MeshConfig(testLayout(t, PinnedPeers), "z9"); err == nil {
 		t.Fatal("a config for a node not in the layout")
 	}
 	if _, err := MeshConfig(testLayout(t, "gossip"), "a1"); err == nil {
 		t.Fatal("a config in an unknown mode")
+	}
+}
+
+// In the seeds mode every node's config is valid and names no peer: its
+// certificate, its cluster's CA, gossip with another node of its cluster
+// as a seed, and each other cluster by its first nodes and its CA.
+func TestMeshConfigSeeds(t *testing.T) {
+	l := testLayout(t, CASeeds)
+	cas := map[string]*auth.CA{}
+	for _, n := range l.Nodes {
+		ca := cas[n.Cluster]
+		if ca == nil {
+			var err error
+			if ca, err = auth.NewCA("wandist", n.Cluster, time.Hour, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			cas[n.Cluster] = ca
+			if err := os.MkdirAll(l.CADir(n.Cluster), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := ca.Save(filepath.Join(l.CADir(n.Cluster), "ca.crt"), filepath.Join(l.CADir(n.Cluster), "ca.key")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := ca.Issue(auth.PeerID{Cluster: n.Cluster, Node: n.Name}, pub, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(l.NodeDir(n.Name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(l.NodeDir(n.Name), n.Name+".crt"), cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range l.Nodes {
+		cfg, err := MeshConfig(l, n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(l.NodeDir(n.Name), "wandistd.yaml")
+		c, err := configs.Parse([]byte(cfg.Render()), path)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", n.Name, err, cfg.Render())
+		}
+		if len(c.Peers) != 0 || len(c.Remotes) != 2 || len(c.Gossip.Seeds) != 1 || len(c.Trust.CAs) != 1 {
+			t.Fatalf("%s: %d peers, %d remotes, gossip seeds %v, %d CAs; want 0, 2, one other node of its cluster, 1\n%s",
+				n.Name, len(c.Peers), len(c.Remotes), c.Gossip.Seeds, len(c.Trust.CAs), cfg.Render())
+		}
+		for _, r := range c.Remotes {
+			if r.Cluster == n.Cluster || len(r.Seeds) != 2 || len(r.CAs) != 1 || r.Transport != "tcp" {
+				t.Fatalf("%s: remote %+v", n.Name, r)
+			}
+		}
 	}
 }
 

@@ -21,14 +21,14 @@ const (
 	// CASeeds: each cluster has a CA (`certificate:`, `trust:`), its
 	// nodes find each other by gossip (`gossip:` bind, seeds,
 	// secret_file) and the other clusters from their seeds (`remotes:`
-	// cluster, seeds, transport, ca_files). Not written yet (MeshConfig
-	// returns ErrModeNotReady): the lead switches to it once the CA,
-	// gossip and discovery land. The steps that need discovery (a node
-	// joining by seeds) run only in this mode.
+	// cluster, seeds, transport, ca_files); no peers[] at all.
+	// The steps that need discovery (a node joining by seeds) run only in
+	// this mode.
 	CASeeds ConfigMode = "seeds"
 )
 
-// ErrModeNotReady is returned by MeshConfig for a mode it cannot write yet.
+// ErrModeNotReady is returned for a step a mode cannot take (a node
+// joining a running mesh in PinnedPeers mode).
 var ErrModeNotReady = errors.New("chaos: config mode not ready")
 
 // Ports of every mesh node, each in its own namespace.
@@ -36,6 +36,8 @@ const (
 	meshQUICPort  = 7301
 	meshTCPPort   = 7302
 	meshAdminPort = 7303
+	meshGossip    = 7946
+	meshSeeds     = 2 // seeds per cluster: its first nodes
 )
 
 // MeshNode is one node of a mesh: its place in the topology and its key.
@@ -91,11 +93,45 @@ func MeshConfig(l MeshLayout, self string) (NodeConfig, error) {
 		}
 		return cfg, nil
 	case CASeeds:
-		// To come: certificate and trust.ca_files from the cluster's CA,
-		// gossip.bind on the node's address with seeds = the first
-		// nodes of its own cluster, remotes[] = each other cluster with
-		// its first nodes' link listeners as seeds, no peers[].
-		return NodeConfig{}, fmt.Errorf("%w: %q (cluster CA, gossip and remotes by seeds) is not written yet", ErrModeNotReady, l.Mode)
+		seedsConfig(l, me, port, &cfg)
+		return cfg, nil
 	}
 	return NodeConfig{}, fmt.Errorf("chaos: unknown config mode %q (want %q or %q)", l.Mode, PinnedPeers, CASeeds)
+}
+
+// CADir is the directory of a cluster's CA (ca.crt, ca.key, gossip.key),
+// as `wandistd ca init` writes it.
+func (l MeshLayout) CADir(cluster string) string { return filepath.Join(l.Root, "ca-"+cluster) }
+
+// seedsConfig fills in the CASeeds mode: the node's certificate, its
+// cluster's CA, gossip with the cluster's first nodes as seeds, and every
+// other cluster by its first nodes' link listeners.
+func seedsConfig(l MeshLayout, me *MeshNode, port int, cfg *NodeConfig) {
+	cfg.Certificate = filepath.Join(l.NodeDir(me.Name), me.Name+".crt")
+	cfg.TrustCAs = []string{filepath.Join(l.CADir(me.Cluster), "ca.crt")}
+	cfg.GossipBind = fmt.Sprintf("%s:%d", me.IP, meshGossip)
+	cfg.GossipKey = filepath.Join(l.CADir(me.Cluster), "gossip.key")
+	byCluster := map[string][]MeshNode{}
+	var clusters []string
+	for _, n := range l.Nodes {
+		if byCluster[n.Cluster] == nil {
+			clusters = append(clusters, n.Cluster)
+		}
+		byCluster[n.Cluster] = append(byCluster[n.Cluster], n)
+	}
+	for _, n := range byCluster[me.Cluster] {
+		if n.Name != me.Name && len(cfg.GossipSeeds) < meshSeeds {
+			cfg.GossipSeeds = append(cfg.GossipSeeds, fmt.Sprintf("%s:%d", n.IP, meshGossip))
+		}
+	}
+	for _, c := range clusters {
+		if c == me.Cluster {
+			continue
+		}
+		r := RemoteConfig{Cluster: c, Transport: l.Transport, CAFile: filepath.Join(l.CADir(c), "ca.crt")}
+		for _, n := range byCluster[c][:min(meshSeeds, len(byCluster[c]))] {
+			r.Seeds = append(r.Seeds, fmt.Sprintf("%s:%d", n.IP, port))
+		}
+		cfg.Remotes = append(cfg.Remotes, r)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +30,11 @@ type Mesh struct {
 func NewMesh(ctx context.Context, topo *MultiTopology, bin, root string, mode ConfigMode, transport string, bufferBytes, clientBuffer int64) (*Mesh, error) {
 	m := &Mesh{Topo: topo, Bin: bin, mode: mode, nodes: map[string]*Node{},
 		layout: MeshLayout{Mode: mode, Transport: transport, Root: root, BufferBytes: bufferBytes, ClientBuffer: clientBuffer}}
+	if mode == CASeeds {
+		if err := m.initCAs(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range topo.Nodes("") {
 		if err := m.addKey(ctx, n); err != nil {
 			return nil, err
@@ -42,6 +48,21 @@ func NewMesh(ctx context.Context, topo *MultiTopology, bin, root string, mode Co
 	return m, nil
 }
 
+// initCAs makes every cluster's CA and gossip key with wandistd ca init.
+func (m *Mesh) initCAs(ctx context.Context) error {
+	seen := map[string]bool{}
+	for _, n := range m.Topo.Nodes("") {
+		if seen[n.Cluster] {
+			continue
+		}
+		seen[n.Cluster] = true
+		if _, err := run(ctx, m.Bin, "ca", "init", "-cluster", n.Cluster, "-dir", m.layout.CADir(n.Cluster)); err != nil {
+			return fmt.Errorf("chaos: CA of cluster %s: %w", n.Cluster, err)
+		}
+	}
+	return nil
+}
+
 // addKey makes a node's directory and key and adds it to the layout.
 func (m *Mesh) addKey(ctx context.Context, n NodeNet) error {
 	dir := m.layout.NodeDir(n.Name)
@@ -51,6 +72,12 @@ func (m *Mesh) addKey(ctx context.Context, n NodeNet) error {
 	key, err := Keygen(ctx, m.Bin, dir, n.Name)
 	if err != nil {
 		return err
+	}
+	if m.mode == CASeeds {
+		if _, err := run(ctx, m.Bin, "ca", "issue", "-ca", m.layout.CADir(n.Cluster), "-node", n.Name,
+			"-key", filepath.Join(dir, n.Name+".key"), "-out", filepath.Join(dir, n.Name+".crt")); err != nil {
+			return fmt.Errorf("chaos: certificate of %s: %w", n.Name, err)
+		}
 	}
 	m.mu.Lock()
 	m.layout.Nodes = append(m.layout.Nodes, MeshNode{NodeNet: n, PublicKey: key})

@@ -59,6 +59,23 @@ type NodeConfig struct {
 	ClientBuffer  int64 // local.client_buffer (0: not set)
 	InboxHold     bool  // local.inbox_full: hold
 	Peers         []PeerConfig
+
+	// A cluster CA, gossip and remotes by seeds (MeshConfig's CASeeds);
+	// all empty otherwise.
+	Certificate string   // certificate: the node's, issued by its cluster's CA
+	TrustCAs    []string // trust.ca_files: its cluster's CA
+	GossipBind  string   // gossip.bind
+	GossipSeeds []string // gossip.seeds
+	GossipKey   string   // gossip.secret_file
+	Remotes     []RemoteConfig
+}
+
+// RemoteConfig is one entry of a node's remotes.
+type RemoteConfig struct {
+	Cluster   string
+	Seeds     []string
+	Transport string
+	CAFile    string
 }
 
 // PeerConfig is one entry of a node's peers.
@@ -96,6 +113,10 @@ func (c NodeConfig) Render() string {
 		}
 	}
 	b.WriteString("log:\n  level: info\n")
+	c.renderSeeds(&b)
+	if len(c.Peers) == 0 {
+		return b.String()
+	}
 	b.WriteString("peers:\n")
 	for _, p := range c.Peers {
 		fmt.Fprintf(&b, "  - cluster: %s\n    node: %s\n    public_key: %s\n", p.Cluster, p.Node, p.PublicKey)
@@ -410,4 +431,28 @@ func (n *Node) LogTail(lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// renderSeeds writes the certificate, trust, gossip and remotes sections
+// of the CASeeds mode.
+func (c NodeConfig) renderSeeds(b *strings.Builder) {
+	if c.Certificate != "" {
+		fmt.Fprintf(b, "certificate: %s\n", c.Certificate)
+	}
+	if len(c.TrustCAs) > 0 {
+		fmt.Fprintf(b, "trust:\n  ca_files: [%s]\n", strings.Join(c.TrustCAs, ", "))
+	}
+	if c.GossipBind != "" {
+		fmt.Fprintf(b, "gossip:\n  bind: %s\n  secret_file: %s\n", c.GossipBind, c.GossipKey)
+		if len(c.GossipSeeds) > 0 {
+			fmt.Fprintf(b, "  seeds: [%s]\n", strings.Join(c.GossipSeeds, ", "))
+		}
+	}
+	if len(c.Remotes) > 0 {
+		b.WriteString("remotes:\n")
+		for _, r := range c.Remotes {
+			fmt.Fprintf(b, "  - cluster: %s\n    seeds: [%s]\n    transport: %s\n    ca_files: [%s]\n",
+				r.Cluster, strings.Join(r.Seeds, ", "), r.Transport, r.CAFile)
+		}
+	}
 }
