@@ -197,6 +197,16 @@ type Groups struct {
 	// reported (a log line, unreachable_past_grace in status). Nothing is
 	// removed or discarded for it. Default 30s.
 	UnreachableGrace time.Duration
+	// RejoinGrace (rejoin_grace) is how long after this daemon starts a
+	// group message from another node that finds no member of its group
+	// here (its consumers are reconnecting after a restart of this node)
+	// waits in the hold for one, instead of being routed to a member on
+	// another node, which may already have newer messages (the routed ones
+	// would arrive behind them) or lack the record of what this node's
+	// consumer already took (they would arrive twice). Past it, such
+	// messages are routed on (wandist_messages_rerouted_remote_total).
+	// Broadcasts always wait. Default 10s; 0..10m; 0 routes on at once.
+	RejoinGrace time.Duration
 	// The budget of membership one peer may publish to this node. Past
 	// it, joins are refused (counted in wandist_membership_refused_total)
 	// and a snapshot is discarded (the previous view stays).
@@ -229,6 +239,9 @@ const (
 	MaxSnapshotBytes     = 16 << 30
 	MinSnapshotTimeout   = 100 * time.Millisecond
 	MaxSnapshotTimeout   = time.Hour
+
+	DefaultRejoinGrace = 10 * time.Second
+	MaxRejoinGrace     = 10 * time.Minute
 )
 
 // Buffer bounds the outbound buffer kept for one destination.
@@ -333,7 +346,7 @@ func Default() *Config {
 			HelloTimeout:       DefaultLinkHelloTimeout,
 			MaxLinkMemory:      DefaultMaxLinkMemory,
 		},
-		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace, MaxMembersPerPeer: DefaultMaxMembersPerPeer,
+		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace, RejoinGrace: DefaultRejoinGrace, MaxMembersPerPeer: DefaultMaxMembersPerPeer,
 			MaxGroupsPerPeer: DefaultMaxGroupsPerPeer, MaxPartitionsPerPeer: DefaultMaxPartitionsPerPeer,
 			MaxSnapshotBytes: DefaultMaxSnapshotBytes, SnapshotTimeout: DefaultSnapshotTimeout,
 			MembershipRate: DefaultMembershipRate},

@@ -39,7 +39,7 @@ func TestDefault(t *testing.T) {
 			HelloTimeout:       2 * time.Second,
 			MaxLinkMemory:      256 << 20,
 		},
-		Groups: Groups{UnreachableGrace: 30 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
+		Groups: Groups{UnreachableGrace: 30 * time.Second, RejoinGrace: 10 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
 			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute, MembershipRate: 256 << 10},
 		Buffer: Buffer{MaxBytes: 64 << 20, MaxMessages: 1_000_000, Overflow: "reject"},
 		Spool:  Spool{MaxBytes: 1 << 30},
@@ -338,7 +338,7 @@ func TestImports(t *testing.T) {
 
 func TestMembershipBudgetKeys(t *testing.T) {
 	c, err := Parse([]byte("cluster: e\nnode: e-1\nidentity: k\ngroups:\n  max_members_per_peer: 10\n  max_groups_per_peer: 2\n"+
-		"  max_partitions_per_peer: 64\n  max_snapshot_bytes: 2MiB\n  snapshot_timeout: 3s\n  membership_rate: 256KiB\n"), "c.yaml")
+		"  max_partitions_per_peer: 64\n  max_snapshot_bytes: 2MiB\n  snapshot_timeout: 3s\n  membership_rate: 256KiB\n  rejoin_grace: 0s\n"), "c.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

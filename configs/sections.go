@@ -9,7 +9,7 @@ var (
 	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
 	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory"}
-	groupsKeys = []string{"unreachable_grace", "max_members_per_peer", "max_groups_per_peer", "max_partitions_per_peer", "max_snapshot_bytes", "snapshot_timeout", "membership_rate"}
+	groupsKeys = []string{"unreachable_grace", "rejoin_grace", "max_members_per_peer", "max_groups_per_peer", "max_partitions_per_peer", "max_snapshot_bytes", "snapshot_timeout", "membership_rate"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
 	logKeys    = []string{"level", "format"}
@@ -155,6 +155,8 @@ func (r *reporter) decodeGroups(n *yaml.Node, path string, g *Groups) {
 		switch name {
 		case "unreachable_grace":
 			r.duration(v, key, &g.UnreachableGrace)
+		case "rejoin_grace":
+			r.duration(v, key, &g.RejoinGrace)
 		case "max_members_per_peer":
 			r.integer(v, key, &g.MaxMembersPerPeer)
 		case "max_groups_per_peer":

@@ -17,10 +17,10 @@ import (
 // settings, buffer limits, overflow, log level and format get their
 // defaults; Local.Socket gets DefaultSocket; a peer's empty Transport and
 // Mode get theirs, and a peer's zero Buffer fields come from c.Buffer (an
-// all-zero peer Buffer is c.Buffer). Zero Groups.UnreachableGrace and
-// Buffer.MaxAge are kept: they mean "no grace" and "no age limit". Start
-// from Default() to get every default. Validate leaves a Config returned
-// by Parse unchanged.
+// all-zero peer Buffer is c.Buffer). Zero Groups.UnreachableGrace,
+// Groups.RejoinGrace and Buffer.MaxAge are kept: they mean "no grace" and
+// "no age limit". Start from Default() to get every default. Validate
+// leaves a Config returned by Parse unchanged.
 func (c *Config) Validate() error {
 	c.fillZero()
 	c.fill()
@@ -290,6 +290,9 @@ func mib(n int64) string {
 func (r *reporter) checkGroups(g *Groups, maxFrame int) {
 	if g.UnreachableGrace < 0 {
 		r.keyf("groups.unreachable_grace", "must not be negative, got %v", g.UnreachableGrace)
+	}
+	if t := g.RejoinGrace; t < 0 || t > MaxRejoinGrace {
+		r.keyf("groups.rejoin_grace", "must be from 0 (route on at once) to %v, got %v", MaxRejoinGrace, t)
 	}
 	if n := g.MaxMembersPerPeer; n < 1 || n > MaxMembersPerPeer {
 		r.keyf("groups.max_members_per_peer", "must be from 1 to %d, got %d", MaxMembersPerPeer, n)

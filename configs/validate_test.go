@@ -59,8 +59,8 @@ func TestValidateFillsZeroFields(t *testing.T) {
 	if want.MaxBytes = 1 << 20; c.Peers[1].Buffer != want {
 		t.Errorf("peers[1].buffer = %+v, want %+v", c.Peers[1].Buffer, want)
 	}
-	if c.Groups.UnreachableGrace != 0 {
-		t.Errorf("zero grace changed to %v", c.Groups.UnreachableGrace)
+	if c.Groups.UnreachableGrace != 0 || c.Groups.RejoinGrace != 0 {
+		t.Errorf("zero graces changed to %v, %v", c.Groups.UnreachableGrace, c.Groups.RejoinGrace)
 	}
 	if g := c.Groups; g.MaxMembersPerPeer != d.Groups.MaxMembersPerPeer || g.MaxSnapshotBytes != d.Groups.MaxSnapshotBytes || g.SnapshotTimeout != d.Groups.SnapshotTimeout {
 		t.Errorf("membership budget not filled: %+v", g)
@@ -100,6 +100,8 @@ func TestValidateErrors(t *testing.T) {
 		{"members per peer", func(c *Config) { c.Groups.MaxMembersPerPeer = -1 }, "groups.max_members_per_peer"},
 		{"snapshot bytes", func(c *Config) { c.Groups.MaxSnapshotBytes = 1 << 40 }, "groups.max_snapshot_bytes"},
 		{"snapshot timeout", func(c *Config) { c.Groups.SnapshotTimeout = 2 * time.Hour }, "groups.snapshot_timeout"},
+		{"rejoin grace negative", func(c *Config) { c.Groups.RejoinGrace = -time.Second }, "groups.rejoin_grace"},
+		{"rejoin grace too long", func(c *Config) { c.Groups.RejoinGrace = 11 * time.Minute }, "groups.rejoin_grace"},
 		{"peer buffer", func(c *Config) { c.Peers[0].Buffer = c.Buffer; c.Peers[0].Buffer.MaxAge = -time.Second }, "peers[0].buffer.max_age"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

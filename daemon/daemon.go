@@ -261,6 +261,7 @@ func (d *Daemon) Groups() *groups.Registry { return d.groups }
 // starts dialling peers. It returns once everything listens.
 func (d *Daemon) Start(ctx context.Context) error {
 	d.ctx, d.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	d.hold.start(d.now())
 	fail := func(err error) error {
 		d.Close()
 		return err

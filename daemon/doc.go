@@ -27,6 +27,7 @@
 //	                in the node's hold (hold.go) when the client is full or
 //	                its group has no member here yet, and the hold hands it
 //	                on later, or routes it to the group's member elsewhere
+//	                (not in groups.rejoin_grace after the node's start)
 //	clientwrite.go  the client's writer goroutine writes it to the socket
 //	                (outbuf.go holds what waits)
 //	confirm.go      the client confirms what it took (DeliverAck): the

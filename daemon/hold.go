@@ -20,7 +20,12 @@ import (
 //     by the mailbox;
 //   - for a member of their group on this node (after a restart of this
 //     node, its consumers are reconnecting; or the mailbox they were for
-//     is gone), keyed by the group.
+//     is gone), keyed by the group. When the group has no member here but
+//     one elsewhere, a message is routed on to it (by its strategy and
+//     key), except during groups.rejoin_grace after this node starts:
+//     then it waits for its consumer here, which gets it in order and
+//     whose client drops what it had already taken, where the member
+//     elsewhere would get it behind newer messages, and again.
 //
 // A held message is not acknowledged (recvlane.go): its sender's buffer
 // keeps it, so a crash of this node loses nothing, and the sender's
@@ -64,6 +69,10 @@ type hold struct {
 	done   []confirmRef          // run's scratch: refs settled in a pass
 	keys   []holdKey             // run's scratch
 
+	// graceEnd is when groups.rejoin_grace ends: set by start, before the
+	// drain runs; read only after.
+	graceEnd time.Time
+
 	// What left other than to a client, by reason (status; the metrics
 	// count them too): guarded by mu.
 	expired, undeliverable, routedOn uint64
@@ -71,6 +80,18 @@ type hold struct {
 
 func newHold(d *Daemon) *hold {
 	return &hold{d: d, queues: map[holdKey][]heldMsg{}, wake: make(chan struct{}, 1)}
+}
+
+// start marks the daemon's start, now: the rejoin grace runs from it.
+func (h *hold) start(now time.Time) {
+	h.graceEnd = now.Add(h.d.cfg.Groups.RejoinGrace)
+}
+
+// rejoining reports whether the rejoin grace still runs: a group message
+// with no member on this node waits for one instead of being routed to
+// another node.
+func (h *hold) rejoining() bool {
+	return h.d.cfg.Groups.RejoinGrace > 0 && h.d.now().Before(h.graceEnd)
 }
 
 // waiting reports whether messages are held for key, so that one more for
@@ -162,7 +183,8 @@ func (h *hold) waitRoom(ctx context.Context) bool {
 const holdPoll = 5 * time.Millisecond
 
 // run drains the hold until ctx ends: after messages come in, after a
-// change of the group registry, and every holdPoll while it holds any.
+// change of the group registry, and every holdPoll while it holds any
+// (so also soon after the rejoin grace ends).
 func (h *hold) run(ctx context.Context) {
 	t := time.NewTicker(holdPoll)
 	defer t.Stop()
@@ -299,7 +321,8 @@ func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
 // memberFor finds where m, held for group, goes: a mailbox on this node, or
 // else (nil, heldRerouted) its group's member on another node, by its send's
 // strategy and key, to whose node's buffer it was handed; (nil, heldWait) if
-// the group has no member to take it now. Called under h.mu.
+// the group has no member to take it now, or none on this node during the
+// rejoin grace. Called under h.mu.
 func (h *hold) memberFor(group string, m *heldMsg) (*mailbox, int) {
 	d := h.d
 	if m.rt.strategy == wire.StrategyBroadcast { // one copy per member was sent: no other member's
@@ -307,6 +330,9 @@ func (h *hold) memberFor(group string, m *heldMsg) (*mailbox, int) {
 			return mb, heldSent
 		}
 		return nil, heldWait
+	}
+	if h.rejoining() && d.localMailbox(0, group, nil) == nil {
+		return nil, heldWait // this node's consumers may be rejoining: wait for them
 	}
 	var t groups.Member
 	if m.rt.strategy == wire.StrategyClosest {

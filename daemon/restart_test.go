@@ -63,10 +63,12 @@ func TestReceiverRestartLosesNothing(t *testing.T) {
 
 // A keyed message held on a node whose member of the group is gone is
 // routed again by its key: to the key's owner now, on another node, with
-// its original sender shown as its origin.
+// its original sender shown as its origin. (West has just started: without
+// groups.rejoin_grace 0 it would wait for a member of its own first.)
 func TestHeldKeyedMessageReroutedToKeyOwner(t *testing.T) {
 	ns := mesh(t, "mem", []string{"east", "north", "west"}, func(n *node) {
 		n.cfg.Link.KeepaliveInterval, n.cfg.Link.KeepaliveTimeout = 100*time.Millisecond, 500*time.Millisecond
+		n.cfg.Groups.RejoinGrace = 0
 	})
 	east, north, west := ns[0], ns[1], ns[2]
 	cw := connect(t, west)
