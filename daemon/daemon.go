@@ -341,6 +341,7 @@ func (d *Daemon) janitor() {
 				d.checkUnreachable(p, now)
 			}
 			d.checkCertificates(now)
+			d.sweepGone()
 		}
 	}
 }

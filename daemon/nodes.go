@@ -121,9 +121,12 @@ func (d *Daemon) applyNodes(u nodesUpdate) {
 		}
 		if e.State != wire.NodeAlive {
 			if p != nil {
-				d.removeDiscovered(p, fmt.Sprintf("%s says it is %s", u.from, nodeState(e.State)))
+				d.nodeGone(p, fmt.Sprintf("%s says it is %s", u.from, nodeState(e.State)))
 			}
 			continue
+		}
+		if p != nil {
+			p.gone.Store(false)
 		}
 		addr := dialAddr(e, rc.transport, u.fromHost)
 		// The address of a node its cluster lists is as trusted as one
@@ -196,9 +199,38 @@ func (d *Daemon) addDiscovered(rc *remoteCluster, id auth.PeerID, addr string) *
 	return p
 }
 
+// nodeGone is a discovered node its cluster declared dead or left: its
+// members leave every view at once. The peer is removed once nothing waits
+// for it: messages accepted for it stay (within the buffer's bounds and
+// max_age), for the node may come back under its name (a restart), and
+// then takes them; the janitor removes the peer once they are gone
+// (sweepGone).
+func (d *Daemon) nodeGone(p *peer, why string) {
+	d.groups.ForgetPeer(groupsID(p.id))
+	if p.queue.Stats().Messages == 0 {
+		d.removeDiscovered(p, why)
+		return
+	}
+	if !p.gone.Swap(true) {
+		d.log.Info("node gone: its members leave the views; what waits for it stays until it comes back or expires",
+			"peer", p.nodeName(), "why", why, "messages", p.queue.Stats().Messages)
+	}
+}
+
+// sweepGone removes the discovered peers declared gone once nothing waits
+// for them any more. Run by the janitor.
+func (d *Daemon) sweepGone() {
+	for _, p := range d.peerList() {
+		if p.discovered && p.gone.Load() && p.queue.Stats().Messages == 0 {
+			d.removeDiscovered(p, "declared gone by its cluster, and nothing waits for it")
+		}
+	}
+}
+
 // removeDiscovered removes a discovered peer whose cluster declared it dead
-// or left: its members leave every view, what waits for it is discarded
-// and counted.
+// or left: its members leave every view, and the peer is remembered
+// (retired) so that, should the node come back, it goes on from the same
+// sequence numbers.
 func (d *Daemon) removeDiscovered(p *peer, why string) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -206,10 +238,6 @@ func (d *Daemon) removeDiscovered(p *peer, why string) {
 		return
 	}
 	d.removePeer(p, why)
-	if n := p.queue.Discard(); n > 0 {
-		d.metrics.removedDiscards.WithLabelValues(p.id.Cluster, p.id.Node).Add(float64(n))
-		d.log.Warn("messages for a node that left its cluster discarded", "peer", p.nodeName(), "messages", n)
-	}
 	if d.retired == nil {
 		d.retired = map[auth.PeerID]*peer{}
 	}
@@ -253,9 +281,12 @@ func (d *Daemon) syncOwnCluster(ms []gossip.Member) {
 		}
 		if m.State != gossip.StateAlive {
 			if p != nil {
-				d.removeDiscovered(p, "gossip says it is "+string(m.State))
+				d.nodeGone(p, "gossip says it is "+string(m.State))
 			}
 			continue
+		}
+		if p != nil {
+			p.gone.Store(false)
 		}
 		addr := m.Meta.QUIC
 		if rc.transport == configs.TransportTCP {

@@ -42,6 +42,9 @@ type peer struct {
 	// discovered: the peer was made by discovery (discover.go), not by the
 	// config; a reload leaves it alone. Fixed.
 	discovered bool
+	// gone: its cluster declared it dead or left while messages still
+	// waited for it (nodes.go: nodeGone); cleared when it is alive again.
+	gone atomic.Bool
 	ctx        context.Context
 	stop       context.CancelFunc // ends the dial loop (set by startPeer)
 	tr         transport.Transport
