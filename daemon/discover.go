@@ -64,8 +64,9 @@ type discovery struct {
 }
 
 // maxDiscovered bounds the peers discovery makes (mesh mode links to each
-// of them): past it, more nodes are refused and counted.
-const maxDiscovered = 1024
+// of them): past it, more nodes are refused and counted. docs/scale.md
+// says why 256: where a full mesh stops being sensible.
+const maxDiscovered = 256
 
 // ErrNoAddress is a dial of a discovered peer whose address is not known
 // yet (it linked to this node first).

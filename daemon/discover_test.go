@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -225,5 +227,64 @@ func TestDiscoveryWithGossip(t *testing.T) {
 				return e1.d.peer("west", "west-2") == nil && membersOn(e1.d, "orders", "west-2") == 0
 			}, func() string { return "east-1 still has west-2 or its member 2 s after west declared it dead" })
 		})
+	}
+}
+
+// TestDiscoveryNeverReplacesConfigured: a node list naming a configured
+// (pinned) peer at another address changes nothing: an address learned
+// from a list is only a place to dial a node no config names.
+func TestDiscoveryNeverReplacesConfigured(t *testing.T) {
+	tr := "mem"
+	w := newCAWorld(t, "east", "west")
+	w1 := newNode(t, tr, "west", "west-1")
+	east := newNode(t, tr, "east", "east-1")
+	w1.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	w.start(w1)
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+	east.cfg.Peers = []configs.Peer{peerOf(w1, tr, w1.addr(tr), "connect")}
+	w.start(east)
+	waitLink(t, east.d, "west", "west-1")
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"},
+		nodes: []wire.NodeEntry{{Node: "west-1", QUIC: "10.9.9.9:1"}, {Node: "west-1", State: wire.NodeDead}, {Node: "west-9"}}})
+	waitUntil(t, 5*time.Second, func() bool { return east.d.peer("west", "west-9") != nil },
+		func() string { return "the list was not applied" })
+	p := east.d.peer("west", "west-1")
+	if p == nil || p.discovered || p.address() != w1.addr(tr) || p.currentLink() == nil {
+		t.Fatalf("the configured peer west-1 was changed by a node list: %+v", p)
+	}
+}
+
+// TestDiscoveryBounds: a node list of more nodes than the bound makes
+// peers up to it and counts the rest; a Nodes frame on a link that lists
+// another cluster than the peer's ends that link, counted.
+func TestDiscoveryBounds(t *testing.T) {
+	tr := "mem"
+	w := newCAWorld(t, "east", "west")
+	w1 := newNode(t, tr, "west", "west-1")
+	east := newNode(t, tr, "east", "east-1")
+	w1.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	w.start(w1)
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+	w.start(east)
+	waitLink(t, east.d, "west", "west-1")
+	var many []wire.NodeEntry
+	for i := range maxDiscovered + 50 {
+		many = append(many, wire.NodeEntry{Node: "n" + strconv.Itoa(i)}) // no address: nothing to dial
+	}
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"}, nodes: many})
+	refused := func() float64 {
+		return testutil.ToFloat64(east.d.metrics.discoveryRefused.WithLabelValues("too_many_nodes"))
+	}
+	waitUntil(t, 10*time.Second, func() bool { return refused() >= 50 }, func() string { return fmt.Sprintf("%v refused", refused()) })
+	if n := east.d.discoveredCount(); n != maxDiscovered {
+		t.Fatalf("%d discovered peers, want the bound %d", n, maxDiscovered)
+	}
+
+	l := east.d.peer("west", "west-1").currentLink()
+	if err := l.onNodes(&wire.Nodes{Cluster: "south"}); err == nil {
+		t.Fatal("a Nodes frame listing another cluster than the peer's was taken")
+	}
+	if v := testutil.ToFloat64(east.d.metrics.discoveryRefused.WithLabelValues("wrong_cluster")); v != 1 {
+		t.Fatalf("wrong_cluster counted %v times, want 1", v)
 	}
 }
