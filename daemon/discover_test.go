@@ -288,3 +288,81 @@ func TestDiscoveryBounds(t *testing.T) {
 		t.Fatalf("wrong_cluster counted %v times, want 1", v)
 	}
 }
+
+// TestKeyOwnersAgreeAfterNodeDies: west's three nodes each hold a member
+// of a keyed group; west-3 dies (its cluster declares it dead). After
+// that, east-1, west-1 and west-2 route every key to the same surviving
+// member, none to west-3.
+func TestKeyOwnersAgreeAfterNodeDies(t *testing.T) {
+	tr := "tcp"
+	w := newCAWorld(t, "east", "west")
+	key := gossipKeyFile(t)
+	ws := []*node{newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2"), newNode(t, tr, "west", "west-3")}
+	e1 := newNode(t, tr, "east", "east-1")
+	var w3Gossip *memberlist.NetTransport
+	for i, n := range ws {
+		n.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+		var seeds []string
+		if i > 0 {
+			seeds = []string{ws[0].d.ClusterView()[0].Addr}
+		}
+		if i == 2 {
+			withGossip(n, key, &w3Gossip, seeds...)
+		} else {
+			withGossip(n, key, nil, seeds...)
+		}
+		w.start(n)
+	}
+	e1.cfg.Remotes = []configs.Remote{w.remote("west", tr, ws[0].addr(tr))}
+	w.start(e1)
+	for _, n := range ws {
+		subscribe(t, n, "kv")
+	}
+	all := []*node{e1, ws[0], ws[1], ws[2]}
+	for _, n := range all {
+		if err := n.d.WaitMembers(ctxT(t, 20*time.Second), "kv", 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owners := func(n *node) []string {
+		out := make([]string, 200)
+		for i := range out {
+			ms, err := n.d.groups.Pick("kv", strategyFromWire(wire.StrategyKey), "k"+strconv.Itoa(i), nil)
+			if err != nil || len(ms) == 0 {
+				out[i] = "none"
+				continue
+			}
+			out[i] = ms[0].Node
+		}
+		return out
+	}
+	agree := func(ns ...*node) (bool, string) {
+		first := owners(ns[0])
+		for _, n := range ns[1:] {
+			if o := owners(n); fmt.Sprint(o) != fmt.Sprint(first) {
+				return false, fmt.Sprintf("%s and %s disagree", ns[0].cfg.Node, n.cfg.Node)
+			}
+		}
+		return true, ""
+	}
+	if ok, why := agree(all...); !ok {
+		t.Fatalf("before the death: %s", why)
+	}
+	w3Gossip.Shutdown()
+	ws[2].d.Close()
+	survivors := []*node{e1, ws[0], ws[1]}
+	var why string
+	waitUntil(t, 30*time.Second, func() bool {
+		var ok bool
+		if ok, why = agree(survivors...); !ok {
+			return false
+		}
+		for _, o := range owners(e1) {
+			if o == "west-3" || o == "none" {
+				why = "a key still goes to " + o
+				return false
+			}
+		}
+		return true
+	}, func() string { return why })
+}
