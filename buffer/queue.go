@@ -114,6 +114,7 @@ const (
 	DropExpired  = "ttl"       // TTL ran out before sending
 	DropMaxAge   = "max_age"   // older than Limits.MaxAge
 	DropReset    = "discarded" // Discard was called (peer gone for good)
+	DropTaken    = "taken"     // Take handed it on (to be routed elsewhere)
 )
 
 // Stats are a queue's figures, cheap to read.
@@ -605,6 +606,37 @@ func (q *Queue) Rewind() uint64 {
 func (q *Queue) Discard() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	n := q.clearLocked()
+	q.st.Dropped[DropReset] += uint64(n)
+	return n
+}
+
+// Take hands every held message of the normal and high lanes to fn, in
+// Seq order per lane (normal first), then removes them as Discard does,
+// counted as taken: the destination is gone, and its messages go
+// elsewhere. fn runs under the queue's lock: it must copy what it keeps
+// (the payload is the queue's) and must not call q. Durable messages stay.
+func (q *Queue) Take(fn func(*Message)) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.lanes {
+		if i == LaneDurable {
+			continue
+		}
+		for _, m := range q.lanes[i].msgs {
+			if !m.dead {
+				fn(m)
+			}
+		}
+	}
+	n := q.clearLocked()
+	q.st.Dropped[DropTaken] += uint64(n)
+	return n
+}
+
+// clearLocked removes every message of the normal and high lanes and
+// returns how many were live.
+func (q *Queue) clearLocked() int {
 	n := 0
 	for i := range q.lanes {
 		if i == LaneDurable {
@@ -623,7 +655,6 @@ func (q *Queue) Discard() int {
 		l.msgs = l.msgs[:0]
 		l.sent, l.dead, l.inflight, l.unsent = 0, 0, 0, 0
 	}
-	q.st.Dropped[DropReset] += uint64(n)
 	return n
 }
 

@@ -805,6 +805,26 @@ func TestDiscard(t *testing.T) {
 	}
 }
 
+// Take hands over every live message, normal lane first, in order, and
+// leaves the queue as Discard does, counted as taken.
+func TestTake(t *testing.T) {
+	q := New(Limits{}, newClock().now)
+	mustEnqueue(t, q, rel(1, 9, 5), rel(0, 1, 5), rel(0, 2, 5), amo(0, 3, 5))
+	q.Next(0, 0, 1, nil) // the first is in flight: it is taken too
+	var got []uint64
+	if n := q.Take(func(m *Message) { got = append(got, m.To) }); n != 4 {
+		t.Fatalf("Take = %d, want 4", n)
+	}
+	if fmt.Sprint(got) != "[1 2 3 9]" {
+		t.Fatalf("taken %v, want [1 2 3 9]", got)
+	}
+	s := q.Stats()
+	if s.Messages != 0 || s.Bytes != 0 || s.Dropped[DropTaken] != 4 || s.Dropped[DropReset] != 0 {
+		t.Fatalf("after Take: %+v", s)
+	}
+	checkInvariants(t, q)
+}
+
 func TestNotifyPerLane(t *testing.T) {
 	q := New(Limits{}, newClock().now)
 	ready := func(ln int) bool {

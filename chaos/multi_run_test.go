@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wandist/wandist/client"
 )
 
 var multiSeq int
@@ -179,11 +181,59 @@ func multiJoin(t *testing.T, ctx context.Context, mesh *Mesh) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	routed, err := routesTo(ctx, mesh, n, start)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d, err := mesh.WaitAllLinks(ctx, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s joined by seeds: every link up %.1f s after its start (%.1f s in all)", n.Name, d.Seconds(), time.Since(start).Seconds())
+	t.Logf("%s joined by seeds: b1 and c1 routed to its member %.1f s after its start; every link up %.1f s after that",
+		n.Name, routed.Seconds(), d.Seconds())
+}
+
+// routesTo joins a member of group "to-NAME" on n and checks that a node
+// of every other cluster routes a message to it within 10 s of start.
+func routesTo(ctx context.Context, mesh *Mesh, n *Node, start time.Time) (time.Duration, error) {
+	g := "to-" + n.Name
+	sub, err := client.Connect(ctx, client.Options{Socket: n.Socket, Name: "joiner"})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Close()
+	mb, err := sub.NewMailbox(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := mb.Join(ctx, g); err != nil {
+		return 0, err
+	}
+	nn, _ := mesh.Topo.Node(n.Name)
+	cluster := nn.Cluster
+	for _, from := range []string{"b1", "c1"} {
+		c, err := client.Connect(ctx, client.Options{Socket: mesh.Node(from).Socket, Name: "to-joiner"})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		if err := WaitMemberOf(ctx, c, g, cluster, 10*time.Second-time.Since(start)); err != nil {
+			return 0, fmt.Errorf("%s: %w", from, err)
+		}
+		if err := c.SendGroup(ctx, g, []byte("hello from "+from)); err != nil {
+			return 0, fmt.Errorf("%s: %w", from, err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second-time.Since(start))
+		m, err := mb.Receive(rctx)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%s's message to %s's member: %w", from, n.Name, err)
+		}
+		if string(m.Payload) != "hello from "+from {
+			return 0, fmt.Errorf("%s's member got %q, want %q", n.Name, m.Payload, "hello from "+from)
+		}
+	}
+	return time.Since(start), nil
 }
 
 // multiVerdict lists what failed: any reliable message lost, duplicated

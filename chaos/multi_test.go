@@ -17,7 +17,7 @@ import (
 
 var (
 	multiLong = flag.Bool("chaos.long", false, "TestMultiCluster: the long form (cluster c cut off for 60 s, not 10 s)")
-	multiMode = flag.String("chaos.mode", string(PinnedPeers), "TestMultiCluster: how the daemons are configured: pinned (peers[] with pinned keys) or seeds (cluster CA, gossip, remotes by seeds)")
+	multiMode = flag.String("chaos.mode", string(CASeeds), "TestMultiCluster: how the daemons are configured: pinned (peers[] with pinned keys) or seeds (cluster CA, gossip, remotes by seeds)")
 )
 
 // multiPlan is the timeline of TestMultiCluster.

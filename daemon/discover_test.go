@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/gossip"
 	"github.com/wandist/wandist/internal/wire"
@@ -365,4 +366,61 @@ func TestKeyOwnersAgreeAfterNodeDies(t *testing.T) {
 		}
 		return true
 	}, func() string { return why })
+}
+
+// TestGoneNodeMessagesRoutedOn: messages buffered for a node that its
+// cluster then declares dead, and that does not come back within
+// groups.rejoin_grace, go to their group's member now, in order; none is
+// lost. (Within the grace they wait for it: a restart takes them.)
+func TestGoneNodeMessagesRoutedOn(t *testing.T) {
+	tr := "tcp"
+	w := newCAWorld(t, "east", "west")
+	key := gossipKeyFile(t)
+	w1, w2 := newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2")
+	east := newNode(t, tr, "east", "east-1")
+	east.cfg.Groups.RejoinGrace = 300 * time.Millisecond
+	var w2Gossip *memberlist.NetTransport
+	for _, n := range []*node{w1, w2} {
+		n.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	}
+	withGossip(w1, key, nil)
+	w.start(w1)
+	withGossip(w2, key, &w2Gossip, w1.d.ClusterView()[0].Addr)
+	w.start(w2)
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+	w.start(east)
+	mb1 := subscribe(t, w1, "kv")
+	subscribe(t, w2, "kv")
+	if err := east.d.WaitMembers(ctxT(t, 20*time.Second), "kv", 2); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string // keys east routes to west-2's member
+	for i := 0; len(keys) < 20; i++ {
+		k := "k" + strconv.Itoa(i)
+		ms, err := east.d.groups.Pick("kv", strategyFromWire(wire.StrategyKey), k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms[0].Node == "west-2" {
+			keys = append(keys, k)
+		}
+	}
+	east.block("west", "west-2", true)
+	w2.block("east", "east-1", true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, east)
+	for i, k := range keys { // buffered at east for west-2
+		if err := pub.SendGroup(ctxT(t, 5*time.Second), "kv", []byte(strconv.Itoa(i)), client.WithKey(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w2Gossip.Shutdown() // west declares west-2 dead; it never comes back
+	receiveSeq(t, mb1, len(keys), 30*time.Second)
+	if n := testutil.ToFloat64(east.d.metrics.reroutedRemote); n != float64(len(keys)) {
+		t.Fatalf("east routed %v on, want %d", n, len(keys))
+	}
+	waitUntil(t, 10*time.Second, func() bool { return east.d.peer("west", "west-2") == nil },
+		func() string { return "the gone peer west-2 was not removed once nothing waited for it" })
 }

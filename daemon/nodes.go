@@ -126,7 +126,7 @@ func (d *Daemon) applyNodes(u nodesUpdate) {
 			continue
 		}
 		if p != nil {
-			p.gone.Store(false)
+			p.goneAt.Store(0)
 		}
 		addr := dialAddr(e, rc.transport, u.fromHost)
 		// The address of a node its cluster lists is as trusted as one
@@ -199,34 +199,6 @@ func (d *Daemon) addDiscovered(rc *remoteCluster, id auth.PeerID, addr string) *
 	return p
 }
 
-// nodeGone is a discovered node its cluster declared dead or left: its
-// members leave every view at once. The peer is removed once nothing waits
-// for it: messages accepted for it stay (within the buffer's bounds and
-// max_age), for the node may come back under its name (a restart), and
-// then takes them; the janitor removes the peer once they are gone
-// (sweepGone).
-func (d *Daemon) nodeGone(p *peer, why string) {
-	d.groups.ForgetPeer(groupsID(p.id))
-	if p.queue.Stats().Messages == 0 {
-		d.removeDiscovered(p, why)
-		return
-	}
-	if !p.gone.Swap(true) {
-		d.log.Info("node gone: its members leave the views; what waits for it stays until it comes back or expires",
-			"peer", p.nodeName(), "why", why, "messages", p.queue.Stats().Messages)
-	}
-}
-
-// sweepGone removes the discovered peers declared gone once nothing waits
-// for them any more. Run by the janitor.
-func (d *Daemon) sweepGone() {
-	for _, p := range d.peerList() {
-		if p.discovered && p.gone.Load() && p.queue.Stats().Messages == 0 {
-			d.removeDiscovered(p, "declared gone by its cluster, and nothing waits for it")
-		}
-	}
-}
-
 // removeDiscovered removes a discovered peer whose cluster declared it dead
 // or left: its members leave every view, and the peer is remembered
 // (retired) so that, should the node come back, it goes on from the same
@@ -286,7 +258,7 @@ func (d *Daemon) syncOwnCluster(ms []gossip.Member) {
 			continue
 		}
 		if p != nil {
-			p.gone.Store(false)
+			p.goneAt.Store(0)
 		}
 		addr := m.Meta.QUIC
 		if rc.transport == configs.TransportTCP {

@@ -42,9 +42,9 @@ type peer struct {
 	// discovered: the peer was made by discovery (discover.go), not by the
 	// config; a reload leaves it alone. Fixed.
 	discovered bool
-	// gone: its cluster declared it dead or left while messages still
-	// waited for it (nodes.go: nodeGone); cleared when it is alive again.
-	gone atomic.Bool
+	// goneAt: when its cluster declared it dead or left while messages
+	// still waited for it (gone.go), in UnixNano; 0 when alive.
+	goneAt atomic.Int64
 	ctx        context.Context
 	stop       context.CancelFunc // ends the dial loop (set by startPeer)
 	tr         transport.Transport
