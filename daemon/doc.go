@@ -43,8 +43,8 @@
 //
 // # Links
 //
-//	peer.go        one configured remote node: its buffer, its link (if up),
-//	               the dial loop with backoff
+//	peer.go        one remote node, configured or discovered: its buffer,
+//	               its link (if up), the dial loop with backoff
 //	handshake.go   both sides of the link handshake (Hello, Welcome, Ready),
 //	               the listeners' accept loops, and the resume positions
 //	               exchanged in it
@@ -59,6 +59,21 @@
 //	               peer and reason per interval
 //	convert.go     the one place where wire's numbers meet those of groups
 //	               and buffer, checked at compile time
+//
+// # Finding nodes
+//
+//	discover.go    remote clusters from seeds (remotes[]): a probe asks a
+//	               seed for its cluster's nodes (NodesRequest, Nodes); the
+//	               discovery worker applies the lists that probes and links
+//	               bring, one at a time
+//	nodes.go       this node's view of its cluster (gossip's, or its
+//	               configured cluster mates) sent to other clusters on every
+//	               link and again when it changes; a peer made for each
+//	               node alive in a list or in gossip; a node of a remote
+//	               cluster that links first, proved by its CA, adopted
+//	gone.go        a node its cluster declared dead or left: its members
+//	               leave at once; what waits for it stays for
+//	               groups.rejoin_grace, then goes to other members
 //
 // # Around them
 //

@@ -45,10 +45,10 @@ type peer struct {
 	// goneAt: when its cluster declared it dead or left while messages
 	// still waited for it (gone.go), in UnixNano; 0 when alive.
 	goneAt atomic.Int64
-	ctx        context.Context
-	stop       context.CancelFunc // ends the dial loop (set by startPeer)
-	tr         transport.Transport
-	queue      *buffer.Queue
+	ctx    context.Context
+	stop   context.CancelFunc // ends the dial loop (set by startPeer)
+	tr     transport.Transport
+	queue  *buffer.Queue
 
 	mu        sync.Mutex    // guards the fields below
 	link      *link         // the up link, or nil
