@@ -23,6 +23,7 @@ type multiRun struct {
 	victim      string        // the node of b killed
 	movedDuring int           // to-b deliveries on b's other consumers while the victim was down
 	victimBack  time.Duration // from its restart to every link up again
+	memberGone  time.Duration // from the kill to a1 listing no member on the victim (0: not before its restart)
 	restart     time.Time     // when the victim was started again
 	victimAfter int           // deliveries on the victim's consumer after its restart
 	rerouted    int           // held messages the restarted victim routed on to another node's member
@@ -118,9 +119,14 @@ func multiKill(t *testing.T, ctx context.Context, mesh *Mesh, mf *MultiFlow, pla
 		t.Fatal("no consumer of to-b received anything before the kill")
 	}
 	n := mesh.Node(r.victim)
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan time.Duration, 1)
 	killAt := time.Now()
+	go func() { watched <- memberGoneAfter(wctx, mesh.Node("a1").Socket, "to-b", r.victim, killAt) }()
 	n.Kill9()
 	hold(t, ctx, plan.KillDown)
+	stopWatch()
+	r.memberGone = <-watched
 	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +141,8 @@ func multiKill(t *testing.T, ctx context.Context, mesh *Mesh, mf *MultiFlow, pla
 		t.Fatal(err)
 	}
 	r.restart = restart
-	t.Logf("%s killed (SIGKILL), restarted %.1f s later, its links up %.1f s after that; b's other consumer took %d meanwhile",
-		r.victim, restart.Sub(killAt).Seconds(), r.victimBack.Seconds(), r.movedDuring)
+	t.Logf("%s killed (SIGKILL), its member gone from a1's view %.1f s after (0: not before its restart), restarted %.1f s later, its links up %.1f s after that; b's other consumer took %d meanwhile",
+		r.victim, r.memberGone.Seconds(), restart.Sub(killAt).Seconds(), r.victimBack.Seconds(), r.movedDuring)
 }
 
 // multiCut cuts cluster c off from the others for plan.Partition, heals
@@ -270,8 +276,8 @@ func multiVerdict(res []FlowResult, bad []string, drainErr error) []string {
 // report is the run's account, as Markdown rows.
 func (r *multiRun) report(plan multiPlan) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "transport %s, run %.0f s: links up %.1f s after the start; %s killed for %v (b's other consumer took %d meanwhile, the victim's %d after its restart, and it routed %d it held on to another node's member; its links up %.1f s after the restart); c cut off %v, links up %.1f s after the heal; drain %.1f s\n",
-		r.transport, r.took.Seconds(), r.linksUp.Seconds(), r.victim, plan.KillDown, r.movedDuring, r.victimAfter, r.rerouted, r.victimBack.Seconds(), plan.Partition, r.healLinks.Seconds(), r.drain.Seconds())
+	fmt.Fprintf(&b, "transport %s, run %.0f s: links up %.1f s after the start; %s killed for %v (its member gone from a1's view after %.1f s; b's other consumer took %d meanwhile, the victim's %d after its restart, and it routed %d it held on to another node's member; its links up %.1f s after the restart); c cut off %v, links up %.1f s after the heal; drain %.1f s\n",
+		r.transport, r.took.Seconds(), r.linksUp.Seconds(), r.victim, plan.KillDown, r.memberGone.Seconds(), r.movedDuring, r.victimAfter, r.rerouted, r.victimBack.Seconds(), plan.Partition, r.healLinks.Seconds(), r.drain.Seconds())
 	b.WriteString("| flow | sent | busy | delivered | lost | dup | ooo | heal→first | heal→drained |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range r.results {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", f.Flow, f.Sent, f.Busy, f.Delivered, f.Lost, f.Duplicated, f.OutOfOrder, fmtDur(f.HealToFirst), fmtDur(f.HealToDrained))
@@ -313,4 +319,34 @@ func writeMultiTrace(t *testing.T, dir string, mf *MultiFlow, began time.Time) {
 		t.Error(err)
 	}
 	t.Logf("trace and daemon logs kept in %s", dir)
+}
+
+// memberGoneAfter polls, through the daemon at socket, until group g has
+// no member on node, and returns how long after since that was; 0 if ctx
+// ends first.
+func memberGoneAfter(ctx context.Context, socket, g, node string, since time.Time) time.Duration {
+	c, err := client.Connect(ctx, client.Options{Socket: socket, Name: "watch-" + node})
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ms, err := c.Members(ctx, g)
+		if err == nil {
+			on := false
+			for _, m := range ms {
+				on = on || m.Addr.Node == node
+			}
+			if !on {
+				return time.Since(since)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-t.C:
+		}
+	}
 }

@@ -35,7 +35,7 @@ type multiPlan struct {
 
 func newMultiPlan(long bool) multiPlan {
 	p := multiPlan{Clusters: []string{"a", "b", "c"}, Nodes: 4, Rate: 100, Size: 256,
-		Warmup: 3 * time.Second, KillDown: 5 * time.Second, Between: 3 * time.Second, Partition: 10 * time.Second, After: 5 * time.Second}
+		Warmup: 3 * time.Second, KillDown: 8 * time.Second, Between: 3 * time.Second, Partition: 10 * time.Second, After: 5 * time.Second}
 	if long {
 		p.KillDown, p.Partition, p.After = 15*time.Second, 60*time.Second, 10*time.Second
 	}
