@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 )
 
 // ConfigMode says how the daemons of a multi-cluster mesh find and trust
@@ -78,7 +79,10 @@ func MeshConfig(l MeshLayout, self string) (NodeConfig, error) {
 	}
 	dir := l.NodeDir(self)
 	cfg := NodeConfig{Cluster: me.Cluster, Node: me.Name, IP: me.IP.String(), QUICPort: meshQUICPort, TCPPort: meshTCPPort,
-		AdminPort: meshAdminPort, Socket: filepath.Join(dir, "local.sock"), BufferBytes: l.BufferBytes, ClientBuffer: l.ClientBuffer}
+		AdminPort: meshAdminPort, Socket: filepath.Join(dir, "local.sock"), BufferBytes: l.BufferBytes, ClientBuffer: l.ClientBuffer,
+		// A killed node (down 8 s, or 15 s in the long form) comes back
+		// well within it: what waits for it is not routed on meanwhile.
+		RejoinGrace: 30 * time.Second}
 	switch l.Mode {
 	case PinnedPeers:
 		for _, p := range l.Nodes {

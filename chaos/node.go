@@ -68,6 +68,7 @@ type NodeConfig struct {
 	GossipSeeds []string // gossip.seeds
 	GossipKey   string   // gossip.secret_file
 	Remotes     []RemoteConfig
+	RejoinGrace time.Duration // groups.rejoin_grace (0: not set)
 }
 
 // RemoteConfig is one entry of a node's remotes.
@@ -113,6 +114,9 @@ func (c NodeConfig) Render() string {
 		}
 	}
 	b.WriteString("log:\n  level: info\n")
+	if c.RejoinGrace > 0 {
+		fmt.Fprintf(&b, "groups:\n  rejoin_grace: %s\n", c.RejoinGrace)
+	}
 	c.renderSeeds(&b)
 	if len(c.Peers) == 0 {
 		return b.String()
