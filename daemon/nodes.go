@@ -73,7 +73,7 @@ func (l *link) onNodes(m *wire.Nodes) error {
 	d := l.p.d
 	if m.Cluster != l.p.id.Cluster {
 		d.metrics.discoveryRefused.WithLabelValues("wrong_cluster").Inc()
-		return fmt.Errorf("Nodes lists cluster %q, but the peer is of %q", m.Cluster, l.p.id.Cluster)
+		return fmt.Errorf("node list for cluster %q from a peer of %q", m.Cluster, l.p.id.Cluster)
 	}
 	if d.disc.remotes[m.Cluster] == nil {
 		return nil // a cluster of configured peers only: nothing to discover

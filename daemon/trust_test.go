@@ -206,7 +206,7 @@ func TestCertificateExpiryGaugesAndJanitor(t *testing.T) {
 	}
 	// Past west's expiry: east's janitor closes the link, and west's
 	// redials with the expired certificate are refused.
-	skew.Store(int64(westCert.NotAfter.Sub(time.Now()) + time.Hour))
+	skew.Store(int64(time.Until(westCert.NotAfter) + time.Hour))
 	closed := east.d.metrics.linksClosed.WithLabelValues(closeExpired)
 	waitUntil(t, 10*time.Second, func() bool { return testutil.ToFloat64(closed) >= 1 },
 		func() string { return "the link of an expired peer certificate was not closed" })
