@@ -84,16 +84,28 @@ func TestRelayedLink(t *testing.T) {
 // a node the relay has no link to, is refused (the stream closed) and
 // counted; the link that carried it stays up.
 func TestRelayRefused(t *testing.T) {
-	east, w1, _ := relayWorld(t, "mem")
+	east, w1, w2 := relayWorld(t, "mem")
 	l := east.d.peer("west", "west-1").currentLink()
+	inCluster := w2.d.peer("west", "west-1").currentLink()
 	for _, c := range []struct {
 		target wire.Relay
 		reason string
+		busy   bool  // maxRelays in progress
+		over   *link // the link to ask on (l if nil)
 	}{
-		{wire.Relay{Cluster: "east", Node: "east-2"}, relayNotOwnCluster},
-		{wire.Relay{Cluster: "west", Node: "west-9"}, relayNoLink},
-		{wire.Relay{Cluster: "west", Node: "west-1"}, relayNoLink},
+		{target: wire.Relay{Cluster: "east", Node: "east-2"}, reason: relayNotOwnCluster},
+		{target: wire.Relay{Cluster: "west", Node: "west-9"}, reason: relayNoLink},
+		{target: wire.Relay{Cluster: "west", Node: "west-1"}, reason: relayNoLink},
+		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayTooMany, busy: true},
+		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayBadRequest, over: inCluster},
 	} {
+		if c.busy {
+			w1.d.relay.active.Store(maxRelays)
+		}
+		l := l
+		if c.over != nil {
+			l = c.over
+		}
 		before := testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason))
 		s, err := l.conn.OpenStream(ctxT(t, 5*time.Second))
 		if err != nil {
@@ -112,6 +124,7 @@ func TestRelayRefused(t *testing.T) {
 		waitUntil(t, 5*time.Second, func() bool {
 			return testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason)) == before+1
 		}, func() string { return "refusal of " + c.target.Node + " not counted as " + c.reason })
+		w1.d.relay.active.Store(0)
 	}
 	if east.d.peer("west", "west-1").currentLink() != l {
 		t.Fatal("a refused relay request ended the link")
