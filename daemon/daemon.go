@@ -100,6 +100,7 @@ type Daemon struct {
 	peerWarns     sync.Map // peerReason -> *peerWarn: warnings about what a peer sent (peerlog.go)
 
 	disc        discovery     // remote clusters from seeds (discover.go)
+	relay       relayState    // relays in progress, link events (relay.go)
 	viewVersion atomic.Uint64 // counts changes of this node's view of its cluster (nodes.go)
 
 	mailboxSeq atomic.Uint64
@@ -204,8 +205,17 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 
 // defaultTransports are QUIC and TCP/yamux with the link settings.
 func (d *Daemon) defaultTransports() map[string]transport.Transport {
+	topts := d.transportOptions()
+	return map[string]transport.Transport{
+		"quic": transport.NewQUIC(topts),
+		"tcp":  transport.NewTCP(topts),
+	}
+}
+
+// transportOptions are the transports' options from the link settings.
+func (d *Daemon) transportOptions() transport.Options {
 	lc := d.cfg.Link
-	topts := transport.Options{
+	return transport.Options{
 		HandshakeTimeout:   lc.HandshakeTimeout,
 		KeepAlivePeriod:    lc.KeepaliveInterval,
 		IdleTimeout:        lc.KeepaliveTimeout,
@@ -218,10 +228,6 @@ func (d *Daemon) defaultTransports() map[string]transport.Transport {
 		OnRetry:            func(net.Addr) { d.metrics.quicRetries.Inc() },
 		OnInitialDropped:   func(net.Addr) { d.metrics.quicInitialsDropped.Inc() },
 		HelloTimeout:       lc.HelloTimeout,
-	}
-	return map[string]transport.Transport{
-		"quic": transport.NewQUIC(topts),
-		"tcp":  transport.NewTCP(topts),
 	}
 }
 

@@ -57,6 +57,11 @@
 //	               (groups.max_*_per_peer, snapshot bytes and time) and the
 //	               import rules; peerlog.go: warnings about a peer, one per
 //	               peer and reason per interval
+//	relay.go       a link to a node of another cluster that cannot be
+//	               dialled, through another node of its cluster: the
+//	               dialer's relay request, the relay's checks and splice,
+//	               the target's side (TLS over the relayed stream, then
+//	               handleInbound); the link itself is end to end
 //	convert.go     the one place where wire's numbers meet those of groups
 //	               and buffer, checked at compile time
 //

@@ -54,9 +54,37 @@ func (d *Daemon) clientTLS(p *peer) (*tls.Config, error) {
 	return auth.ClientTLSConfig(d.id, d.pins, p.id, []string{ALPN}, d.onReject)
 }
 
-// dial runs the dialer's side of the handshake: TLS (pinned), Hello,
-// Welcome, Ready.
+// dial gets a connection to the peer (connect) and runs the dialer's side
+// of the handshake on it.
 func (p *peer) dial(ctx context.Context) (*link, error) {
+	conn, err := p.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.handshake(ctx, conn)
+}
+
+// connect dials the peer; when that fails and the peer, of another
+// cluster, can be reached through a node of its cluster this node has a
+// link to (relayFor), it tries once through that node (relay.go).
+func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
+	conn, err := p.dialDirect(ctx)
+	if err == nil || ctx.Err() != nil {
+		return conn, err
+	}
+	via := p.d.relayFor(p)
+	if via == nil {
+		return nil, err
+	}
+	conn, rerr := p.dialRelayed(ctx, via)
+	if rerr != nil {
+		return nil, fmt.Errorf("%w; and %w", err, rerr)
+	}
+	return conn, nil
+}
+
+// dialDirect dials the peer's address: TLS (pinned or by its cluster's CA).
+func (p *peer) dialDirect(ctx context.Context) (transport.Conn, error) {
 	d := p.d
 	hctx, cancel := context.WithTimeout(ctx, d.cfg.Link.HandshakeTimeout)
 	defer cancel()
@@ -73,6 +101,15 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 		return nil, err
 	}
 	d.admit.trust(conn.RemoteAddr())
+	return conn, nil
+}
+
+// handshake runs the dialer's side of the handshake on conn: Hello,
+// Welcome, Ready. It closes conn on failure.
+func (p *peer) handshake(ctx context.Context, conn transport.Conn) (*link, error) {
+	d := p.d
+	hctx, cancel := context.WithTimeout(ctx, d.cfg.Link.HandshakeTimeout)
+	defer cancel()
 	ok := false
 	defer func() {
 		if !ok {

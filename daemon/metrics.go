@@ -30,6 +30,7 @@ type metrics struct {
 	removedDiscards     *prometheus.CounterVec
 	holdFullWaits       prometheus.Counter
 	discoveryMetrics    // discover.go
+	relayMetrics        // relay.go
 	spoolErrors         prometheus.Counter
 	localClients        prometheus.Gauge
 	localRejects        *prometheus.CounterVec
@@ -125,6 +126,7 @@ func newMetrics(d *Daemon) *metrics {
 		Help: "Membership frames from the peer read late: it sent more than groups.membership_rate."}, peerLabels)
 	m.reg.MustRegister(m.membershipThrottled)
 	m.addDiscovery()
+	m.addRelay()
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_links_closed_total",
 		Help: "Up links closed for their peer's certificate, by reason: revoked (trust.revoked_file), certificate_expired."}, []string{"reason"})
 	for _, r := range []string{closeRevoked, closeExpired} {

@@ -122,11 +122,20 @@ func (p *peer) signalLocked() {
 
 // busy returns whether no dial is needed now (a link is up or a handshake
 // is in progress) or possible (a discovered peer's address is not known
-// yet), and the channel closed at the next change.
-func (p *peer) busy() (bool, <-chan struct{}) {
+// yet, and no relay is up: relayFor), and the channel closed at the next
+// change; links is closed at the next link up or down when the dial waits
+// for an address or a relay.
+func (p *peer) busy() (busy bool, changed, links <-chan struct{}) {
+	links = p.d.linkEvents() // before looking for a relay: no event is missed
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.link != nil || p.pendingIn > 0 || p.dialing || p.cfg.Address == "", p.changed
+	busy = p.link != nil || p.pendingIn > 0 || p.dialing
+	noAddr := p.cfg.Address == ""
+	changed = p.changed
+	p.mu.Unlock()
+	if busy || !noAddr || p.d.relayFor(p) != nil {
+		return busy, changed, nil
+	}
+	return true, changed, links
 }
 
 // dialLoop keeps a link to the peer, dialling with exponential backoff and
@@ -140,9 +149,11 @@ func (p *peer) dialLoop(ctx context.Context) {
 			ups = n
 			rd.linkWasUp() // dialled by either side
 		}
-		if busy, ch := p.busy(); busy {
+		if busy, ch, links := p.busy(); busy {
 			select {
 			case <-ch:
+				continue
+			case <-links:
 				continue
 			case <-ctx.Done():
 				return
@@ -171,7 +182,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 			}
 			// The peer's dial wins; give it a handshake's time to arrive.
 			wait = lc.HandshakeTimeout
-			_, ch := p.busy()
+			_, ch, _ := p.busy()
 			select {
 			case <-ch:
 				continue
@@ -282,6 +293,7 @@ func (p *peer) installLocked(l *link) {
 		p.d.metrics.reconnects.WithLabelValues(p.id.Cluster, p.id.Node).Inc()
 	}
 	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(1)
+	p.d.linksChanged()
 	p.d.log.Info("link up", "peer", p.nodeName(), "transport", l.conn.Transport(), "remote", l.conn.RemoteAddr().String(), "dialer", l.dialer)
 }
 
@@ -302,6 +314,7 @@ func (p *peer) linkDown(l *link, cause error) {
 		return
 	}
 	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0)
+	p.d.linksChanged()
 	p.d.groups.PeerDown(groupsID(p.id))
 	p.d.log.Info("link down", "peer", p.nodeName(), "cause", fmt.Sprint(cause))
 }

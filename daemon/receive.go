@@ -21,14 +21,25 @@ import (
 
 func (l *link) dataReader(s transport.Stream) {
 	d := l.p.d
-	defer s.Close()
 	stop := context.AfterFunc(l.ctx, func() { unblock(s) })
-	defer stop()
-	r := wire.NewReader(s, d.cfg.Link.MaxFrameSize)
-	lane, ok := l.readStreamInit(r)
-	if !ok {
+	kind, lane, ok := l.readStreamInit(s)
+	switch {
+	case !ok:
+		stop()
+		s.Close()
+		return
+	case kind != wire.StreamData:
+		stop() // the stream is the relay's (relay.go), and ends with the link
+		if kind == wire.StreamRelayRequest {
+			l.relayRequest(s)
+		} else {
+			l.relayedIn(s)
+		}
 		return
 	}
+	defer s.Close()
+	defer stop()
+	r := wire.NewReader(s, d.cfg.Link.MaxFrameSize)
 	var m wire.Data
 	var b wire.DataBatch
 	var mc mailboxCache
@@ -85,24 +96,38 @@ func (l *link) dataReader(s transport.Stream) {
 	}
 }
 
-// readStreamInit reads the StreamInit that opens a data stream and returns
-// the stream's lane; false if the stream is not to be read (a protocol
-// error was raised, or the link ended).
-func (l *link) readStreamInit(r *wire.Reader) (int, bool) {
-	t, body, err := r.ReadFrame()
+// readStreamInit reads the StreamInit that opens a stream the peer opened
+// (without reading ahead: a relay stream's bytes after it are not
+// frames) and returns its kind and, for a data stream, its lane; false if
+// the stream is not to be read (a protocol error was raised, or the link
+// ended).
+func (l *link) readStreamInit(s transport.Stream) (uint8, int, bool) {
+	t, body, err := readFrameExact(s)
 	if err != nil {
-		return 0, false
+		var fe *wire.FrameError
+		if errors.As(err, &fe) && l.ctx.Err() == nil {
+			l.protocolError(fmt.Errorf("bad stream init: %w", err))
+		}
+		return 0, 0, false
 	}
 	var init wire.StreamInit
-	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil || init.Kind != wire.StreamData {
+	if t != wire.TypeStreamInit || init.DecodeBody(body) != nil {
 		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
-		return 0, false
+		return 0, 0, false
+	}
+	switch init.Kind {
+	case wire.StreamRelayRequest, wire.StreamRelayed:
+		return init.Kind, 0, true
+	case wire.StreamData:
+	default:
+		l.protocolError(fmt.Errorf("bad stream init: kind %d", init.Kind))
+		return 0, 0, false
 	}
 	lane, ok := laneFromWire(init.Lane)
 	if !ok {
 		l.protocolError(fmt.Errorf("bad stream init (%v)", t))
 	}
-	return lane, ok
+	return init.Kind, lane, ok
 }
 
 // onBatch delivers the messages of a DataBatch in order, each as onData

@@ -91,7 +91,9 @@ func (s *muxStream) Close() error {
 	return nil
 }
 
-func (s *muxStream) SetDeadline(t time.Time) error { return s.s.SetDeadline(t) }
+func (s *muxStream) SetDeadline(t time.Time) error      { return s.s.SetDeadline(t) }
+func (s *muxStream) SetReadDeadline(t time.Time) error  { return s.s.SetReadDeadline(t) }
+func (s *muxStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
 
 // trackedConn is the TLS connection as yamux sees it. It remembers when data
 // was last read and the first I/O error, and bounds Close.

@@ -224,7 +224,9 @@ func (s *quicStream) Close() error {
 	return nil
 }
 
-func (s *quicStream) SetDeadline(t time.Time) error { return s.s.SetDeadline(t) }
+func (s *quicStream) SetDeadline(t time.Time) error      { return s.s.SetDeadline(t) }
+func (s *quicStream) SetReadDeadline(t time.Time) error  { return s.s.SetReadDeadline(t) }
+func (s *quicStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
 
 // reportingServerTLS wraps a server TLS config so that failed inbound QUIC
 // handshakes reach Options.OnHandshakeError: quic-go keeps them to itself.

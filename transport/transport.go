@@ -9,6 +9,10 @@
 //   - NewTCP: TCP + TLS 1.3 + yamux, with TCP_NODELAY and TCP keepalive.
 //   - NewMem: in-memory (buffered pipe + TLS 1.3 + yamux), for tests.
 //
+// ClientOver and ServerOver (overlay.go) make a Conn, named "relay", of TLS
+// 1.3 and yamux over any byte stream, such as a Stream of another Conn
+// (StreamConn) that a third node splices to the far end.
+//
 // TLS configurations are always supplied by the caller (certificates, ALPN,
 // TLS 1.3 only, peer pinning callbacks); this package never builds an identity
 // of its own. It only enforces TLS 1.3 as a floor and insists on ALPN
@@ -95,7 +99,7 @@ type Conn interface {
 	ConnectionState() tls.ConnectionState
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
-	// Transport names the transport: "quic", "tcp" or "mem".
+	// Transport names the transport: "quic", "tcp", "mem" or "relay".
 	Transport() string
 	// Done is closed once the connection is dead (peer closed, idle timeout,
 	// local Close).

@@ -167,7 +167,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeUnknownType(t *testing.T) {
-	for _, typ := range []Type{0, 0x08, 0x16, 0x24, 0x3f, 0x5f, 0x7f, 0x80, 0xff} {
+	for _, typ := range []Type{0, 0x08, 0x17, 0x24, 0x3f, 0x5f, 0x7f, 0x80, 0xff} {
 		m, err := Decode(typ, nil)
 		if m != nil || !errors.Is(err, ErrUnknownType) {
 			t.Errorf("Decode(%v) = %v, %v; want ErrUnknownType", typ, m, err)

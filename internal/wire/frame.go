@@ -44,6 +44,7 @@ const (
 	TypeResync          Type = 0x13
 	TypeNodesRequest    Type = 0x14
 	TypeNodes           Type = 0x15
+	TypeRelay           Type = 0x16
 	TypeData            Type = 0x20
 	TypeAck             Type = 0x21
 	TypeDataBatch       Type = 0x22
@@ -105,6 +106,7 @@ var typeNames = [256]string{
 	TypeResync:          "Resync",
 	TypeNodesRequest:    "NodesRequest",
 	TypeNodes:           "Nodes",
+	TypeRelay:           "Relay",
 	TypeWatch:           "Watch",
 	TypeUnwatch:         "Unwatch",
 	TypeWatchEvent:      "WatchEvent",
@@ -251,6 +253,8 @@ func New(t Type) Message {
 		return new(NodesRequest)
 	case TypeNodes:
 		return new(Nodes)
+	case TypeRelay:
+		return new(Relay)
 	case TypeWatch:
 		return new(Watch)
 	case TypeUnwatch:

@@ -72,5 +72,6 @@ func sampleMessages() []Message {
 		&NodesRequest{Cluster: "east", Node: "e1"},
 		&Nodes{Cluster: "west", Version: 3, Nodes: []NodeEntry{{Node: "w1", QUIC: "10.0.0.1:4433", TCP: "10.0.0.1:4434"}, {Node: "w2", State: NodeDead}}},
 		&Nodes{Cluster: "west", Version: 1},
+		&Relay{Cluster: "west", Node: "w3"},
 	}
 }

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wandist/wandist/client"
+	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/internal/wire"
+)
+
+// relayWorld starts west-2, west-1 (linked to west-2) and east-1, which
+// is configured to dial both west nodes but whose paths to and from west-2
+// are cut both ways: east-1 reaches west-2 only through west-1.
+func relayWorld(t *testing.T, tr string) (east, w1, w2 *node) {
+	t.Helper()
+	east = newNode(t, tr, "east", "east-1")
+	w1, w2 = newNode(t, tr, "west", "west-1"), newNode(t, tr, "west", "west-2")
+	w2.cfg.Peers = []configs.Peer{peerOf(w1, tr, "", "accept"), peerOf(east, tr, "", "accept")}
+	w2.start()
+	w2.block("east", "east-1", true)
+	w1.cfg.Peers = []configs.Peer{peerOf(w2, tr, w2.addr(tr), "connect"), peerOf(east, tr, "", "accept")}
+	w1.start()
+	waitLink(t, w1.d, "west", "west-2")
+	east.cfg.Peers = []configs.Peer{peerOf(w1, tr, w1.addr(tr), "connect"), peerOf(w2, tr, w2.addr(tr), "connect")}
+	east.gate.setBlocked(w2.d.id.ID, true)
+	east.start()
+	waitLink(t, east.d, "west", "west-1")
+	return east, w1, w2
+}
+
+// TestRelayedLink: east-1 cannot reach west-2 but gets a link to it through
+// west-1; messages to a member on west-2 arrive exactly once and in order,
+// also across the loss of the relay (west-1 cut from east-1, then back).
+func TestRelayedLink(t *testing.T) {
+	for _, tr := range testTransports {
+		t.Run(tr, func(t *testing.T) {
+			east, w1, w2 := relayWorld(t, tr)
+			waitLink(t, east.d, "west", "west-2")
+			st := east.d.peer("west", "west-2").status()
+			if st.transport != "relay" || !strings.Contains(st.remote, "west/west-1") {
+				t.Fatalf("east-1's link to west-2: transport %q remote %q; want relayed by west/west-1", st.transport, st.remote)
+			}
+			mb := subscribe(t, w2, "orders", east)
+			pub := connect(t, east)
+			const half, n = 200, 400
+			for i := range half {
+				sendAsync(t, pub, client.Target{Group: "orders"}, []byte(strconv.Itoa(i)))
+			}
+			if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			const first = 10 // then the relay goes, with the rest in flight or queued
+			for i := range first {
+				if m, err := mb.Receive(ctxT(t, 20*time.Second)); err != nil || string(m.Payload) != strconv.Itoa(i) {
+					t.Fatalf("message %d: %v %v", i, m, err)
+				}
+			}
+			if testutil.ToFloat64(w1.d.metrics.relayedBytes) == 0 {
+				t.Error("west-1 counted no relayed bytes")
+			}
+
+			east.block("west", "west-1", true) // the relay is gone: so is the relayed link
+			if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
+				t.Fatal(err)
+			}
+			for i := half; i < n; i++ {
+				sendAsync(t, pub, client.Target{Group: "orders"}, []byte(strconv.Itoa(i)))
+			}
+			if err := pub.Flush(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			east.block("west", "west-1", false)
+			receiveSeqFrom(t, mb, first, n, 30*time.Second)
+		})
+	}
+}
+
+// TestRelayRefused: a relay request for a node of another cluster, or for
+// a node the relay has no link to, is refused (the stream closed) and
+// counted; the link that carried it stays up.
+func TestRelayRefused(t *testing.T) {
+	east, w1, w2 := relayWorld(t, "mem")
+	l := east.d.peer("west", "west-1").currentLink()
+	inCluster := w2.d.peer("west", "west-1").currentLink()
+	for _, c := range []struct {
+		target wire.Relay
+		reason string
+		busy   bool  // maxRelays in progress
+		over   *link // the link to ask on (l if nil)
+	}{
+		{target: wire.Relay{Cluster: "east", Node: "east-2"}, reason: relayNotOwnCluster},
+		{target: wire.Relay{Cluster: "west", Node: "west-9"}, reason: relayNoLink},
+		{target: wire.Relay{Cluster: "west", Node: "west-1"}, reason: relayNoLink},
+		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayTooMany, busy: true},
+		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayBadRequest, over: inCluster},
+	} {
+		if c.busy {
+			w1.d.relay.active.Store(maxRelays)
+		}
+		l := l
+		if c.over != nil {
+			l = c.over
+		}
+		before := testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason))
+		s, err := l.conn.OpenStream(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamRelayRequest})
+		if _, err := s.Write(wire.AppendFrame(b, &c.target)); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		var buf [1]byte
+		if n, err := s.Read(buf[:]); err == nil || n != 0 {
+			t.Fatalf("relay request for %v: read %d bytes, err %v; want the stream closed", c.target, n, err)
+		}
+		s.Close()
+		waitUntil(t, 5*time.Second, func() bool {
+			return testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason)) == before+1
+		}, func() string { return "refusal of " + c.target.Node + " not counted as " + c.reason })
+		w1.d.relay.active.Store(0)
+	}
+	if east.d.peer("west", "west-1").currentLink() != l {
+		t.Fatal("a refused relay request ended the link")
+	}
+}
