@@ -51,6 +51,9 @@ type Options struct {
 	Source func() (*configs.Config, error)
 	// GossipTune, if set, adjusts memberlist's config (tests: fast timings).
 	GossipTune func(*memberlist.Config)
+	// LookupHost resolves the names in remotes[].seeds to every address
+	// they have; default net.DefaultResolver.LookupHost.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 // Daemon is one running wandistd node.
@@ -109,6 +112,7 @@ type Daemon struct {
 	digestInterval time.Duration // from Options
 	alerts         AlertOptions  // from Options, with defaults
 	source         func() (*configs.Config, error)
+	lookupHost     func(ctx context.Context, host string) ([]string, error) // from Options, or the default resolver
 
 	gossip     atomic.Pointer[gossip.Gossip] // set by Start; nil without gossip.bind (cluster.go)
 	gossipTune func(*memberlist.Config)      // from Options
@@ -145,6 +149,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		digestInterval: opts.DigestInterval,
 		alerts:         opts.Alerts.withDefaults(),
 		source:         opts.Source,
+		lookupHost:     opts.LookupHost,
 		gossipTune:     opts.GossipTune,
 	}
 	if d.digestInterval <= 0 {
@@ -152,6 +157,9 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	}
 	if d.log == nil {
 		d.log = slog.Default()
+	}
+	if d.lookupHost == nil {
+		d.lookupHost = net.DefaultResolver.LookupHost
 	}
 	if d.now == nil {
 		d.now = time.Now

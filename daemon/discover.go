@@ -177,7 +177,7 @@ func (d *Daemon) seedLoop(rc *remoteCluster) {
 // probes them in turn until one answers.
 func (d *Daemon) probeSeeds(ctx context.Context, rc *remoteCluster) error {
 	var errs []error
-	for _, addr := range resolveSeeds(ctx, rc.seeds, &errs) {
+	for _, addr := range resolveSeeds(ctx, d.lookupHost, rc.seeds, &errs) {
 		u, err := d.probe(ctx, rc, addr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("seed %s: %w", addr, err))
@@ -195,7 +195,7 @@ func (d *Daemon) probeSeeds(ctx context.Context, rc *remoteCluster) error {
 
 // resolveSeeds returns the addresses of seeds: an IP literal as it is, a
 // name as every address it resolves to now (a headless service's pods).
-func resolveSeeds(ctx context.Context, seeds []string, errs *[]error) []string {
+func resolveSeeds(ctx context.Context, lookup func(context.Context, string) ([]string, error), seeds []string, errs *[]error) []string {
 	var out []string
 	for _, s := range seeds {
 		host, port, err := net.SplitHostPort(s)
@@ -207,7 +207,7 @@ func resolveSeeds(ctx context.Context, seeds []string, errs *[]error) []string {
 			out = append(out, s)
 			continue
 		}
-		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		ips, err := lookup(ctx, host)
 		if err != nil {
 			// Not resolvable here: the transport may still know it (an
 			// in-memory one does); its dial says what is wrong if not.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,4 +425,37 @@ func TestGoneNodeMessagesRoutedOn(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, func() bool { return east.d.peer("west", "west-2") == nil },
 		func() string { return "the gone peer west-2 was not removed once nothing waited for it" })
+}
+
+// TestDiscoverySeedByName: a seed given by name is resolved to every
+// address it has (a headless service's pods), tried in turn, and resolved
+// again at every round: a first address where nothing answers does not
+// stop discovery, and a name that resolves to nothing yet is tried later.
+func TestDiscoverySeedByName(t *testing.T) {
+	tr := "tcp"
+	w := newCAWorld(t, "east", "west")
+	w1 := newNode(t, tr, "west", "west-1")
+	w1.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	w.start(w1)
+	_, port, err := net.SplitHostPort(w1.addr(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lookups atomic.Int64
+	east := newNode(t, tr, "east", "east-1")
+	east.opts.LookupHost = func(_ context.Context, host string) ([]string, error) {
+		if host != "west-seeds.example" {
+			return nil, fmt.Errorf("unexpected name %q", host)
+		}
+		if lookups.Add(1) == 1 {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return []string{"127.0.0.2", "127.0.0.1"}, nil // nothing listens on 127.0.0.2
+	}
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, net.JoinHostPort("west-seeds.example", port))}
+	w.start(east)
+	waitLink(t, east.d, "west", "west-1")
+	if n := lookups.Load(); n < 2 {
+		t.Fatalf("the seed's name was resolved %d times, want at least 2 (again after the first round found nothing)", n)
+	}
 }
