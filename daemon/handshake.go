@@ -67,9 +67,21 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 // connect dials the peer; when that fails and the peer, of another
 // cluster, can be reached through a node of its cluster this node has a
 // link to (relayFor), it tries once through that node (relay.go).
+//
+// A peer last reached through a relay after its direct dial failed is
+// tried through a relay first: behind a firewall that drops packets
+// silently, a direct dial costs a whole handshake timeout each time.
 func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
+	if p.relayFirst.Load() {
+		if via := p.d.relayFor(p); via != nil {
+			if conn, err := p.dialRelayed(ctx, via); err == nil || ctx.Err() != nil {
+				return conn, err
+			}
+		}
+	}
 	conn, err := p.dialDirect(ctx)
 	if err == nil || ctx.Err() != nil {
+		p.relayFirst.Store(false)
 		return conn, err
 	}
 	via := p.d.relayFor(p)
@@ -80,6 +92,7 @@ func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
 	if rerr != nil {
 		return nil, fmt.Errorf("%w; and %w", err, rerr)
 	}
+	p.relayFirst.Store(true)
 	return conn, nil
 }
 

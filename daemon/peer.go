@@ -45,6 +45,9 @@ type peer struct {
 	// goneAt: when its cluster declared it dead or left while messages
 	// still waited for it (gone.go), in UnixNano; 0 when alive.
 	goneAt atomic.Int64
+	// relayFirst: the last dial reached the peer only through a relay
+	// (handshake.go: connect); the next tries a relay first.
+	relayFirst atomic.Bool
 	ctx    context.Context
 	stop   context.CancelFunc // ends the dial loop (set by startPeer)
 	tr     transport.Transport

@@ -63,6 +63,9 @@ func TestRelayedLink(t *testing.T) {
 			if testutil.ToFloat64(w1.d.metrics.relayedBytes) == 0 {
 				t.Error("west-1 counted no relayed bytes")
 			}
+			if !east.d.peer("west", "west-2").relayFirst.Load() {
+				t.Error("east-1 will dial west-2 directly first again, though only the relay reached it")
+			}
 
 			east.block("west", "west-1", true) // the relay is gone: so is the relayed link
 			if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
