@@ -20,9 +20,7 @@ import (
 func (d *Daemon) ownNodes() *wire.Nodes {
 	m := &wire.Nodes{Cluster: d.cfg.Cluster, Version: d.viewVersion.Load()}
 	if g := d.gossip.Load(); g != nil {
-		for _, gm := range g.Members() {
-			m.Nodes = append(m.Nodes, wire.NodeEntry{Node: gm.Node, State: gossipState(gm.State), QUIC: gm.Meta.QUIC, TCP: gm.Meta.TCP})
-		}
+		m.Nodes = gossipEntries(g.Members())
 		return m
 	}
 	self := wire.NodeEntry{Node: d.cfg.Node}
@@ -101,16 +99,23 @@ func (d *Daemon) answerNodes(in *inbound, body []byte) {
 }
 
 // applyNodes makes a peer of every node of u alive and not yet known, and
-// removes the discovered peer of every node u says is dead or left. It
-// never touches a configured peer: discovery adds places to dial, not
-// identities.
+// takes every node u says is dead or left out (nodeGone). u is a remote
+// cluster's list (a probe's or a link's) or gossip's view of this
+// cluster (syncOwnCluster). It never touches a configured peer: discovery
+// adds places to dial, not identities.
 func (d *Daemon) applyNodes(u nodesUpdate) {
 	rc := d.disc.remotes[u.cluster]
+	if u.cluster == d.cfg.Cluster {
+		rc = d.disc.own
+	}
 	if rc == nil {
 		return
 	}
 	for _, e := range u.nodes {
 		id := auth.PeerID{Cluster: u.cluster, Node: e.Node}
+		if id == d.id.ID {
+			continue
+		}
 		if err := id.Validate(); err != nil {
 			d.refuseDiscovery("bad_name", u.from, "node list of %s names an invalid node: %v", u.from, err)
 			continue
@@ -225,6 +230,15 @@ func (d *Daemon) viewChangedIf(own bool) {
 	}
 }
 
+// gossipEntries are gossip's members as node list entries.
+func gossipEntries(ms []gossip.Member) []wire.NodeEntry {
+	out := make([]wire.NodeEntry, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, wire.NodeEntry{Node: m.Node, State: gossipState(m.State), QUIC: m.Meta.QUIC, TCP: m.Meta.TCP})
+	}
+	return out
+}
+
 func gossipState(s gossip.State) uint8 {
 	switch s {
 	case gossip.StateDead:
@@ -239,41 +253,10 @@ func gossipState(s gossip.State) uint8 {
 // that gossip shows alive (groups span the cluster over these links), and
 // removes the discovered peer of a node gossip declared dead or that left.
 func (d *Daemon) syncOwnCluster(ms []gossip.Member) {
-	rc := d.disc.own
-	if rc == nil {
+	if d.disc.own == nil {
 		return
 	}
-	for _, m := range ms {
-		if m.Node == d.cfg.Node {
-			continue
-		}
-		p := d.peer(d.cfg.Cluster, m.Node)
-		if p != nil && !p.discovered {
-			continue // configured: left as configured
-		}
-		if m.State != gossip.StateAlive {
-			if p != nil {
-				d.nodeGone(p, "gossip says it is "+string(m.State))
-			}
-			continue
-		}
-		if p != nil {
-			p.goneAt.Store(0)
-		}
-		addr := m.Meta.QUIC
-		if rc.transport == configs.TransportTCP {
-			addr = m.Meta.TCP
-		}
-		d.admit.trustAddress(addr)
-		switch {
-		case p != nil:
-			p.setAddress(addr)
-		case d.discoveredCount() >= maxDiscovered:
-			d.refuseDiscovery("too_many_nodes", auth.PeerID{Cluster: d.cfg.Cluster, Node: m.Node}, "node %s/%s not added: %d discovered peers already", d.cfg.Cluster, m.Node, maxDiscovered)
-		default:
-			d.addDiscovered(rc, auth.PeerID{Cluster: d.cfg.Cluster, Node: m.Node}, addr)
-		}
-	}
+	d.applyNodes(nodesUpdate{cluster: d.cfg.Cluster, from: d.id.ID, nodes: gossipEntries(ms)})
 }
 
 // adoptInbound makes a peer for a node that linked to this node, proved by
