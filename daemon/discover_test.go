@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wandist/wandist/auth"
+	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/gossip"
@@ -457,5 +458,36 @@ func TestDiscoverySeedByName(t *testing.T) {
 	waitLink(t, east.d, "west", "west-1")
 	if n := lookups.Load(); n < 2 {
 		t.Fatalf("the seed's name was resolved %d times, want at least 2 (again after the first round found nothing)", n)
+	}
+}
+
+// TestRemovedDiscoveredLeavesNothingUncounted: a message that reaches a
+// gone node's buffer as the peer is removed (a send racing the removal) is
+// routed on or discarded and counted, never left in the retired buffer.
+func TestRemovedDiscoveredLeavesNothingUncounted(t *testing.T) {
+	tr := "mem"
+	w := newCAWorld(t, "east", "west")
+	w1 := newNode(t, tr, "west", "west-1")
+	east := newNode(t, tr, "east", "east-1")
+	w1.cfg.Remotes = []configs.Remote{w.remote("east", tr, unusedSeed(tr))}
+	w.start(w1)
+	east.cfg.Remotes = []configs.Remote{w.remote("west", tr, w1.addr(tr))}
+	w.start(east)
+	waitLink(t, east.d, "west", "west-1")
+	east.block("west", "west-1", true)
+	w1.block("east", "east-1", true)
+	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-1", false); err != nil {
+		t.Fatal(err)
+	}
+	p := east.d.peer("west", "west-1")
+	if err := p.queue.EnqueueCopy(&buffer.Message{To: 7, Group: "nobody-else", Payload: []byte("late")}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	east.d.removeDiscovered(p, "test: declared gone")
+	if n := p.queue.Stats().Messages; n != 0 {
+		t.Fatalf("%d messages left in the removed peer's buffer, uncounted", n)
+	}
+	if v := testutil.ToFloat64(east.d.metrics.removedDiscards.WithLabelValues("west", "west-1")); v != 1 {
+		t.Fatalf("discarded and counted %v, want 1", v)
 	}
 }

@@ -215,6 +215,12 @@ func (d *Daemon) removeDiscovered(p *peer, why string) {
 		return
 	}
 	d.removePeer(p, why)
+	// A send that found the peer just before it went may have queued a
+	// message since nothing waited: routed as if sent a moment later, to
+	// its group's member now, or discarded and counted.
+	if p.queue.Stats().Messages > 0 {
+		d.rerouteGone(p, d.now())
+	}
 	if d.retired == nil {
 		d.retired = map[auth.PeerID]*peer{}
 	}
