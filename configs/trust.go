@@ -44,12 +44,35 @@ type Remote struct {
 	CAs       []*x509.Certificate // parsed from CAFiles at load
 	Mode      string              // as peers[].mode
 	Buffer    Buffer              // as peers[].buffer, defaults from the top-level buffer
+	// Topology is how this node links to the cluster's nodes: mesh (a
+	// direct link to each) or gateway (direct links to Gateways of them,
+	// the others through those; daemon/topology.go).
+	Topology string
+	Gateways int // k of gateway mode: direct links kept to the cluster
+	// IdleClose: in gateway mode, a link this node dialled to a node that
+	// is not a gateway is closed once it carried nothing for it (0: never).
+	IdleClose time.Duration
 	Line      int
+
+	idleCloseSet bool // idle_close was given (0 then means never)
 }
+
+// Topologies of remotes[].topology.
+const (
+	TopologyMesh    = "mesh"
+	TopologyGateway = "gateway"
+)
+
+// Default and largest remotes[].gateways.
+const (
+	DefaultGateways  = 2
+	maxGateways      = 16
+	DefaultIdleClose = time.Minute
+)
 
 var (
 	trustKeys  = []string{"domain", "ca_files", "revoked_file", "expiry_warning"}
-	remoteKeys = []string{"cluster", "seeds", "transport", "ca_files", "mode", "buffer"}
+	remoteKeys = []string{"cluster", "seeds", "transport", "ca_files", "mode", "buffer", "topology", "gateways", "idle_close"}
 )
 
 // maxCAFiles is how many CA files a cluster may have at once (two during
@@ -105,6 +128,13 @@ func (r *reporter) decodeRemotes(n *yaml.Node, c *Config) {
 				r.str(v, key, &rc.Mode)
 			case "buffer":
 				r.decodeBuffer(v, key, &rc.Buffer)
+			case "topology":
+				r.str(v, key, &rc.Topology)
+			case "gateways":
+				r.integer(v, key, &rc.Gateways)
+			case "idle_close":
+				r.duration(v, key, &rc.IdleClose)
+				rc.idleCloseSet = true
 			}
 		})
 		c.Remotes = append(c.Remotes, rc)
@@ -159,6 +189,11 @@ func (c *Config) fillTrust() {
 		rc := &c.Remotes[i]
 		setIfZero(&rc.Transport, TransportQUIC)
 		setIfZero(&rc.Mode, ModeBoth)
+		setIfZero(&rc.Topology, TopologyMesh)
+		setIfZero(&rc.Gateways, DefaultGateways)
+		if !rc.idleCloseSet {
+			rc.IdleClose = DefaultIdleClose
+		}
 		if rc.Buffer == (Buffer{}) {
 			rc.Buffer = c.Buffer
 		}
@@ -279,6 +314,13 @@ func (r *reporter) checkRemote(c *Config, i int, seen map[string]int) {
 	}
 	r.checkEnum(key+".transport", rc.Transport, TransportQUIC, TransportTCP)
 	r.checkEnum(key+".mode", rc.Mode, ModeConnect, ModeAccept, ModeBoth)
+	r.checkEnum(key+".topology", rc.Topology, TopologyMesh, TopologyGateway)
+	if rc.IdleClose < 0 {
+		r.keyf(key+".idle_close", "must be 0 (never) or more, got %v", rc.IdleClose)
+	}
+	if rc.Gateways < 1 || rc.Gateways > maxGateways {
+		r.keyf(key+".gateways", "must be from 1 to %d, got %d", maxGateways, rc.Gateways)
+	}
 	if len(rc.CAFiles) == 0 && len(rc.CAs) == 0 {
 		r.keyf(key, "needs ca_files: the remote cluster's CA certificate file(s), 1 or 2")
 	} else if len(rc.CAFiles) > 0 {

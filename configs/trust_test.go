@@ -86,6 +86,9 @@ func TestParseTrust(t *testing.T) {
 		len(rc.CAs) != 1 || rc.CAFiles[0] != filepath.Join(dir, "west-ca.crt") || rc.Line != 12 {
 		t.Errorf("remote = %+v", rc)
 	}
+	if rc.Topology != TopologyMesh || rc.Gateways != DefaultGateways {
+		t.Errorf("remote topology %q, gateways %d: want the defaults", rc.Topology, rc.Gateways)
+	}
 	if rc.Buffer.MaxBytes != 8<<20 || rc.Buffer.MaxMessages != DefaultBufferMaxMessages {
 		t.Errorf("remote buffer = %+v", rc.Buffer)
 	}
@@ -124,6 +127,8 @@ func TestParseTrustErrors(t *testing.T) {
 		{"CA not found", "ca_files: [west-ca.crt]", "ca_files: [nope.crt]", "remotes[0].ca_files[0]", "nope.crt"},
 		{"not a CA", "ca_files: [east-ca.crt]", "ca_files: [east-1.crt]", "trust.ca_files[0]", "not a CA certificate"},
 		{"bad transport", "    ca_files: [west-ca.crt]\n", "    ca_files: [west-ca.crt]\n    transport: udp\n", "remotes[0].transport", "must be one of"},
+		{"bad topology", "    ca_files: [west-ca.crt]\n", "    ca_files: [west-ca.crt]\n    topology: star\n", "remotes[0].topology", "must be one of"},
+		{"too many gateways", "    ca_files: [west-ca.crt]\n", "    ca_files: [west-ca.crt]\n    gateways: 17\n", "remotes[0].gateways", "from 1 to 16, got 17"},
 		{"own peer without CA", "  ca_files: [east-ca.crt]\n", "", "peers[0]", "trust.ca_files"},
 		{"remote peer without CA", "remotes:\n  - cluster: west", "remotes:\n  - cluster: north", "peers[1]", "remotes[] entry"},
 		{"certificate of another node", "node: east-1\n", "node: east-3\n", "certificate", "names east/east-1"},

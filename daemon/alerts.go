@@ -41,7 +41,7 @@ type backlogAlert struct {
 // janitor.
 func (d *Daemon) checkUnreachable(p *peer, now time.Time) {
 	st := p.status()
-	down := st.state != StateUp && now.Sub(st.since) >= d.cfg.Groups.UnreachableGrace
+	down := st.state != StateUp && st.state != StateIdle && now.Sub(st.since) >= d.cfg.Groups.UnreachableGrace
 	if down && !p.pastGrace.Load() {
 		q := p.queue.Stats()
 		d.log.Warn("peer unreachable past the grace: its members stay listed and messages for it are buffered within the buffer's limits",

@@ -67,6 +67,7 @@ type Daemon struct {
 	transports  map[string]transport.Transport
 	groups      *groups.Registry
 	hold        *hold // messages waiting on this node (hold.go)
+	topo        topologyState
 	metrics     *metrics
 	local       *localServer
 	admin       *adminServer
@@ -353,6 +354,7 @@ func (d *Daemon) janitor() {
 				p.rates.sample(now, st.Enqueued, st.Dequeued)
 				d.checkBacklog(p, now)
 				d.checkUnreachable(p, now)
+				d.closeIdle(p)
 			}
 			d.checkCertificates(now)
 			d.sweepGone()

@@ -39,6 +39,9 @@ type remoteCluster struct {
 	transport string
 	mode      string
 	buffer    configs.Buffer
+	topology  string        // remotes[].topology (topology.go)
+	gateways  int           // remotes[].gateways
+	idleClose time.Duration // remotes[].idle_close
 }
 
 // nodesUpdate is a list of a cluster's nodes to apply: from a probe or a
@@ -88,7 +91,8 @@ func (d *Daemon) initDiscovery(c *configs.Config) {
 		if tr == "" {
 			tr = configs.TransportQUIC
 		}
-		d.disc.remotes[r.Cluster] = &remoteCluster{name: r.Cluster, seeds: r.Seeds, transport: tr, mode: r.Mode, buffer: r.Buffer}
+		d.disc.remotes[r.Cluster] = &remoteCluster{name: r.Cluster, seeds: r.Seeds, transport: tr, mode: r.Mode, buffer: r.Buffer,
+			topology: r.Topology, gateways: max(r.Gateways, 1), idleClose: r.IdleClose}
 	}
 }
 

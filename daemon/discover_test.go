@@ -280,7 +280,7 @@ func TestDiscoveryBounds(t *testing.T) {
 		return testutil.ToFloat64(east.d.metrics.discoveryRefused.WithLabelValues("too_many_nodes"))
 	}
 	waitUntil(t, 10*time.Second, func() bool { return refused() >= 50 }, func() string { return fmt.Sprintf("%v refused", refused()) })
-	if n := east.d.discoveredCount(); n != maxDiscovered {
+	if n := east.d.discoveredCount(east.d.disc.remotes["west"]); n != maxDiscovered {
 		t.Fatalf("%d discovered peers, want the bound %d", n, maxDiscovered)
 	}
 

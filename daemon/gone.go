@@ -24,6 +24,7 @@ import (
 // nodeGone is a discovered node its cluster declared dead or left.
 func (d *Daemon) nodeGone(p *peer, why string) {
 	d.groups.ForgetPeer(groupsID(p.id))
+	defer d.topologyChanged()
 	if p.queue.Stats().Messages == 0 {
 		d.removeDiscovered(p, why)
 		return

@@ -72,6 +72,13 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 // tried through a relay first: behind a firewall that drops packets
 // silently, a direct dial costs a whole handshake timeout each time.
 func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
+	if p.d.onDemand(p) {
+		via := p.d.relayFor(p)
+		if via == nil {
+			return nil, fmt.Errorf("%w: %s", errNoGateway, p.id.Cluster)
+		}
+		return p.dialRelayed(ctx, via)
+	}
 	if p.relayFirst.Load() {
 		if via := p.d.relayFor(p); via != nil {
 			if conn, err := p.dialRelayed(ctx, via); err == nil || ctx.Err() != nil {

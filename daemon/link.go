@@ -55,6 +55,7 @@ type link struct {
 	wg     sync.WaitGroup
 
 	lastRecv atomic.Int64 // unix nanos of the last frame received
+	lastData atomic.Int64 // unix nanos of the last data frame received (or of the link's start), for closeIdle
 	rtt      atomic.Int64 // nanoseconds, last measured
 
 	cmu      sync.Mutex // guards cbuf, ackOut, ackSent and ackArmed
@@ -86,6 +87,7 @@ func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader,
 	l.peerCert, l.caVerified = p.d.peerCertOf(cs.PeerCertificates)
 	l.ctx, l.cancel = context.WithCancelCause(p.d.ctx)
 	l.lastRecv.Store(time.Now().UnixNano())
+	l.lastData.Store(l.lastRecv.Load())
 	return l
 }
 

@@ -181,7 +181,7 @@ func TestSimultaneousDialRule(t *testing.T) {
 		wp := west.d.peer("east", "east-1")
 		ctx := ctxT(t, 10*time.Second)
 		for {
-			_, ch, _ := wp.busy()
+			_, ch, _, _ := wp.busy()
 			if wp.simultaneous.Load() > 0 {
 				break
 			}

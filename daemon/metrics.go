@@ -43,7 +43,7 @@ type metrics struct {
 	// groups.membership_rate (control.go).
 	membershipThrottled *prometheus.CounterVec
 	snapshotBytes       prometheus.Gauge
-	// linksClosed counts up links closed for their peer's certificate
+	// linksClosed counts up links closed for their peer's certificate or idle
 	// (trust.go).
 	linksClosed *prometheus.CounterVec
 	gossip      gossipMetrics // cluster.go
@@ -128,8 +128,8 @@ func newMetrics(d *Daemon) *metrics {
 	m.addDiscovery()
 	m.addRelay()
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_links_closed_total",
-		Help: "Up links closed for their peer's certificate, by reason: revoked (trust.revoked_file), certificate_expired."}, []string{"reason"})
-	for _, r := range []string{closeRevoked, closeExpired} {
+		Help: "Up links this node closed, by reason: revoked (trust.revoked_file), certificate_expired, idle (an on-demand link of gateway mode that carried nothing for remotes[].idle_close)."}, []string{"reason"})
+	for _, r := range []string{closeRevoked, closeExpired, closedIdle} {
 		m.linksClosed.WithLabelValues(r)
 	}
 	for _, r := range auth.Reasons {

@@ -130,8 +130,8 @@ func (d *Daemon) applyNodes(u nodesUpdate) {
 			}
 			continue
 		}
-		if p != nil {
-			p.goneAt.Store(0)
+		if p != nil && p.goneAt.Swap(0) != 0 {
+			d.topologyChanged()
 		}
 		addr := dialAddr(e, rc.transport, u.fromHost)
 		// The address of a node its cluster lists is as trusted as one
@@ -140,8 +140,8 @@ func (d *Daemon) applyNodes(u nodesUpdate) {
 		switch {
 		case p != nil:
 			p.setAddress(addr)
-		case d.discoveredCount() >= maxDiscovered:
-			d.refuseDiscovery("too_many_nodes", u.from, "node %s not added: %d discovered peers already", id, maxDiscovered)
+		case d.discoveredCount(rc) >= d.discoveredBound(rc):
+			d.refuseDiscovery("too_many_nodes", u.from, "node %s not added: %d discovered peers already", id, d.discoveredBound(rc))
 		default:
 			d.addDiscovered(rc, id, addr)
 		}
@@ -172,15 +172,25 @@ func nodeState(s uint8) string {
 	return [...]string{"alive", "dead", "left"}[min(int(s), 2)]
 }
 
-// discoveredCount returns the number of discovered peers.
-func (d *Daemon) discoveredCount() int {
+// discoveredCount returns the number of discovered peers of clusters in
+// rc's topology: gateway mode, or mesh mode (this node's cluster
+// included).
+func (d *Daemon) discoveredCount(rc *remoteCluster) int {
 	n := 0
 	for _, p := range d.peerList() {
-		if p.discovered {
+		if p.discovered && (d.gatewayCluster(p) != nil) == (rc.topology == configs.TopologyGateway) {
 			n++
 		}
 	}
 	return n
+}
+
+// discoveredBound is the bound of discoveredCount(rc).
+func (d *Daemon) discoveredBound(rc *remoteCluster) int {
+	if rc.topology == configs.TopologyGateway {
+		return maxDiscoveredGateway
+	}
+	return maxDiscovered
 }
 
 // addDiscovered adds a peer for a node of rc found by discovery (addr ""
@@ -274,7 +284,7 @@ func (d *Daemon) adoptInbound(id auth.PeerID) *peer {
 	if id.Cluster == d.cfg.Cluster {
 		rc = d.disc.own
 	}
-	if rc == nil || d.discoveredCount() >= maxDiscovered {
+	if rc == nil || d.discoveredCount(rc) >= d.discoveredBound(rc) {
 		return nil
 	}
 	return d.addDiscovered(rc, id, "")

@@ -24,6 +24,9 @@ const (
 	StateUp         = "up"
 	StateDown       = "down"
 	StateConnecting = "connecting"
+	// StateIdle: an on-demand peer (topology.go) with no link because
+	// nothing waits for it.
+	StateIdle = "idle"
 )
 
 var (
@@ -128,17 +131,33 @@ func (p *peer) signalLocked() {
 // yet, and no relay is up: relayFor), and the channel closed at the next
 // change; links is closed at the next link up or down when the dial waits
 // for an address or a relay.
-func (p *peer) busy() (busy bool, changed, links <-chan struct{}) {
+//
+// An on-demand peer (topology.go) needs a dial only while a message waits
+// for it, and then one of its cluster's gateways must be up: demand is
+// non-nil while it waits for a message.
+func (p *peer) busy() (busy bool, changed, links <-chan struct{}, demand *[3]<-chan struct{}) {
 	links = p.d.linkEvents() // before looking for a relay: no event is missed
+	onDemand := p.d.onDemand(p)
+	var ch [3]<-chan struct{}
+	if onDemand {
+		ch = p.demand() // before looking at the queue: no message is missed
+	}
 	p.mu.Lock()
 	busy = p.link != nil || p.pendingIn > 0 || p.dialing
 	noAddr := p.cfg.Address == ""
 	changed = p.changed
 	p.mu.Unlock()
-	if busy || !noAddr || p.d.relayFor(p) != nil {
-		return busy, changed, nil
+	switch {
+	case busy:
+		return true, changed, nil, nil
+	case onDemand && !p.wantsLink():
+		return true, changed, links, &ch
+	case onDemand:
+		return p.d.relayFor(p) == nil, changed, links, nil
+	case !noAddr || p.d.relayFor(p) != nil:
+		return false, changed, nil, nil
 	}
-	return true, changed, links
+	return true, changed, links, nil
 }
 
 // dialLoop keeps a link to the peer, dialling with exponential backoff and
@@ -152,15 +171,11 @@ func (p *peer) dialLoop(ctx context.Context) {
 			ups = n
 			rd.linkWasUp() // dialled by either side
 		}
-		if busy, ch, links := p.busy(); busy {
-			select {
-			case <-ch:
-				continue
-			case <-links:
-				continue
-			case <-ctx.Done():
+		if busy, ch, links, demand := p.busy(); busy {
+			if !p.waitChange(ctx, ch, links, demand) {
 				return
 			}
+			continue
 		}
 		if !p.beginDial() {
 			continue
@@ -185,7 +200,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 			}
 			// The peer's dial wins; give it a handshake's time to arrive.
 			wait = lc.HandshakeTimeout
-			_, ch, _ := p.busy()
+			_, ch, _, _ := p.busy()
 			select {
 			case <-ch:
 				continue
@@ -210,6 +225,25 @@ func (p *peer) dialLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// waitChange waits for a change of the peer's state, a link event or a
+// message queued (each channel may be nil); false when ctx ends.
+func (p *peer) waitChange(ctx context.Context, changed, links <-chan struct{}, demand *[3]<-chan struct{}) bool {
+	var q [3]<-chan struct{}
+	if demand != nil {
+		q = *demand
+	}
+	select {
+	case <-changed:
+	case <-links:
+	case <-q[0]:
+	case <-q[1]:
+	case <-q[2]:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // redial is a dial loop's backoff: the wait grows (exponentially, from
@@ -318,7 +352,9 @@ func (p *peer) linkDown(l *link, cause error) {
 	}
 	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0)
 	p.d.linksChanged()
-	p.d.groups.PeerDown(groupsID(p.id))
+	if !p.d.onDemand(p) { // its members come through a gateway (gatewaymembers.go)
+		p.d.groups.PeerDown(groupsID(p.id))
+	}
 	p.d.log.Info("link down", "peer", p.nodeName(), "cause", fmt.Sprint(cause))
 }
 
@@ -340,9 +376,13 @@ type peerStatus struct {
 }
 
 func (p *peer) status() peerStatus {
+	idle := p.d.onDemand(p) && !p.wantsLink() // before p.mu: they take other locks
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := peerStatus{state: p.state, since: p.since, lastErr: p.lastErr, transport: p.cfg.Transport}
+	if p.link == nil && !p.dialing && idle {
+		s.state = StateIdle
+	}
 	if p.link != nil {
 		s.rtt = p.link.rttValue()
 		s.remote = p.link.conn.RemoteAddr().String()

@@ -65,7 +65,9 @@ func (l *link) dataReader(s transport.Stream) {
 		// client at once instead of waking the client's writer.
 		last := r.Buffered() == 0
 		if frames++; frames&63 == 1 {
-			l.lastRecv.Store(time.Now().UnixNano())
+			now := time.Now().UnixNano()
+			l.lastRecv.Store(now)
+			l.lastData.Store(now)
 		}
 		switch t {
 		case wire.TypeData:

@@ -102,6 +102,9 @@ func (d *Daemon) relayFor(p *peer) *link {
 	if p.id.Cluster == d.cfg.Cluster {
 		return nil
 	}
+	if d.gatewayCluster(p) != nil {
+		return d.gatewayFor(p)
+	}
 	var best *link
 	for _, q := range d.peerList() {
 		if q == p || q.id.Cluster != p.id.Cluster || (best != nil && q.id.Node >= best.p.id.Node) {

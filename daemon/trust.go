@@ -17,6 +17,7 @@ import (
 const (
 	closeRevoked = "revoked"
 	closeExpired = "certificate_expired"
+	closedIdle   = "idle" // topology.go: closeIdle
 )
 
 // errCertificateExpired ends a link whose CA-verified peer certificate
