@@ -50,11 +50,10 @@ type Remote struct {
 	Topology string
 	Gateways int // k of gateway mode: direct links kept to the cluster
 	// IdleClose: in gateway mode, a link this node dialled to a node that
-	// is not a gateway is closed once it carried nothing for it (0: never).
+	// is not a gateway is closed once it carried nothing for it (0: never;
+	// DefaultIdleClose when a config file leaves it out).
 	IdleClose time.Duration
 	Line      int
-
-	idleCloseSet bool // idle_close was given (0 then means never)
 }
 
 // Topologies of remotes[].topology.
@@ -113,7 +112,7 @@ func (r *reporter) decodeRemotes(n *yaml.Node, c *Config) {
 			r.keyf(key, "must be a mapping with cluster, seeds, ca_files ..., got %s", describe(m))
 			continue
 		}
-		rc := Remote{Line: item.Line, Buffer: c.Buffer}
+		rc := Remote{Line: item.Line, Buffer: c.Buffer, IdleClose: DefaultIdleClose} // idle_close: 0 is never
 		r.fields(m, key, remoteKeys, func(name, key string, v *yaml.Node) {
 			switch name {
 			case "cluster":
@@ -134,7 +133,6 @@ func (r *reporter) decodeRemotes(n *yaml.Node, c *Config) {
 				r.integer(v, key, &rc.Gateways)
 			case "idle_close":
 				r.duration(v, key, &rc.IdleClose)
-				rc.idleCloseSet = true
 			}
 		})
 		c.Remotes = append(c.Remotes, rc)
@@ -191,9 +189,6 @@ func (c *Config) fillTrust() {
 		setIfZero(&rc.Mode, ModeBoth)
 		setIfZero(&rc.Topology, TopologyMesh)
 		setIfZero(&rc.Gateways, DefaultGateways)
-		if !rc.idleCloseSet {
-			rc.IdleClose = DefaultIdleClose
-		}
 		if rc.Buffer == (Buffer{}) {
 			rc.Buffer = c.Buffer
 		}
