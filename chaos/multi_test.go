@@ -17,7 +17,7 @@ import (
 
 var (
 	multiLong = flag.Bool("chaos.long", false, "TestMultiCluster: the long form (cluster c cut off for 60 s, not 10 s)")
-	multiMode = flag.String("chaos.mode", string(CASeeds), "TestMultiCluster: how the daemons are configured: pinned (peers[] with pinned keys) or seeds (cluster CA, gossip, remotes by seeds)")
+	multiMode = flag.String("chaos.mode", string(CASeeds), "TestMultiCluster: how the daemons are configured: pinned (peers[] with pinned keys) seeds (cluster CA, gossip, remotes by seeds) or gateways (seeds, with every remote cluster in gateway mode)")
 )
 
 // multiPlan is the timeline of TestMultiCluster.
@@ -67,8 +67,8 @@ func multiFlows() ([]FlowSpec, []ConsumerSpec) {
 func TestMultiCluster(t *testing.T) {
 	preflight(t)
 	mode := ConfigMode(*multiMode)
-	if mode != PinnedPeers && mode != CASeeds {
-		t.Fatalf("-chaos.mode=%q: want %q or %q", mode, PinnedPeers, CASeeds)
+	if mode != PinnedPeers && mode != CASeeds && mode != CAGateways {
+		t.Fatalf("-chaos.mode=%q: want %q, %q or %q", mode, PinnedPeers, CASeeds, CAGateways)
 	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", namePrefix, os.Getpid()))

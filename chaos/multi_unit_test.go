@@ -98,9 +98,16 @@ func TestMeshConfigErrors(t *testing.T) {
 
 // In the seeds mode every node's config is valid and names no peer: its
 // certificate, its cluster's CA, gossip with another node of its cluster
-// as a seed, and each other cluster by its first nodes and its CA.
+// as a seed, and each other cluster by its first nodes and its CA; in the
+// gateways mode, each other cluster in gateway mode.
 func TestMeshConfigSeeds(t *testing.T) {
-	l := testLayout(t, CASeeds)
+	for _, mode := range []ConfigMode{CASeeds, CAGateways} {
+		t.Run(string(mode), func(t *testing.T) { testMeshConfigSeeds(t, mode) })
+	}
+}
+
+func testMeshConfigSeeds(t *testing.T, mode ConfigMode) {
+	l := testLayout(t, mode)
 	cas := map[string]*auth.CA{}
 	for _, n := range l.Nodes {
 		ca := cas[n.Cluster]
@@ -147,7 +154,11 @@ func TestMeshConfigSeeds(t *testing.T) {
 				n.Name, len(c.Peers), len(c.Remotes), c.Gossip.Seeds, len(c.Trust.CAs), cfg.Render())
 		}
 		for _, r := range c.Remotes {
-			if r.Cluster == n.Cluster || len(r.Seeds) != 2 || len(r.CAs) != 1 || r.Transport != "tcp" {
+			topo, k := configs.TopologyMesh, configs.DefaultGateways
+			if mode == CAGateways {
+				topo, k = configs.TopologyGateway, meshGateways
+			}
+			if r.Cluster == n.Cluster || len(r.Seeds) != 2 || len(r.CAs) != 1 || r.Transport != "tcp" || r.Topology != topo || r.Gateways != k {
 				t.Fatalf("%s: remote %+v", n.Name, r)
 			}
 		}

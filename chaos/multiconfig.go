@@ -26,7 +26,16 @@ const (
 	// The steps that need discovery (a node joining by seeds) run only in
 	// this mode.
 	CASeeds ConfigMode = "seeds"
+	// CAGateways is CASeeds with every remote cluster in gateway mode
+	// (remotes[].topology: gateway, gateways: meshGateways): each node
+	// links directly to 2 nodes of each other cluster and reaches the
+	// others through them, on demand.
+	CAGateways ConfigMode = "gateways"
 )
+
+// usesSeeds reports whether the mode has cluster CAs, gossip and remotes
+// by seeds.
+func (m ConfigMode) usesSeeds() bool { return m == CASeeds || m == CAGateways }
 
 // ErrModeNotReady is returned for a step a mode cannot take (a node
 // joining a running mesh in PinnedPeers mode).
@@ -39,6 +48,7 @@ const (
 	meshAdminPort = 7303
 	meshGossip    = 7946
 	meshSeeds     = 2 // seeds per cluster: its first nodes
+	meshGateways  = 2 // remotes[].gateways in the CAGateways mode
 )
 
 // MeshNode is one node of a mesh: its place in the topology and its key.
@@ -96,11 +106,16 @@ func MeshConfig(l MeshLayout, self string) (NodeConfig, error) {
 			cfg.Peers = append(cfg.Peers, pc)
 		}
 		return cfg, nil
-	case CASeeds:
+	case CASeeds, CAGateways:
 		seedsConfig(l, me, port, &cfg)
+		if l.Mode == CAGateways {
+			for i := range cfg.Remotes {
+				cfg.Remotes[i].Topology, cfg.Remotes[i].Gateways = "gateway", meshGateways
+			}
+		}
 		return cfg, nil
 	}
-	return NodeConfig{}, fmt.Errorf("chaos: unknown config mode %q (want %q or %q)", l.Mode, PinnedPeers, CASeeds)
+	return NodeConfig{}, fmt.Errorf("chaos: unknown config mode %q (want %q, %q or %q)", l.Mode, PinnedPeers, CASeeds, CAGateways)
 }
 
 // CADir is the directory of a cluster's CA (ca.crt, ca.key, gossip.key),

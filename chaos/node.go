@@ -77,6 +77,8 @@ type RemoteConfig struct {
 	Seeds     []string
 	Transport string
 	CAFile    string
+	Topology  string // "" (mesh) or gateway
+	Gateways  int    // with Topology gateway
 }
 
 // PeerConfig is one entry of a node's peers.
@@ -457,6 +459,9 @@ func (c NodeConfig) renderSeeds(b *strings.Builder) {
 		for _, r := range c.Remotes {
 			fmt.Fprintf(b, "  - cluster: %s\n    seeds: [%s]\n    transport: %s\n    ca_files: [%s]\n",
 				r.Cluster, strings.Join(r.Seeds, ", "), r.Transport, r.CAFile)
+			if r.Topology != "" {
+				fmt.Fprintf(b, "    topology: %s\n    gateways: %d\n", r.Topology, r.Gateways)
+			}
 		}
 	}
 }
