@@ -242,13 +242,15 @@ func (m *pipeMux) writer() {
 	out := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamPipes})
 	for {
 		m.mu.Lock()
+		if len(m.out) >= m.lim().queueBytes { // senders may wait for room
+			close(m.space)
+			m.space = make(chan struct{})
+		}
 		out = append(out, m.out...)
 		m.out = m.out[:0]
 		if cap(m.out) > 2*m.lim().queueBytes {
 			m.out = nil // don't keep a burst's buffer
 		}
-		close(m.space)
-		m.space = make(chan struct{})
 		m.mu.Unlock()
 		if len(out) > 0 {
 			if _, err := s.Write(out); err != nil {
