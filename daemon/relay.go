@@ -238,6 +238,13 @@ func (l *link) relayOpen(id uint64, target auth.PeerID) {
 		l.refusePipe(id, relayTooMany, fmt.Errorf("%d relayed pipes in progress", d.relay.lim.maxPipes))
 		return
 	}
+	l.joinPipe(id, to)
+}
+
+// joinPipe joins l's pipe id to a new pipe on to, for l's peer (counted in
+// relay.active by the caller).
+func (l *link) joinPipe(id uint64, to *link) {
+	d := l.p.d
 	r := &relayPipe{d: d}
 	r.half[0] = relayHalf{r: r, m: l.pm, id: id}
 	if !l.pm.enter(id, &r.half[0]) {
