@@ -99,8 +99,8 @@ type fakeConn struct {
 }
 
 func (c *fakeConn) OpenStream(context.Context) (transport.Stream, error) { return c.s, nil }
-func (c *fakeConn) Transport() string                                   { return "mem" }
-func (c *fakeConn) Close() error                                        { return nil }
+func (c *fakeConn) Transport() string                                    { return "mem" }
+func (c *fakeConn) Close() error                                         { return nil }
 
 // fakeLink is a link of d to peer whose pipes stream is s: only its pipes
 // work.
@@ -267,7 +267,7 @@ func TestPipeReceiveOverflow(t *testing.T) {
 // A relay that cannot queue on the target's link within relayWait closes
 // the pair both ways, counted.
 func TestRelayQueueOverflow(t *testing.T) {
-	d := loneDaemon(t, func(lim *pipeLimits) { lim.queueBytes, lim.chunk, lim.relayWait = 1000, 512, 100 * time.Millisecond })
+	d := loneDaemon(t, func(lim *pipeLimits) { lim.queueBytes, lim.chunk, lim.relayWait = 1000, 512, 100*time.Millisecond })
 	sa, sb := newFakeStream(false), newFakeStream(true)
 	la := fakeLink(t, d, auth.PeerID{Cluster: "east", Node: "east-1"}, false, sa)
 	lb := fakeLink(t, d, auth.PeerID{Cluster: "west", Node: "west-2"}, true, sb)
