@@ -317,3 +317,29 @@ func TestPipeIDs(t *testing.T) {
 		}
 	}
 }
+
+// When one link of a relayed pair ends, the relay closes the other pipe
+// (LinkDown) and forgets the pair; an endpoint pipe on the link fails.
+func TestRelayLinkDown(t *testing.T) {
+	d := loneDaemon(t, nil)
+	sa, sb := newFakeStream(false), newFakeStream(false)
+	la := fakeLink(t, d, auth.PeerID{Cluster: "east", Node: "east-1"}, false, sa)
+	lb := fakeLink(t, d, auth.PeerID{Cluster: "west", Node: "west-2"}, true, sb)
+	d.relay.active.Add(1)
+	la.joinPipe(1, lb)
+	c := endpoint(t, la)
+	la.fail(errors.New("test: link down"))
+	la.pm.quit()
+	la.wg.Wait()
+	la.pm.end()
+	waitUntil(t, 5*time.Second, func() bool { return len(sb.frames(t)) == 2 }, func() string { return "no PipeClose to the target" })
+	if cl, ok := sb.frames(t)[1].(*wire.PipeClose); !ok || cl.ID != 1 || cl.Code != wire.PipeLinkDown {
+		t.Fatalf("%#v, want PipeClose 1 LinkDown", sb.frames(t)[1])
+	}
+	if d.relay.active.Load() != 0 || lb.pm.lookup(1) != nil || testutil.ToFloat64(d.metrics.pipes.WithLabelValues(pipeRoleRelay)) != 0 {
+		t.Fatal("the pair outlived its link")
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, errPipeLinkDown) || d.relay.endpoints.Load() != 0 {
+		t.Fatalf("write on a pipe whose link ended: %v (%d endpoints)", err, d.relay.endpoints.Load())
+	}
+}

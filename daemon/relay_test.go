@@ -73,6 +73,12 @@ func TestRelayedLink(t *testing.T) {
 			if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
 				t.Fatal(err)
 			}
+			// The relay frees the pair (its link from east-1 ended), and
+			// west-2 its end of the pipe (LinkDown from the relay).
+			waitUntil(t, 10*time.Second, func() bool {
+				return w1.d.relay.active.Load() == 0 && testutil.ToFloat64(w1.d.metrics.pipes.WithLabelValues(pipeRoleRelay)) == 0 &&
+					w2.d.relay.endpoints.Load() == 0 && testutil.ToFloat64(w2.d.metrics.pipes.WithLabelValues(pipeRoleEndpoint)) == 0
+			}, func() string { return "the pipes of the relayed link outlived the relay's link" })
 			for i := half; i < n; i++ {
 				sendAsync(t, pub, client.Target{Group: "orders"}, []byte(strconv.Itoa(i)))
 			}
