@@ -27,13 +27,13 @@ import (
 //	          the two joined (relayPipe)
 //	target    pipeIn: a pipe, transport.ServerOver, then handleInbound
 
-// Reasons a relay request or a relayed stream is refused.
+// Reasons a pipe is refused (by the relay or by the target).
 const (
 	relayNotOwnCluster  = "not_own_cluster" // the target is not of the relay's cluster
 	relayNoLink         = "no_link"         // the relay has no direct link up to the target
 	relayTooMany        = "too_many"        // pipeLimits.maxPipes in progress
 	relayBadRequest     = "bad_request"     // malformed, or from the wrong cluster
-	relayHandshake      = "handshake"       // target: TLS over the relayed stream failed
+	relayHandshake      = "handshake"       // target: TLS over the pipe failed
 	relayOriginMismatch = "origin_mismatch" // target: the TLS identity is not the origin the relay named
 )
 
