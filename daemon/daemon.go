@@ -145,6 +145,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		now:     opts.Now,
 		pins:    auth.NewPinSet(),
 		peers:   map[auth.PeerID]*peer{},
+		relay:   relayState{lim: defaultPipeLimits},
 		upLinks: map[*link]struct{}{},
 
 		digestInterval: opts.DigestInterval,

@@ -59,9 +59,13 @@
 //	               peer and reason per interval
 //	relay.go       a link to a node of another cluster that cannot be
 //	               dialled, through another node of its cluster: the
-//	               dialer's relay request, the relay's checks and splice,
-//	               the target's side (TLS over the relayed stream, then
+//	               dialer's pipe, the relay's checks and the pair of pipes
+//	               it joins, the target's side (TLS over the pipe, then
 //	               handleInbound); the link itself is end to end
+//	pipes.go       the pipes of a link, multiplexed on one pipes stream
+//	               per direction: the table, the bounded outgoing queue
+//	               and its writer, the reader; pipes_conn.go: an endpoint
+//	               pipe as a net.Conn
 //	convert.go     the one place where wire's numbers meet those of groups
 //	               and buffer, checked at compile time
 //

@@ -67,6 +67,8 @@ type link struct {
 	cwake    chan struct{}           // capacity 1
 
 	goaway atomic.Bool // a GoAway was queued
+
+	pm *pipeMux // the link's pipes (pipes.go)
 }
 
 func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader, dialer bool, remoteInc, maxFrame uint64) *link {
@@ -76,6 +78,7 @@ func newLink(p *peer, conn transport.Conn, ctl transport.Stream, r *wire.Reader,
 		since:    p.d.now(),
 		cwake:    make(chan struct{}, 1),
 	}
+	l.pm = newPipeMux(l)
 	l.ackTimer = time.AfterFunc(time.Hour, l.wakeControl)
 	l.ackTimer.Stop()
 	if l.maxFrame <= 0 {
@@ -108,7 +111,9 @@ func (l *link) run() {
 	l.controlReader() // in this goroutine
 	l.fail(io.EOF)
 	l.conn.Close()
+	l.pm.quit()
 	l.wg.Wait()
+	l.pm.end()
 	l.ackTimer.Stop()
 	d.linksMu.Lock()
 	delete(d.upLinks, l)

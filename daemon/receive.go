@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -28,13 +30,10 @@ func (l *link) dataReader(s transport.Stream) {
 		stop()
 		s.Close()
 		return
-	case kind != wire.StreamData:
-		stop() // the stream is the relay's (relay.go), and ends with the link
-		if kind == wire.StreamRelayRequest {
-			l.relayRequest(s)
-		} else {
-			l.relayedIn(s)
-		}
+	case kind == wire.StreamPipes:
+		defer s.Close()
+		defer stop()
+		l.pm.read(s) // pipes.go
 		return
 	}
 	defer s.Close()
@@ -99,8 +98,7 @@ func (l *link) dataReader(s transport.Stream) {
 }
 
 // readStreamInit reads the StreamInit that opens a stream the peer opened
-// (without reading ahead: a relay stream's bytes after it are not
-// frames) and returns its kind and, for a data stream, its lane; false if
+// (without reading ahead) and returns its kind and, for a data stream, its lane; false if
 // the stream is not to be read (a protocol error was raised, or the link
 // ended).
 func (l *link) readStreamInit(s transport.Stream) (uint8, int, bool) {
@@ -118,7 +116,11 @@ func (l *link) readStreamInit(s transport.Stream) (uint8, int, bool) {
 		return 0, 0, false
 	}
 	switch init.Kind {
-	case wire.StreamRelayRequest, wire.StreamRelayed:
+	case wire.StreamPipes:
+		if l.relayed() {
+			l.protocolError(errors.New("a pipes stream on a relayed link"))
+			return 0, 0, false
+		}
 		return init.Kind, 0, true
 	case wire.StreamData:
 	default:
@@ -269,3 +271,23 @@ func (p *peer) acceptDelivery(stream uint64, lane int, seq uint64, deliver func(
 	deliver(p.recv[lane].base)
 	return true
 }
+
+// readFrameExact reads one small frame from r without reading past it.
+func readFrameExact(r io.Reader) (wire.Type, []byte, error) {
+	buf := make([]byte, wire.HeaderSize, wire.HeaderSize+64)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint32(buf[4:wire.HeaderSize]))
+	if n > maxInitFrame {
+		return 0, nil, &wire.FrameError{Type: wire.Type(buf[1]), Reason: fmt.Sprintf("%d bytes where at most %d are expected", n, maxInitFrame), Err: wire.ErrFrameTooLarge}
+	}
+	buf = append(buf, make([]byte, n)...)
+	if _, err := io.ReadFull(r, buf[wire.HeaderSize:]); err != nil {
+		return 0, nil, err
+	}
+	return wire.NewReader(bytes.NewReader(buf), maxInitFrame).ReadFrame() // checks the header
+}
+
+// maxInitFrame bounds the body of a StreamInit frame.
+const maxInitFrame = 1024

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wandist/wandist/auth"
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/internal/wire"
@@ -71,6 +73,12 @@ func TestRelayedLink(t *testing.T) {
 			if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
 				t.Fatal(err)
 			}
+			// The relay frees the pair (its link from east-1 ended), and
+			// west-2 its end of the pipe (LinkDown from the relay).
+			waitUntil(t, 10*time.Second, func() bool {
+				return w1.d.relay.active.Load() == 0 && testutil.ToFloat64(w1.d.metrics.pipes.WithLabelValues(pipeRoleRelay)) == 0 &&
+					w2.d.relay.endpoints.Load() == 0 && testutil.ToFloat64(w2.d.metrics.pipes.WithLabelValues(pipeRoleEndpoint)) == 0
+			}, func() string { return "the pipes of the relayed link outlived the relay's link" })
 			for i := half; i < n; i++ {
 				sendAsync(t, pub, client.Target{Group: "orders"}, []byte(strconv.Itoa(i)))
 			}
@@ -83,53 +91,55 @@ func TestRelayedLink(t *testing.T) {
 	}
 }
 
-// TestRelayRefused: a relay request for a node of another cluster, or for
-// a node the relay has no link to, is refused (the stream closed) and
+// TestRelayRefused: a pipe to a node of another cluster, or to a node the
+// relay has no link to, is refused (PipeClose with the reason's code) and
 // counted; the link that carried it stays up.
 func TestRelayRefused(t *testing.T) {
 	east, w1, w2 := relayWorld(t, "mem")
 	l := east.d.peer("west", "west-1").currentLink()
 	inCluster := w2.d.peer("west", "west-1").currentLink()
 	for _, c := range []struct {
-		target wire.Relay
+		target auth.PeerID
 		reason string
-		busy   bool  // maxRelays in progress
+		code   uint8
+		busy   bool  // maxPipes in progress
 		over   *link // the link to ask on (l if nil)
 	}{
-		{target: wire.Relay{Cluster: "east", Node: "east-2"}, reason: relayNotOwnCluster},
-		{target: wire.Relay{Cluster: "west", Node: "west-9"}, reason: relayNoLink},
-		{target: wire.Relay{Cluster: "west", Node: "west-1"}, reason: relayNoLink},
-		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayTooMany, busy: true},
-		{target: wire.Relay{Cluster: "west", Node: "west-2"}, reason: relayBadRequest, over: inCluster},
+		{target: auth.PeerID{Cluster: "east", Node: "east-2"}, reason: relayNotOwnCluster, code: wire.PipeNotOwnCluster},
+		{target: auth.PeerID{Cluster: "west", Node: "west-9"}, reason: relayNoLink, code: wire.PipeNoLink},
+		{target: auth.PeerID{Cluster: "west", Node: "west-1"}, reason: relayNoLink, code: wire.PipeNoLink},
+		{target: auth.PeerID{Cluster: "west", Node: "west-2"}, reason: relayTooMany, code: wire.PipeTooMany, busy: true},
+		{target: auth.PeerID{Cluster: "west", Node: "west-2"}, reason: relayBadRequest, code: wire.PipeBadRequest, over: inCluster},
+		{target: auth.PeerID{Cluster: "west", Node: "-bad name-"}, reason: relayBadRequest, code: wire.PipeBadRequest},
 	} {
+		busy := int64(0)
 		if c.busy {
-			w1.d.relay.active.Store(maxRelays)
+			busy = int64(w1.d.relay.lim.maxPipes)
+			w1.d.relay.active.Add(busy)
 		}
 		l := l
 		if c.over != nil {
 			l = c.over
 		}
 		before := testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason))
-		s, err := l.conn.OpenStream(ctxT(t, 5*time.Second))
+		pc, err := l.newEndpoint(func(id uint64) *pipeConn { return newPipeConn(l.pm, id, nil, nil) }, c.target)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := wire.AppendFrame(nil, &wire.StreamInit{Kind: wire.StreamRelayRequest})
-		if _, err := s.Write(wire.AppendFrame(b, &c.target)); err != nil {
-			t.Fatal(err)
-		}
-		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		var buf [1]byte
-		if n, err := s.Read(buf[:]); err == nil || n != 0 {
-			t.Fatalf("relay request for %v: read %d bytes, err %v; want the stream closed", c.target, n, err)
+		n, err := pc.Read(buf[:])
+		var pe *pipeCloseError
+		if !errors.As(err, &pe) || pe.code != c.code || n != 0 {
+			t.Fatalf("pipe to %v: read %d bytes, err %v; want it closed with code %d (%s)", c.target, n, err, c.code, c.reason)
 		}
-		s.Close()
+		pc.Close()
 		waitUntil(t, 5*time.Second, func() bool {
 			return testutil.ToFloat64(w1.d.metrics.relayRefused.WithLabelValues(c.reason)) == before+1
 		}, func() string { return "refusal of " + c.target.Node + " not counted as " + c.reason })
-		w1.d.relay.active.Store(0)
+		w1.d.relay.active.Add(-busy)
 	}
 	if east.d.peer("west", "west-1").currentLink() != l {
-		t.Fatal("a refused relay request ended the link")
+		t.Fatal("a refused pipe ended the link")
 	}
 }

@@ -16,6 +16,11 @@ import (
 // ServerOver.
 const RelayName = "relay"
 
+// OverlayStreamWindow is the largest receive window of a stream of a Conn
+// made by ClientOver or ServerOver (yamux's): what a sender may have in
+// flight on one of its streams.
+const OverlayStreamWindow = muxMaxStreamWindow
+
 // RelayAddr names the far end of a relayed connection and the node that
 // relays it (both "cluster/node").
 type RelayAddr struct{ Via, End string }

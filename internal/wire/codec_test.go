@@ -148,6 +148,14 @@ func TestDecodeErrors(t *testing.T) {
 			"MembersSnapshot.Members: count 65535 beyond end of body (3 bytes left, 5 needed per element)"},
 		{"bad member", TypeMembersSnapshot, []byte{1, 1, 2, 0, 0, 0, 0, 0, 9, 'x', 'y', 0, 0, 0},
 			"MembersSnapshot.Members[1].Group: length 9 beyond end of body (5 bytes left)"},
+		{"pipe 0", TypePipeOpen, []byte{0, 1, 'c', 1, 'n'},
+			"PipeOpen.ID: 0 is not a pipe"},
+		{"pipe data too long", TypePipeData, []byte{3, 5, 'a'},
+			"PipeData.Data: length 5 beyond end of body (1 bytes left)"},
+		{"pipe close code", TypePipeClose, []byte{3, 7, 0},
+			"PipeClose.Code: unknown code 7"},
+		{"pipe close reason", TypePipeClose, append([]byte{3, 0, 0x81, 0x02}, make([]byte, 257)...),
+			"PipeClose.Reason: 257 bytes, at most 256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +175,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeUnknownType(t *testing.T) {
-	for _, typ := range []Type{0, 0x08, 0x17, 0x24, 0x3f, 0x5f, 0x7f, 0x80, 0xff} {
+	for _, typ := range []Type{0, 0x08, 0x16, 0x24, 0x3f, 0x5f, 0x7f, 0x80, 0xff} {
 		m, err := Decode(typ, nil)
 		if m != nil || !errors.Is(err, ErrUnknownType) {
 			t.Errorf("Decode(%v) = %v, %v; want ErrUnknownType", typ, m, err)

@@ -44,11 +44,14 @@ const (
 	TypeResync          Type = 0x13
 	TypeNodesRequest    Type = 0x14
 	TypeNodes           Type = 0x15
-	TypeRelay           Type = 0x16
-	TypeData            Type = 0x20
-	TypeAck             Type = 0x21
-	TypeDataBatch       Type = 0x22
-	TypeUndeliverable   Type = 0x23
+	// 0x16 was Relay (relay streams, replaced by pipes): unused.
+	TypePipeOpen      Type = 0x17
+	TypePipeData      Type = 0x18
+	TypePipeClose     Type = 0x19
+	TypeData          Type = 0x20
+	TypeAck           Type = 0x21
+	TypeDataBatch     Type = 0x22
+	TypeUndeliverable Type = 0x23
 )
 
 // Local protocol frame types (0x40-0x7f).
@@ -106,7 +109,9 @@ var typeNames = [256]string{
 	TypeResync:          "Resync",
 	TypeNodesRequest:    "NodesRequest",
 	TypeNodes:           "Nodes",
-	TypeRelay:           "Relay",
+	TypePipeOpen:        "PipeOpen",
+	TypePipeData:        "PipeData",
+	TypePipeClose:       "PipeClose",
 	TypeWatch:           "Watch",
 	TypeUnwatch:         "Unwatch",
 	TypeWatchEvent:      "WatchEvent",
@@ -253,8 +258,12 @@ func New(t Type) Message {
 		return new(NodesRequest)
 	case TypeNodes:
 		return new(Nodes)
-	case TypeRelay:
-		return new(Relay)
+	case TypePipeOpen:
+		return new(PipeOpen)
+	case TypePipeData:
+		return new(PipeData)
+	case TypePipeClose:
+		return new(PipeClose)
 	case TypeWatch:
 		return new(Watch)
 	case TypeUnwatch:

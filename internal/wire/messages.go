@@ -51,21 +51,17 @@ type Pong struct{ Echo uint64 }
 
 // StreamInit is the first frame on every stream other than the control stream.
 type StreamInit struct {
-	Kind uint8 // StreamData, StreamRelayRequest, StreamRelayed
-	Lane uint8 // LaneNormal, LaneHigh, LaneDurable (0 for the relay kinds)
+	Kind uint8 // StreamData, StreamPipes
+	Lane uint8 // LaneNormal, LaneHigh, LaneDurable (0 for StreamPipes)
 }
 
 // Stream kinds and lanes.
 const (
 	StreamData uint8 = 1
-	// StreamRelayRequest asks the other end of the link to relay the
-	// stream to a node of its cluster: a Relay frame naming the target
-	// follows the StreamInit, then the bytes of a link (TLS, yamux)
-	// between the opener and the target.
-	StreamRelayRequest uint8 = 2
-	// StreamRelayed is opened by a relay on its link to the target: a
-	// Relay frame naming the origin follows, then the origin's bytes.
-	StreamRelayed uint8 = 3
+	// StreamPipes carries pipes (PipeOpen, PipeData, PipeClose): at most
+	// one per side of a link, see docs/wire-spec.md, "Pipes". (Kinds 2
+	// and 3 were the relay streams that pipes replaced: unused.)
+	StreamPipes uint8 = 4
 
 	LaneNormal  uint8 = 0
 	LaneHigh    uint8 = 1

@@ -104,29 +104,3 @@ func (m *Nodes) DecodeBody(body []byte) error {
 	}
 	return d.finish()
 }
-
-// Relay names a node on a relay stream (docs/wire-spec.md, "Relayed
-// links"): after StreamInit(StreamRelayRequest) the target the opener
-// asks to be relayed to; after StreamInit(StreamRelayed) the origin the
-// relay relays for.
-type Relay struct {
-	Cluster string
-	Node    string
-}
-
-// Type returns TypeRelay.
-func (*Relay) Type() Type { return TypeRelay }
-
-// AppendBody appends the encoded body to b.
-func (m *Relay) AppendBody(b []byte) []byte {
-	b = appendString(b, m.Cluster)
-	return appendString(b, m.Node)
-}
-
-// DecodeBody decodes body into m.
-func (m *Relay) DecodeBody(body []byte) error {
-	d := newDecoder(TypeRelay, body)
-	m.Cluster = d.str("Cluster")
-	m.Node = d.str("Node")
-	return d.finish()
-}

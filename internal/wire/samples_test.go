@@ -72,6 +72,10 @@ func sampleMessages() []Message {
 		&NodesRequest{Cluster: "east", Node: "e1"},
 		&Nodes{Cluster: "west", Version: 3, Nodes: []NodeEntry{{Node: "w1", QUIC: "10.0.0.1:4433", TCP: "10.0.0.1:4434"}, {Node: "w2", State: NodeDead}}},
 		&Nodes{Cluster: "west", Version: 1},
-		&Relay{Cluster: "west", Node: "w3"},
+		&PipeOpen{ID: 1 << 33, Cluster: "west", Node: "w3"},
+		&PipeData{ID: 7, Data: big},
+		&PipeData{ID: 2},
+		&PipeClose{ID: 7},
+		&PipeClose{ID: 8, Code: PipeNoLink, Reason: "no direct link up to west/w9"},
 	}
 }
