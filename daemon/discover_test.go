@@ -141,6 +141,9 @@ func TestDiscoveryDeadNodeLeaves(t *testing.T) {
 	// a peer again, rightly: it is alive).
 	east.block("west", "west-2", true)
 	w2.block("east", "east-1", true)
+	// Nor through west-1, as a relay: west-2 is cut off from both.
+	w1.block("west", "west-2", true)
+	w2.block("west", "west-1", true)
 	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +413,9 @@ func TestGoneNodeMessagesRoutedOn(t *testing.T) {
 	}
 	east.block("west", "west-2", true)
 	w2.block("east", "east-1", true)
+	// Nor through west-1, as a relay: west-2 is cut off from both.
+	w1.block("west", "west-2", true)
+	w2.block("west", "west-1", true)
 	if err := east.d.WaitLink(ctxT(t, 10*time.Second), "west", "west-2", false); err != nil {
 		t.Fatal(err)
 	}
