@@ -31,24 +31,27 @@ type Type uint8
 
 // Link protocol frame types (0x01-0x3f).
 const (
-	TypeHello           Type = 0x01
-	TypeWelcome         Type = 0x02
-	TypeReady           Type = 0x03
-	TypePing            Type = 0x04
-	TypePong            Type = 0x05
-	TypeStreamInit      Type = 0x06
-	TypeGoAway          Type = 0x07
-	TypeMembersSnapshot Type = 0x10
-	TypeMembersDelta    Type = 0x11
-	TypeDigest          Type = 0x12
-	TypeResync          Type = 0x13
-	TypeNodesRequest    Type = 0x14
-	TypeNodes           Type = 0x15
-	TypeRelay           Type = 0x16
-	TypeData            Type = 0x20
-	TypeAck             Type = 0x21
-	TypeDataBatch       Type = 0x22
-	TypeUndeliverable   Type = 0x23
+	TypeHello            Type = 0x01
+	TypeWelcome          Type = 0x02
+	TypeReady            Type = 0x03
+	TypePing             Type = 0x04
+	TypePong             Type = 0x05
+	TypeStreamInit       Type = 0x06
+	TypeGoAway           Type = 0x07
+	TypeMembersSnapshot  Type = 0x10
+	TypeMembersDelta     Type = 0x11
+	TypeDigest           Type = 0x12
+	TypeResync           Type = 0x13
+	TypeNodesRequest     Type = 0x14
+	TypeNodes            Type = 0x15
+	TypeRelay            Type = 0x16
+	TypeMembersSubscribe Type = 0x1a
+	TypeNodeMembers      Type = 0x1b
+	TypeNodeDelta        Type = 0x1c
+	TypeData             Type = 0x20
+	TypeAck              Type = 0x21
+	TypeDataBatch        Type = 0x22
+	TypeUndeliverable    Type = 0x23
 )
 
 // Local protocol frame types (0x40-0x7f).
@@ -75,43 +78,46 @@ const (
 )
 
 var typeNames = [256]string{
-	TypeHello:           "Hello",
-	TypeWelcome:         "Welcome",
-	TypeReady:           "Ready",
-	TypePing:            "Ping",
-	TypePong:            "Pong",
-	TypeStreamInit:      "StreamInit",
-	TypeGoAway:          "GoAway",
-	TypeMembersSnapshot: "MembersSnapshot",
-	TypeMembersDelta:    "MembersDelta",
-	TypeData:            "Data",
-	TypeAck:             "Ack",
-	TypeDataBatch:       "DataBatch",
-	TypeClientHello:     "ClientHello",
-	TypeServerHello:     "ServerHello",
-	TypeOpen:            "Open",
-	TypeOpened:          "Opened",
-	TypeCloseMailbox:    "CloseMailbox",
-	TypeJoin:            "Join",
-	TypeLeave:           "Leave",
-	TypeSend:            "Send",
-	TypeSendBatch:       "SendBatch",
-	TypeDeliverBatch:    "DeliverBatch",
-	TypeDeliverAck:      "DeliverAck",
-	TypeUndeliverable:   "Undeliverable",
-	TypeSync:            "Sync",
-	TypeResult:          "Result",
-	TypeDeliver:         "Deliver",
-	TypeDigest:          "Digest",
-	TypeResync:          "Resync",
-	TypeNodesRequest:    "NodesRequest",
-	TypeNodes:           "Nodes",
-	TypeRelay:           "Relay",
-	TypeWatch:           "Watch",
-	TypeUnwatch:         "Unwatch",
-	TypeWatchEvent:      "WatchEvent",
-	TypeMembers:         "Members",
-	TypeMembersList:     "MembersList",
+	TypeHello:            "Hello",
+	TypeWelcome:          "Welcome",
+	TypeReady:            "Ready",
+	TypePing:             "Ping",
+	TypePong:             "Pong",
+	TypeStreamInit:       "StreamInit",
+	TypeGoAway:           "GoAway",
+	TypeMembersSnapshot:  "MembersSnapshot",
+	TypeMembersDelta:     "MembersDelta",
+	TypeData:             "Data",
+	TypeAck:              "Ack",
+	TypeDataBatch:        "DataBatch",
+	TypeClientHello:      "ClientHello",
+	TypeServerHello:      "ServerHello",
+	TypeOpen:             "Open",
+	TypeOpened:           "Opened",
+	TypeCloseMailbox:     "CloseMailbox",
+	TypeJoin:             "Join",
+	TypeLeave:            "Leave",
+	TypeSend:             "Send",
+	TypeSendBatch:        "SendBatch",
+	TypeDeliverBatch:     "DeliverBatch",
+	TypeDeliverAck:       "DeliverAck",
+	TypeUndeliverable:    "Undeliverable",
+	TypeSync:             "Sync",
+	TypeResult:           "Result",
+	TypeDeliver:          "Deliver",
+	TypeDigest:           "Digest",
+	TypeResync:           "Resync",
+	TypeNodesRequest:     "NodesRequest",
+	TypeNodes:            "Nodes",
+	TypeRelay:            "Relay",
+	TypeMembersSubscribe: "MembersSubscribe",
+	TypeNodeMembers:      "NodeMembers",
+	TypeNodeDelta:        "NodeDelta",
+	TypeWatch:            "Watch",
+	TypeUnwatch:          "Unwatch",
+	TypeWatchEvent:       "WatchEvent",
+	TypeMembers:          "Members",
+	TypeMembersList:      "MembersList",
 }
 
 // String returns the message name ("Data"), or "Type(0x99)" for an
@@ -255,6 +261,12 @@ func New(t Type) Message {
 		return new(Nodes)
 	case TypeRelay:
 		return new(Relay)
+	case TypeMembersSubscribe:
+		return new(MembersSubscribe)
+	case TypeNodeMembers:
+		return new(NodeMembers)
+	case TypeNodeDelta:
+		return new(NodeDelta)
 	case TypeWatch:
 		return new(Watch)
 	case TypeUnwatch:

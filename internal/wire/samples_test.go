@@ -73,5 +73,13 @@ func sampleMessages() []Message {
 		&Nodes{Cluster: "west", Version: 3, Nodes: []NodeEntry{{Node: "w1", QUIC: "10.0.0.1:4433", TCP: "10.0.0.1:4434"}, {Node: "w2", State: NodeDead}}},
 		&Nodes{Cluster: "west", Version: 1},
 		&Relay{Cluster: "west", Node: "w3"},
+		&MembersSubscribe{},
+		&NodeMembers{Cluster: "west", Node: "w3", Incarnation: 7, Version: 300, Members: []Member{
+			{Group: "orders", Mailbox: 1, Count: 1},
+			{Group: "kv", Mailbox: 2, Count: 3, PartitionCount: 64, Partitions: []uint64{0, 63}},
+		}, More: true},
+		&NodeMembers{Cluster: "west", Node: "w4", Incarnation: 8},
+		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 302, Op: OpJoin, Group: "kv", Mailbox: 130, PartitionCount: 64, Partitions: []uint64{0, 1, 63}}},
+		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 303, Op: OpNoop}},
 	}
 }
