@@ -352,7 +352,7 @@ func (p *peer) linkDown(l *link, cause error) {
 	}
 	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0)
 	p.d.linksChanged()
-	if !p.d.onDemand(p) { // its members come through a gateway (gatewaymembers.go)
+	if !p.d.membersViaGateway(p.id) { // else its members still come through a gateway (gatewaymembers.go)
 		p.d.groups.PeerDown(groupsID(p.id))
 	}
 	p.d.log.Info("link down", "peer", p.nodeName(), "cause", fmt.Sprint(cause))
