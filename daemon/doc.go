@@ -62,6 +62,10 @@
 //	               dialer's relay request, the relay's checks and splice,
 //	               the target's side (TLS over the relayed stream, then
 //	               handleInbound); the link itself is end to end
+//	gatewaymembers.go  the membership of a gateway-mode cluster's nodes
+//	               through one of its gateways: the choice of the gateway
+//	               and the subscription; gatewaymembers_in.go takes what it
+//	               sends, gatewayforward.go is the gateway's side
 //	convert.go     the one place where wire's numbers meet those of groups
 //	               and buffer, checked at compile time
 //
