@@ -56,12 +56,13 @@ const (
 	subscribeChosen  = "chosen"       // a membership gateway chosen: the first, or after the last one's link went down
 	subscribeGap     = "version_gap"  // again on the same link, after a gap
 	subscribeUnknown = "unknown_node" // again, a node refused as unknown having become a peer
+	subscribeResync  = "resync"       // again, the import or export rules changed (reload)
 )
 
 var nodeRefusedReasons = []string{nodeRefusedOwnCluster, nodeRefusedForeign, nodeRefusedGateway, nodeRefusedBadName,
 	nodeRefusedNotSubscribed, nodeRefusedUnknown, nodeRefusedOlder, nodeRefusedGap}
 
-var subscribeReasons = []string{subscribeChosen, subscribeGap, subscribeUnknown}
+var subscribeReasons = []string{subscribeChosen, subscribeGap, subscribeUnknown, subscribeResync}
 
 // gatewayMembers is the daemon's state of membership through gateways.
 type gatewayMembers struct {
@@ -99,7 +100,7 @@ func (m *metrics) addGatewayMembers() {
 	m.nodeRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_node_members_refused_total",
 		Help: "NodeMembers and NodeDelta frames this node refused from a gateway, by reason: own_cluster, foreign_node, gateway_itself, bad_name, not_subscribed, unknown_node, older, version_gap."}, []string{"reason"})
 	m.subscribes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_members_subscribes_total",
-		Help: "MembersSubscribe requests this node sent to a gateway, by reason: chosen, version_gap, unknown_node."}, []string{"reason"})
+		Help: "MembersSubscribe requests this node sent to a gateway, by reason: chosen, version_gap, unknown_node, resync."}, []string{"reason"})
 	m.subscribers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wandist_members_subscribers",
 		Help: "Links of nodes of other clusters subscribed to this node's cluster's membership."})
 	for _, r := range subRefusedReasons {
@@ -196,6 +197,20 @@ func (d *Daemon) subscribe(l *link, reason string) {
 	d.metrics.subscribes.WithLabelValues(reason).Inc()
 	d.log.Debug("membership: subscribing through a gateway", "gateway", l.p.nodeName(), "reason", reason)
 	l.sendControl(&wire.MembersSubscribe{})
+}
+
+// resubscribeAll subscribes again on every membership gateway's link, for
+// fresh snapshots of every node.
+func (d *Daemon) resubscribeAll() {
+	d.gwm.mu.Lock()
+	var ls []*link
+	for _, sub := range d.gwm.subs {
+		ls = append(ls, sub.l)
+	}
+	d.gwm.mu.Unlock()
+	for _, l := range ls {
+		d.subscribe(l, subscribeResync)
+	}
 }
 
 // memberGatewayLost marks unreachable the views sub fed of nodes this node

@@ -25,6 +25,13 @@ type gwWorld struct {
 
 func newGWWorld(t *testing.T, n, k int, setup func(*node)) *gwWorld {
 	t.Helper()
+	return newGWWorldEast(t, n, k, setup, nil)
+}
+
+// newGWWorldEast is newGWWorld, with setupEast run on east-1 before it
+// starts.
+func newGWWorldEast(t *testing.T, n, k int, setup, setupEast func(*node)) *gwWorld {
+	t.Helper()
 	const tr = "mem"
 	w := newCAWorld(t, "east", "west")
 	gw := &gwWorld{t: t, west: map[string]*node{}}
@@ -64,6 +71,9 @@ func newGWWorld(t *testing.T, n, k int, setup func(*node)) *gwWorld {
 	rc := w.remote("west", tr, west[0].addr(tr))
 	rc.Topology, rc.Gateways = configs.TopologyGateway, k
 	gw.east.cfg.Remotes = []configs.Remote{rc}
+	if setupEast != nil {
+		setupEast(gw.east)
+	}
 	w.start(gw.east)
 	d := gw.east.d
 	waitUntil(t, 10*time.Second, func() bool {
@@ -451,4 +461,28 @@ func TestGatewayMembersNodeGone(t *testing.T) {
 	if got := testutil.ToFloat64(east.d.metrics.subscribes.WithLabelValues(subscribeUnknown)); got != 1 {
 		t.Fatalf("subscribed %v times for a node refused as unknown, want 1", got)
 	}
+}
+
+// TestGatewayMembersReloadImports: when a reload changes east-1's import
+// rules, east-1 subscribes again and takes, under the new rules, the
+// members it refused through the gateway.
+// Switched off: resubscribeAll in resyncAll: the member refused before
+// never shows.
+func TestGatewayMembersReloadImports(t *testing.T) {
+	gw := newGWWorldEast(t, 3, 1, nil, func(e *node) {
+		e.cfg.Imports = []configs.Import{{Groups: []string{"pub-*"}, From: []string{"west"}}}
+	})
+	east, x := gw.east, gw.other()
+	join(t, x, "priv-a")
+	join(t, x, "pub-a")
+	waitMembers(t, east.d, "pub-a", x.cfg.Node, 1, true)
+	if n, _ := members(east.d, "priv-a", x.cfg.Node); n != 0 {
+		t.Fatalf("east-1 took %d members of a group it does not import", n)
+	}
+	cfg := *east.d.Config()
+	cfg.Imports = nil
+	if err := east.d.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, east.d, "priv-a", x.cfg.Node, 1, true)
 }
