@@ -405,7 +405,9 @@ func TestGatewayMembersRefused(t *testing.T) {
 		c.from.sendControl(&wire.NodeDelta{Cluster: c.cluster, Node: c.node, Delta: wire.MembersDelta{Incarnation: 1, Version: 2, Op: wire.OpJoin, Group: "evil", Mailbox: 2}})
 		waitUntil(t, 10*time.Second, func() bool {
 			return testutil.ToFloat64(east.d.metrics.nodeRefused.WithLabelValues(c.reason)) == before+2
-		}, func() string { return fmt.Sprintf("frames about %s/%s not refused twice as %s", c.cluster, c.node, c.reason) })
+		}, func() string {
+			return fmt.Sprintf("frames about %s/%s not refused twice as %s", c.cluster, c.node, c.reason)
+		})
 	}
 	if ms := east.d.groups.Members("evil"); len(ms) != 0 {
 		t.Fatalf("refused frames made members: %+v", ms)

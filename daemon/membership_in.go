@@ -243,8 +243,9 @@ func (l *link) onDigest(m *wire.Digest) {
 // rules changed: what was refused may be taken now, and the reverse).
 func (d *Daemon) resyncAll() {
 	d.linksMu.Lock()
-	defer d.linksMu.Unlock()
 	for l := range d.upLinks {
 		l.sendControl(&wire.Resync{Incarnation: l.remoteInc})
 	}
+	d.linksMu.Unlock()
+	d.resubscribeAll() // the views that come through gateways too
 }
