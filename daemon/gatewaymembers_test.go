@@ -88,14 +88,23 @@ func newGWWorldEast(t *testing.T, n, k int, setup, setupEast func(*node)) *gwWor
 	for _, g := range gw.gateways() {
 		waitLink(t, d, "west", g)
 	}
+	// Links east-1 made to nodes it took for gateways while it knew only
+	// some of west go (as they would once idle).
+	for _, p := range d.peerList() {
+		if l := p.currentLink(); l != nil && p.id.Cluster == "west" && !d.isGateway(p.id) {
+			<-l.goAway(wire.GoAwayNormal, "test: not a gateway", errIdle)
+		}
+	}
 	// Every other node's view came through the gateway (then a second
 	// subscription, for nodes east-1 did not know yet at the first one, is
 	// done with).
 	waitUntil(t, 10*time.Second, func() bool {
+		if !slices.Contains(gw.gateways(), gw.membershipGateway()) {
+			return false
+		}
 		d.gwm.mu.Lock()
 		defer d.gwm.mu.Unlock()
-		s := d.gwm.subs["west"]
-		return s != nil && len(s.fed) == n-1
+		return len(d.gwm.subs["west"].fed) == n-1
 	}, func() string { return "east-1 did not get every west node's view through a gateway" })
 	return gw
 }
