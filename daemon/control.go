@@ -115,9 +115,17 @@ func (l *link) controlWriter() {
 	}
 }
 
+// ctlIn is what the control reader collects across frames: the peer's
+// membership snapshot, and a node's (NodeMembers, gatewaymembers_in.go),
+// each arriving in several frames.
+type ctlIn struct {
+	snap, node inSnapshot
+}
+
 func (l *link) controlReader() {
-	snap := &inSnapshot{} // a snapshot arriving in several frames
-	defer snap.end(l.p.d)
+	in := &ctlIn{}
+	defer in.snap.end(l.p.d)
+	defer in.node.end(l.p.d)
 	for {
 		t, body, err := l.ctlR.ReadFrame()
 		if err != nil {
@@ -135,7 +143,7 @@ func (l *link) controlReader() {
 		}
 		m, err := wire.Decode(t, body)
 		if err == nil {
-			err = l.onControl(m, len(body), snap)
+			err = l.onControl(m, len(body), in)
 		}
 		switch {
 		case errors.Is(err, errLinkEnded):
@@ -164,8 +172,8 @@ const (
 func (l *link) throttleMembership(t wire.Type, size int) error {
 	cost := size
 	switch t {
-	case wire.TypeMembersSnapshot, wire.TypeMembersDelta:
-	case wire.TypeResync:
+	case wire.TypeMembersSnapshot, wire.TypeMembersDelta, wire.TypeNodeMembers, wire.TypeNodeDelta:
+	case wire.TypeResync, wire.TypeMembersSubscribe:
 		cost = resyncCost
 	default:
 		return nil
@@ -184,20 +192,26 @@ func (l *link) throttleMembership(t wire.Type, size int) error {
 var errLinkEnded = errors.New("link ended by the peer")
 
 // onControl handles one frame read on the control stream (size: its
-// body's bytes); snap collects a membership snapshot that arrives in
+// body's bytes); in collects the membership snapshots that arrive in
 // several frames. An error is a
 // protocol violation that ends the link (errLinkEnded: the link ended
 // already).
-func (l *link) onControl(m wire.Message, size int, snap *inSnapshot) error {
+func (l *link) onControl(m wire.Message, size int, in *ctlIn) error {
 	switch m := m.(type) {
 	case *wire.Ping:
 		l.sendControl(&wire.Pong{Echo: m.Echo})
 	case *wire.Pong:
 		l.onPong(m)
 	case *wire.MembersSnapshot:
-		return l.onSnapshot(m, size, snap)
+		return l.onSnapshot(m, size, &in.snap)
 	case *wire.MembersDelta:
 		return l.onDelta(m)
+	case *wire.MembersSubscribe:
+		l.onMembersSubscribe()
+	case *wire.NodeMembers:
+		return l.onNodeMembers(m, size, &in.node)
+	case *wire.NodeDelta:
+		return l.onNodeDelta(m, &in.node)
 	case *wire.Digest:
 		l.onDigest(m)
 	case *wire.Resync:

@@ -103,9 +103,10 @@ type Daemon struct {
 	rejectLogN    atomic.Int64
 	peerWarns     sync.Map // peerReason -> *peerWarn: warnings about what a peer sent (peerlog.go)
 
-	disc        discovery     // remote clusters from seeds (discover.go)
-	relay       relayState    // relays in progress, link events (relay.go)
-	viewVersion atomic.Uint64 // counts changes of this node's view of its cluster (nodes.go)
+	disc        discovery      // remote clusters from seeds (discover.go)
+	relay       relayState     // relays in progress, link events (relay.go)
+	gwm         gatewayMembers // membership through gateways (gatewaymembers.go)
+	viewVersion atomic.Uint64  // counts changes of this node's view of its cluster (nodes.go)
 
 	mailboxSeq atomic.Uint64
 	mailboxes  sync.Map // uint64 -> *mailbox
@@ -197,6 +198,7 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 	d.groups = groups.New(groups.NodeID{Cluster: c.Cluster, Node: c.Node}, d.publishDelta)
 	d.groups.SetPolicy(d.membershipPolicy(c.Groups))
 	d.hold = newHold(d)
+	d.gwm.wake = make(chan struct{}, 1)
 
 	d.transports = opts.Transports
 	if d.transports == nil {
@@ -313,6 +315,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.startPeer(p)
 	}
 	d.startDiscovery()
+	d.startGatewayMembers()
 	d.wg.Go(d.janitor)
 	d.wg.Go(func() { d.hold.run(d.ctx) })
 	d.log.Info("started", "incarnation", fmt.Sprintf("%016x", d.incarnation),

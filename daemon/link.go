@@ -118,6 +118,7 @@ func (l *link) run() {
 	d.linksMu.Lock()
 	delete(d.upLinks, l)
 	d.linksMu.Unlock()
+	d.dropSubscriber(l)
 	l.p.linkDown(l, context.Cause(l.ctx))
 }
 

@@ -12,34 +12,49 @@ import (
 func (l *link) sendSnapshot(register bool) {
 	d := l.p.d
 	d.groups.Snapshot(func(version uint64, entries []groups.Entry) {
-		ms := make([]wire.Member, 0, len(entries))
-		for _, e := range entries {
-			if !d.exported(e.Group, l.p.id.Cluster) {
-				continue
-			}
-			ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
-				PartitionCount: e.Claim.N, Partitions: e.Claim.List()})
-		}
-		// Split so that every frame fits the peer's frame limit.
-		limit := l.maxFrame / 2
-		for {
-			n, size := 0, 0
-			for n < len(ms) && (n == 0 || size < limit) {
-				size += len(ms[n].Group) + 24 + 3*len(ms[n].Partitions)
-				n++
-			}
-			l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: ms[:n], More: n < len(ms)})
-			ms = ms[n:]
-			if len(ms) == 0 {
-				break
-			}
-		}
+		l.splitMembers(l.exportedMembers(entries), func(part []wire.Member, more bool) {
+			l.sendControl(&wire.MembersSnapshot{Incarnation: d.incarnation, Version: version, Members: part, More: more})
+		})
 		if register {
 			d.linksMu.Lock()
 			d.upLinks[l] = struct{}{}
 			d.linksMu.Unlock()
 		}
 	})
+}
+
+// exportedMembers returns the entries of the groups exported to the
+// cluster of l's peer.
+func (l *link) exportedMembers(entries []groups.Entry) []wire.Member {
+	d := l.p.d
+	ms := make([]wire.Member, 0, len(entries))
+	for _, e := range entries {
+		if !d.exported(e.Group, l.p.id.Cluster) {
+			continue
+		}
+		ms = append(ms, wire.Member{Group: e.Group, Mailbox: e.Mailbox, Count: uint64(e.Count),
+			PartitionCount: e.Claim.N, Partitions: e.Claim.List()})
+	}
+	return ms
+}
+
+// splitMembers cuts ms in parts that each fit the peer's frame limit and
+// calls emit with each, in order (more: it is not the last); once with
+// none if ms is empty.
+func (l *link) splitMembers(ms []wire.Member, emit func(part []wire.Member, more bool)) {
+	limit := l.maxFrame / 2
+	for {
+		n, size := 0, 0
+		for n < len(ms) && (n == 0 || size < limit) {
+			size += len(ms[n].Group) + 24 + 3*len(ms[n].Partitions)
+			n++
+		}
+		emit(ms[:n], n < len(ms))
+		ms = ms[n:]
+		if len(ms) == 0 {
+			return
+		}
+	}
 }
 
 // sendDigest queues a digest of this node's membership as the peer sees it.

@@ -69,6 +69,7 @@ func abbrevGroup(g string) string {
 // frames are dropped.
 type inSnapshot struct {
 	mu    sync.Mutex
+	peer  auth.PeerID      // guarded by mu: whose snapshot is in progress (or skipped)
 	in    *groups.Incoming // guarded by mu; nil: no snapshot in progress
 	bytes int64            // guarded by mu: body bytes of in's frames
 	skip  bool             // guarded by mu: the snapshot in progress was discarded: its frames are dropped up to its last
@@ -89,8 +90,36 @@ func (l *link) onSnapshot(m *wire.MembersSnapshot, size int, s *inSnapshot) erro
 		s.skip = m.More
 		return nil
 	}
+	if !l.takeSnapshotLocked(s, l.p.id, m.Members, size, m.More) {
+		return nil
+	}
+	in := s.in
+	s.clearLocked(d)
+	if l.p.id.Cluster == d.cfg.Cluster {
+		// A cluster mate's: forwarded to subscribers (gatewaymembers.go).
+		d.gwm.fwdMu.Lock()
+		defer d.gwm.fwdMu.Unlock()
+	}
+	if err := d.groups.ApplyIncoming(in, m.Incarnation, m.Version); err != nil {
+		d.metrics.membershipRefused.WithLabelValues(l.p.id.Cluster, l.p.id.Node, refusedStale).Inc()
+		d.warnPeer(l.p.id, refusedStale, "membership snapshot ignored", "err", err)
+		return nil
+	}
+	if l.p.id.Cluster == d.cfg.Cluster {
+		d.forwardViewLocked(l.p.id)
+	}
+	return nil
+}
+
+// takeSnapshotLocked takes one frame (size bytes) of a snapshot of peer's
+// membership into s, starting one if none is in progress, within the
+// budget. It reports whether the snapshot is whole (its last frame taken):
+// it is in s.in.
+func (l *link) takeSnapshotLocked(s *inSnapshot, peer auth.PeerID, ms []wire.Member, size int, more bool) bool {
+	d := l.p.d
 	if s.in == nil {
-		s.in = d.groups.NewIncoming(groupsID(l.p.id))
+		s.peer = peer
+		s.in = d.groups.NewIncoming(groupsID(peer))
 		s.gen++
 		gen := s.gen
 		s.timer = time.AfterFunc(d.cfg.Groups.SnapshotTimeout, func() { l.snapshotTimedOut(s, gen) })
@@ -99,27 +128,18 @@ func (l *link) onSnapshot(m *wire.MembersSnapshot, size int, s *inSnapshot) erro
 	d.metrics.snapshotBytes.Add(float64(size))
 	if s.bytes > d.cfg.Groups.MaxSnapshotBytes {
 		l.discardSnapshotLocked(s, refusedSnapshotBytes)
-		s.skip = m.More
-		return nil
+		s.skip = more
+		return false
 	}
-	for _, e := range m.Members {
+	for _, e := range ms {
 		c, err := groups.NewClaim(e.PartitionCount, e.Partitions)
 		if err != nil {
-			d.refuseMembership(l.p.id, groups.RefusedBadEntry.String(), e.Group)
+			d.refuseMembership(peer, groups.RefusedBadEntry.String(), e.Group)
 			continue
 		}
 		s.in.Add(groups.Entry{Group: e.Group, Mailbox: e.Mailbox, Count: int(min(e.Count, 1<<31)), Claim: c})
 	}
-	if m.More {
-		return nil
-	}
-	in := s.in
-	s.clearLocked(d)
-	if err := d.groups.ApplyIncoming(in, m.Incarnation, m.Version); err != nil {
-		d.metrics.membershipRefused.WithLabelValues(l.p.id.Cluster, l.p.id.Node, refusedStale).Inc()
-		d.warnPeer(l.p.id, refusedStale, "membership snapshot ignored", "err", err)
-	}
-	return nil
+	return !more
 }
 
 // snapshotTimedOut discards the snapshot gen if it is still in progress.
@@ -137,8 +157,8 @@ func (l *link) discardSnapshotLocked(s *inSnapshot, reason string) {
 	d := l.p.d
 	members, bytes := s.in.Members(), s.bytes
 	s.clearLocked(d)
-	d.metrics.membershipRefused.WithLabelValues(l.p.id.Cluster, l.p.id.Node, reason).Inc()
-	d.warnPeer(l.p.id, reason, "membership snapshot from a peer discarded: over its budget; the previous view of the peer stays",
+	d.metrics.membershipRefused.WithLabelValues(s.peer.Cluster, s.peer.Node, reason).Inc()
+	d.warnPeer(s.peer, reason, "membership snapshot from a peer discarded: over its budget; the previous view of the peer stays",
 		"bytes", bytes, "members", members, "max_snapshot_bytes", d.cfg.Groups.MaxSnapshotBytes, "snapshot_timeout", d.cfg.Groups.SnapshotTimeout)
 }
 
@@ -163,23 +183,43 @@ func (s *inSnapshot) end(d *Daemon) {
 // resets the link: the next one starts with a snapshot.
 func (l *link) onDelta(m *wire.MembersDelta) error {
 	d := l.p.d
+	if l.p.id.Cluster != d.cfg.Cluster {
+		return d.applyDelta(l.p.id, m)
+	}
+	// A cluster mate's: forwarded to the nodes of other clusters
+	// subscribed to this node (gatewaymembers.go), in order.
+	d.gwm.fwdMu.Lock()
+	defer d.gwm.fwdMu.Unlock()
+	inc, version, ok := d.groups.ViewVersion(groupsID(l.p.id))
+	if err := d.applyDelta(l.p.id, m); err != nil {
+		return err
+	}
+	if ok && inc == m.Incarnation && version+1 == m.Version {
+		d.forwardDeltaLocked(l.p.id, m)
+	}
+	return nil
+}
+
+// applyDelta applies a membership change of node id. Only a gap in its
+// versions is returned: the rest is counted.
+func (d *Daemon) applyDelta(id auth.PeerID, m *wire.MembersDelta) error {
 	c, err := groups.NewClaim(m.PartitionCount, m.Partitions)
 	op := opFromWire(m.Op)
 	if err != nil && op == groups.OpJoin {
 		// Refused, but its version is taken: a join without members.
-		d.refuseMembership(l.p.id, groups.RefusedBadEntry.String(), m.Group)
+		d.refuseMembership(id, groups.RefusedBadEntry.String(), m.Group)
 		op, c = groups.OpNoop, groups.Claim{}
 	}
-	err = d.groups.ApplyDelta(groupsID(l.p.id), m.Incarnation, groups.Delta{Version: m.Version, Op: op, Group: m.Group, Mailbox: m.Mailbox, Claim: c})
+	err = d.groups.ApplyDelta(groupsID(id), m.Incarnation, groups.Delta{Version: m.Version, Op: op, Group: m.Group, Mailbox: m.Mailbox, Claim: c})
 	switch {
 	case errors.Is(err, groups.ErrVersionGap):
 		return err
 	case errors.Is(err, groups.ErrUnknownOp):
-		d.metrics.membershipRefused.WithLabelValues(l.p.id.Cluster, l.p.id.Node, refusedUnknownOp).Inc()
-		d.warnPeer(l.p.id, refusedUnknownOp, "membership delta of an unknown operation ignored", "op", m.Op)
+		d.metrics.membershipRefused.WithLabelValues(id.Cluster, id.Node, refusedUnknownOp).Inc()
+		d.warnPeer(id, refusedUnknownOp, "membership delta of an unknown operation ignored", "op", m.Op)
 	case err != nil:
-		d.metrics.membershipRefused.WithLabelValues(l.p.id.Cluster, l.p.id.Node, refusedStale).Inc()
-		d.warnPeer(l.p.id, refusedStale, "membership delta ignored", "err", err)
+		d.metrics.membershipRefused.WithLabelValues(id.Cluster, id.Node, refusedStale).Inc()
+		d.warnPeer(id, refusedStale, "membership delta ignored", "err", err)
 	}
 	return nil
 }
@@ -203,8 +243,9 @@ func (l *link) onDigest(m *wire.Digest) {
 // rules changed: what was refused may be taken now, and the reverse).
 func (d *Daemon) resyncAll() {
 	d.linksMu.Lock()
-	defer d.linksMu.Unlock()
 	for l := range d.upLinks {
 		l.sendControl(&wire.Resync{Incarnation: l.remoteInc})
 	}
+	d.linksMu.Unlock()
+	d.resubscribeAll() // the views that come through gateways too
 }

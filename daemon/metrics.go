@@ -31,6 +31,7 @@ type metrics struct {
 	holdFullWaits       prometheus.Counter
 	discoveryMetrics    // discover.go
 	relayMetrics        // relay.go
+	gatewayMetrics      // gatewaymembers.go
 	spoolErrors         prometheus.Counter
 	localClients        prometheus.Gauge
 	localRejects        *prometheus.CounterVec
@@ -127,6 +128,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.reg.MustRegister(m.membershipThrottled)
 	m.addDiscovery()
 	m.addRelay()
+	m.addGatewayMembers()
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_links_closed_total",
 		Help: "Up links this node closed, by reason: revoked (trust.revoked_file), certificate_expired, idle (an on-demand link of gateway mode that carried nothing for remotes[].idle_close)."}, []string{"reason"})
 	for _, r := range []string{closeRevoked, closeExpired, closedIdle} {

@@ -211,6 +211,7 @@ func (d *Daemon) addDiscovered(rc *remoteCluster, id auth.PeerID, addr string) *
 	p := d.addPeer(pc, prev, true)
 	d.metrics.discovered.WithLabelValues(id.Cluster).Inc()
 	d.viewChangedIf(id.Cluster == d.cfg.Cluster)
+	d.gatewayNodeAdded(id)
 	return p
 }
 

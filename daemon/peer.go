@@ -350,11 +350,11 @@ func (p *peer) linkDown(l *link, cause error) {
 	if !current {
 		return
 	}
-	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0)
-	p.d.linksChanged()
-	if !p.d.onDemand(p) { // its members come through a gateway (gatewaymembers.go)
+	if !p.d.membersViaGateway(p.id) { // else its members still come through a gateway (gatewaymembers.go)
 		p.d.groups.PeerDown(groupsID(p.id))
 	}
+	p.d.metrics.linkUp.WithLabelValues(p.id.Cluster, p.id.Node).Set(0) // after PeerDown: tests wait for it
+	p.d.linksChanged()
 	p.d.log.Info("link down", "peer", p.nodeName(), "cause", fmt.Sprint(cause))
 }
 

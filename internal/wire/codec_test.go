@@ -156,6 +156,14 @@ func TestDecodeErrors(t *testing.T) {
 			"PipeClose.Code: unknown code 7"},
 		{"pipe close reason", TypePipeClose, append([]byte{3, 0, 0x81, 0x02}, make([]byte, 257)...),
 			"PipeClose.Reason: 257 bytes, at most 256"},
+		{"subscribe with a body", TypeMembersSubscribe, []byte{0},
+			"MembersSubscribe: 1 trailing bytes after the last field"},
+		{"node members bad More", TypeNodeMembers, []byte{1, 'w', 1, 'n', 1, 1, 0, 2},
+			"NodeMembers.More: boolean byte 2, want 0 or 1"},
+		{"node members bad member", TypeNodeMembers, []byte{1, 'w', 1, 'n', 1, 1, 1, 9, 'x', 0, 0, 0, 0},
+			"NodeMembers.Members[0].Group: length 9 beyond end of body"},
+		{"node delta without op", TypeNodeDelta, []byte{1, 'w', 1, 'n', 1, 2},
+			"NodeDelta.Op: missing: body ends after 6 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

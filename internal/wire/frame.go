@@ -45,13 +45,16 @@ const (
 	TypeNodesRequest    Type = 0x14
 	TypeNodes           Type = 0x15
 	// 0x16 was Relay (relay streams, replaced by pipes): unused.
-	TypePipeOpen      Type = 0x17
-	TypePipeData      Type = 0x18
-	TypePipeClose     Type = 0x19
-	TypeData          Type = 0x20
-	TypeAck           Type = 0x21
-	TypeDataBatch     Type = 0x22
-	TypeUndeliverable Type = 0x23
+	TypePipeOpen         Type = 0x17
+	TypePipeData         Type = 0x18
+	TypePipeClose        Type = 0x19
+	TypeMembersSubscribe Type = 0x1a
+	TypeNodeMembers      Type = 0x1b
+	TypeNodeDelta        Type = 0x1c
+	TypeData             Type = 0x20
+	TypeAck              Type = 0x21
+	TypeDataBatch        Type = 0x22
+	TypeUndeliverable    Type = 0x23
 )
 
 // Local protocol frame types (0x40-0x7f).
@@ -78,45 +81,48 @@ const (
 )
 
 var typeNames = [256]string{
-	TypeHello:           "Hello",
-	TypeWelcome:         "Welcome",
-	TypeReady:           "Ready",
-	TypePing:            "Ping",
-	TypePong:            "Pong",
-	TypeStreamInit:      "StreamInit",
-	TypeGoAway:          "GoAway",
-	TypeMembersSnapshot: "MembersSnapshot",
-	TypeMembersDelta:    "MembersDelta",
-	TypeData:            "Data",
-	TypeAck:             "Ack",
-	TypeDataBatch:       "DataBatch",
-	TypeClientHello:     "ClientHello",
-	TypeServerHello:     "ServerHello",
-	TypeOpen:            "Open",
-	TypeOpened:          "Opened",
-	TypeCloseMailbox:    "CloseMailbox",
-	TypeJoin:            "Join",
-	TypeLeave:           "Leave",
-	TypeSend:            "Send",
-	TypeSendBatch:       "SendBatch",
-	TypeDeliverBatch:    "DeliverBatch",
-	TypeDeliverAck:      "DeliverAck",
-	TypeUndeliverable:   "Undeliverable",
-	TypeSync:            "Sync",
-	TypeResult:          "Result",
-	TypeDeliver:         "Deliver",
-	TypeDigest:          "Digest",
-	TypeResync:          "Resync",
-	TypeNodesRequest:    "NodesRequest",
-	TypeNodes:           "Nodes",
-	TypePipeOpen:        "PipeOpen",
-	TypePipeData:        "PipeData",
-	TypePipeClose:       "PipeClose",
-	TypeWatch:           "Watch",
-	TypeUnwatch:         "Unwatch",
-	TypeWatchEvent:      "WatchEvent",
-	TypeMembers:         "Members",
-	TypeMembersList:     "MembersList",
+	TypeHello:            "Hello",
+	TypeWelcome:          "Welcome",
+	TypeReady:            "Ready",
+	TypePing:             "Ping",
+	TypePong:             "Pong",
+	TypeStreamInit:       "StreamInit",
+	TypeGoAway:           "GoAway",
+	TypeMembersSnapshot:  "MembersSnapshot",
+	TypeMembersDelta:     "MembersDelta",
+	TypeData:             "Data",
+	TypeAck:              "Ack",
+	TypeDataBatch:        "DataBatch",
+	TypeClientHello:      "ClientHello",
+	TypeServerHello:      "ServerHello",
+	TypeOpen:             "Open",
+	TypeOpened:           "Opened",
+	TypeCloseMailbox:     "CloseMailbox",
+	TypeJoin:             "Join",
+	TypeLeave:            "Leave",
+	TypeSend:             "Send",
+	TypeSendBatch:        "SendBatch",
+	TypeDeliverBatch:     "DeliverBatch",
+	TypeDeliverAck:       "DeliverAck",
+	TypeUndeliverable:    "Undeliverable",
+	TypeSync:             "Sync",
+	TypeResult:           "Result",
+	TypeDeliver:          "Deliver",
+	TypeDigest:           "Digest",
+	TypeResync:           "Resync",
+	TypeNodesRequest:     "NodesRequest",
+	TypeNodes:            "Nodes",
+	TypePipeOpen:         "PipeOpen",
+	TypePipeData:         "PipeData",
+	TypePipeClose:        "PipeClose",
+	TypeMembersSubscribe: "MembersSubscribe",
+	TypeNodeMembers:      "NodeMembers",
+	TypeNodeDelta:        "NodeDelta",
+	TypeWatch:            "Watch",
+	TypeUnwatch:          "Unwatch",
+	TypeWatchEvent:       "WatchEvent",
+	TypeMembers:          "Members",
+	TypeMembersList:      "MembersList",
 }
 
 // String returns the message name ("Data"), or "Type(0x99)" for an
@@ -264,6 +270,12 @@ func New(t Type) Message {
 		return new(PipeData)
 	case TypePipeClose:
 		return new(PipeClose)
+	case TypeMembersSubscribe:
+		return new(MembersSubscribe)
+	case TypeNodeMembers:
+		return new(NodeMembers)
+	case TypeNodeDelta:
+		return new(NodeDelta)
 	case TypeWatch:
 		return new(Watch)
 	case TypeUnwatch:

@@ -135,16 +135,22 @@ func (*MembersSnapshot) Type() Type { return TypeMembersSnapshot }
 func (m *MembersSnapshot) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Incarnation)
 	b = appendUvarint(b, m.Version)
-	b = appendUvarint(b, uint64(len(m.Members)))
-	for i := range m.Members {
-		e := &m.Members[i]
+	b = appendMembers(b, m.Members)
+	return appendBool(b, m.More)
+}
+
+// appendMembers appends a list of Members.
+func appendMembers(b []byte, ms []Member) []byte {
+	b = appendUvarint(b, uint64(len(ms)))
+	for i := range ms {
+		e := &ms[i]
 		b = appendString(b, e.Group)
 		b = appendUvarint(b, e.Mailbox)
 		b = appendUvarint(b, e.Count)
 		b = appendUvarint(b, e.PartitionCount)
 		b = appendPartitions(b, e.Partitions)
 	}
-	return appendBool(b, m.More)
+	return b
 }
 
 // DecodeBody decodes body into m. An empty list decodes as nil.
@@ -152,28 +158,34 @@ func (m *MembersSnapshot) DecodeBody(body []byte) error {
 	d := newDecoder(TypeMembersSnapshot, body)
 	m.Incarnation = d.uvarint("Incarnation")
 	m.Version = d.uvarint("Version")
-	n := d.length("Members", memberMinSize)
-	m.Members = nil
-	if n > 0 {
-		m.Members = make([]Member, n)
-		d.list = "Members"
-		for i := range m.Members {
-			d.idx = i
-			e := &m.Members[i]
-			e.Group = d.str("Group")
-			e.Mailbox = d.uvarint("Mailbox")
-			e.Count = d.uvarint("Count")
-			e.PartitionCount = d.uvarint("PartitionCount")
-			e.Partitions = d.partitions("Partitions")
-		}
-		d.list = ""
-	}
+	m.Members = d.members()
 	m.More = d.boolean("More")
 	if err := d.finish(); err != nil {
 		m.Members = nil
 		return err
 	}
 	return nil
+}
+
+// members decodes a list of Members; an empty list decodes as nil.
+func (d *decoder) members() []Member {
+	n := d.length("Members", memberMinSize)
+	if n == 0 {
+		return nil
+	}
+	ms := make([]Member, n)
+	d.list = "Members"
+	for i := range ms {
+		d.idx = i
+		e := &ms[i]
+		e.Group = d.str("Group")
+		e.Mailbox = d.uvarint("Mailbox")
+		e.Count = d.uvarint("Count")
+		e.PartitionCount = d.uvarint("PartitionCount")
+		e.Partitions = d.partitions("Partitions")
+	}
+	d.list = ""
+	return ms
 }
 
 // Type returns TypeMembersDelta.
@@ -193,6 +205,12 @@ func (m *MembersDelta) AppendBody(b []byte) []byte {
 // DecodeBody decodes body into m.
 func (m *MembersDelta) DecodeBody(body []byte) error {
 	d := newDecoder(TypeMembersDelta, body)
+	d.delta(m)
+	return d.finish()
+}
+
+// delta decodes the fields of a MembersDelta into m.
+func (d *decoder) delta(m *MembersDelta) {
 	m.Incarnation = d.uvarint("Incarnation")
 	m.Version = d.uvarint("Version")
 	m.Op = d.u8("Op")
@@ -200,7 +218,6 @@ func (m *MembersDelta) DecodeBody(body []byte) error {
 	m.Mailbox = d.uvarint("Mailbox")
 	m.PartitionCount = d.uvarint("PartitionCount")
 	m.Partitions = d.partitions("Partitions")
-	return d.finish()
 }
 
 // Type returns TypeData.

@@ -77,5 +77,13 @@ func sampleMessages() []Message {
 		&PipeData{ID: 2},
 		&PipeClose{ID: 7},
 		&PipeClose{ID: 8, Code: PipeNoLink, Reason: "no direct link up to west/w9"},
+		&MembersSubscribe{},
+		&NodeMembers{Cluster: "west", Node: "w3", Incarnation: 7, Version: 300, Members: []Member{
+			{Group: "orders", Mailbox: 1, Count: 1},
+			{Group: "kv", Mailbox: 2, Count: 3, PartitionCount: 64, Partitions: []uint64{0, 63}},
+		}, More: true},
+		&NodeMembers{Cluster: "west", Node: "w4", Incarnation: 8},
+		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 302, Op: OpJoin, Group: "kv", Mailbox: 130, PartitionCount: 64, Partitions: []uint64{0, 1, 63}}},
+		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 303, Op: OpNoop}},
 	}
 }
