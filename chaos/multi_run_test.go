@@ -5,8 +5,10 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +73,8 @@ func runMulti(t *testing.T, bin, dir string, mode ConfigMode, transport string, 
 		t.Fatal(err)
 	}
 	r.linksUp = time.Since(began)
-	t.Logf("%d daemons, all %d links up %.1f s after the start (%s, mode %s)", len(mesh.Names("")), linkCount(len(mesh.Names(""))), r.linksUp.Seconds(), transport, mode)
+	t.Logf("%d daemons, every link up %.1f s after the start (%s, mode %s; of a full mesh's %d, on-demand links with nothing to carry are idle)",
+		len(mesh.Names("")), r.linksUp.Seconds(), transport, mode, linkCount(len(mesh.Names(""))))
 
 	flows, consumers := multiFlows()
 	mf, err := StartMultiFlow(ctx, mesh, dir, flows, consumers)
@@ -81,6 +84,7 @@ func runMulti(t *testing.T, bin, dir string, mode ConfigMode, transport string, 
 	defer mf.Close()
 	mf.Run(plan.Rate, plan.Size)
 	hold(t, ctx, plan.Warmup)
+	t.Logf("links while the flows run: %s", linkCensus(ctx, mesh))
 	multiKill(t, ctx, mesh, mf, plan, r)
 	hold(t, ctx, plan.Between)
 	heal := multiCut(t, ctx, mesh, plan, r)
@@ -100,6 +104,20 @@ func runMulti(t *testing.T, bin, dir string, mode ConfigMode, transport string, 
 		writeMultiTrace(t, dir, mf, began)
 	}
 	fails := multiVerdict(r.results, mf.Bad(), derr)
+	if mode == CAGateways {
+		// The gateway path must have carried the flows' messages, or
+		// this run proved nothing about it.
+		relayed := 0.0
+		for _, name := range mesh.Names("") {
+			if m, err := mesh.Node(name).Metrics(ctx); err == nil {
+				relayed += m["wandist_relayed_bytes_total"]
+			}
+		}
+		t.Logf("bytes relayed by gateways: %.0f", relayed)
+		if relayed == 0 {
+			fails = append(fails, "gateway mode: no gateway relayed a byte; the flows never took the gateway path")
+		}
+	}
 	for _, f := range fails {
 		t.Error(f)
 	}
@@ -349,4 +367,42 @@ func memberGoneAfter(ctx context.Context, socket, g, node string, since time.Tim
 		case <-t.C:
 		}
 	}
+}
+
+// linkCensus counts the links of every node to nodes of other clusters by
+// state and transport ("up direct", "up relay", "idle", ...).
+func linkCensus(ctx context.Context, mesh *Mesh) string {
+	count := map[string]int{}
+	clusterOf := map[string]string{}
+	for _, n := range mesh.ReadLayout().Nodes {
+		clusterOf[n.Name] = n.Cluster
+	}
+	for _, name := range mesh.Names("") {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := mesh.Node(name).Status(sctx)
+		cancel()
+		if err != nil {
+			count["unknown"]++
+			continue
+		}
+		for _, l := range st.Links {
+			if l.Cluster == clusterOf[name] {
+				continue
+			}
+			k := l.State
+			if l.State == "up" {
+				k = "up direct"
+				if l.Transport == "relay" {
+					k = "up relayed"
+				}
+			}
+			count[k]++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(count))
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", count[k], k))
+	}
+	return "to other clusters: " + strings.Join(parts, ", ")
 }

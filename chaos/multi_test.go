@@ -17,7 +17,7 @@ import (
 
 var (
 	multiLong = flag.Bool("chaos.long", false, "TestMultiCluster: the long form (cluster c cut off for 60 s, not 10 s)")
-	multiMode = flag.String("chaos.mode", string(CASeeds), "TestMultiCluster: how the daemons are configured: pinned (peers[] with pinned keys) seeds (cluster CA, gossip, remotes by seeds) or gateways (seeds, with every remote cluster in gateway mode)")
+	multiMode = flag.String("chaos.mode", string(CASeeds)+","+string(CAGateways), "TestMultiCluster: comma-separated, how the daemons are configured: pinned (peers[] with pinned keys), seeds (cluster CA, gossip, remotes by seeds) or gateways (seeds, with every remote cluster in gateway mode)")
 )
 
 // multiPlan is the timeline of TestMultiCluster.
@@ -63,12 +63,18 @@ func multiFlows() ([]FlowSpec, []ConsumerSpec) {
 // all links up; reliable flows from a to groups served in b and c; a node
 // of b killed (SIGKILL) while it receives, and restarted; c cut off from
 // the others and healed; then every message is accounted for: none lost,
-// duplicated or reordered. -chaos.long holds the cut for 60 s.
+// duplicated or reordered. -chaos.long holds the cut for 60 s. It runs in
+// each mode of -chaos.mode: by default in both topologies, mesh (seeds)
+// and gateway (gateways).
 func TestMultiCluster(t *testing.T) {
 	preflight(t)
-	mode := ConfigMode(*multiMode)
-	if mode != PinnedPeers && mode != CASeeds && mode != CAGateways {
-		t.Fatalf("-chaos.mode=%q: want %q, %q or %q", mode, PinnedPeers, CASeeds, CAGateways)
+	var modes []ConfigMode
+	for _, m := range strings.Split(*multiMode, ",") {
+		mode := ConfigMode(m)
+		if mode != PinnedPeers && mode != CASeeds && mode != CAGateways {
+			t.Fatalf("-chaos.mode=%q: want %q, %q or %q, comma-separated", m, PinnedPeers, CASeeds, CAGateways)
+		}
+		modes = append(modes, mode)
 	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", namePrefix, os.Getpid()))
@@ -87,7 +93,13 @@ func TestMultiCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := newMultiPlan(*multiLong)
-	for _, tr := range strings.Split(*transports, ",") {
-		t.Run(tr, func(t *testing.T) { runMulti(t, bin, filepath.Join(dir, tr), mode, tr, plan) })
+	for _, mode := range modes {
+		for _, tr := range strings.Split(*transports, ",") {
+			name := tr
+			if len(modes) > 1 {
+				name = string(mode) + "-" + tr
+			}
+			t.Run(name, func(t *testing.T) { runMulti(t, bin, filepath.Join(dir, name), mode, tr, plan) })
+		}
 	}
 }

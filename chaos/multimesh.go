@@ -181,9 +181,10 @@ func (m *Mesh) linksDown(ctx context.Context, name string) (int, string) {
 		if p == name {
 			continue
 		}
-		// An on-demand peer of gateway mode with nothing queued is idle,
-		// as it should be.
-		if l := st.Link(p); l.State != "up" && !(m.mode == CAGateways && l.State == "idle") {
+		// An on-demand peer (a discovered node of another cluster that is
+		// not one of the k always linked) with nothing queued is idle, as
+		// it should be.
+		if l := st.Link(p); l.State != "up" && !(m.mode.usesSeeds() && l.State == "idle") {
 			down++
 		}
 	}

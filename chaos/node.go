@@ -350,6 +350,7 @@ type LinkStatus struct {
 	Cluster        string            `json:"cluster"`
 	Node           string            `json:"node"`
 	State          string            `json:"state"`
+	Transport      string            `json:"transport"`
 	RTTMillis      float64           `json:"rtt_ms"`
 	QueuedMessages int               `json:"queued_messages"`
 	QueuedBytes    int64             `json:"queued_bytes"`

@@ -66,7 +66,7 @@
 //	               per direction: the table, the bounded outgoing queue
 //	               and its writer, the reader; pipes_conn.go: an endpoint
 //	               pipe as a net.Conn
-//	gatewaymembers.go  the membership of a gateway-mode cluster's nodes
+//	gatewaymembers.go  the membership of a remote cluster's nodes
 //	               through one of its gateways: the choice of the gateway
 //	               and the subscription; gatewaymembers_in.go takes what it
 //	               sends, gatewayforward.go is the gateway's side

@@ -7,11 +7,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wandist/wandist/auth"
-	"github.com/wandist/wandist/configs"
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// gatewaymembers.go: the group membership of a gateway-mode cluster
+// gatewaymembers.go: the group membership of a remote cluster (either
+// topology: its on-demand nodes are not linked while idle)
 // (topology.go) through one of its gateways (docs/wire-spec.md,
 // "Membership through a gateway").
 //
@@ -67,7 +67,7 @@ var subscribeReasons = []string{subscribeChosen, subscribeGap, subscribeUnknown,
 // gatewayMembers is the daemon's state of membership through gateways.
 type gatewayMembers struct {
 	mu   sync.Mutex
-	subs map[string]*memberSub // guarded by mu: per gateway-mode cluster, this node's subscription (O side)
+	subs map[string]*memberSub // guarded by mu: per remote cluster, this node's subscription (O side)
 	wake chan struct{}         // capacity 1, fixed after New: wakes gatewayMembersLoop (a node refused as unknown became a peer)
 
 	// fwdMu orders the forwarding of cluster mates' membership with
@@ -115,26 +115,22 @@ func (m *metrics) addGatewayMembers() {
 	m.reg.MustRegister(m.subscribeRefused, m.nodeRefused, m.subscribes, m.subscribers)
 }
 
-// startGatewayMembers starts gatewayMembersLoop if a remote cluster is in
-// gateway mode.
+// startGatewayMembers starts gatewayMembersLoop if there are remote
+// clusters (remotes[]): in either topology their on-demand nodes' members
+// come through a gateway.
 func (d *Daemon) startGatewayMembers() {
-	for _, rc := range d.disc.remotes {
-		if rc.topology == configs.TopologyGateway {
-			d.wg.Go(d.gatewayMembersLoop)
-			return
-		}
+	if len(d.disc.remotes) > 0 {
+		d.wg.Go(d.gatewayMembersLoop)
 	}
 }
 
 // gatewayMembersLoop chooses, at every link up or down, the membership
-// gateway of each gateway-mode cluster, until the daemon stops.
+// gateway of each remote cluster, until the daemon stops.
 func (d *Daemon) gatewayMembersLoop() {
 	for {
 		ev := d.linkEvents() // before looking at the links: no event is missed
-		for name, rc := range d.disc.remotes {
-			if rc.topology == configs.TopologyGateway {
-				d.chooseMemberGateway(name)
-			}
+		for name := range d.disc.remotes {
+			d.chooseMemberGateway(name)
 		}
 		select {
 		case <-ev:

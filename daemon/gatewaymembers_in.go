@@ -8,7 +8,7 @@ import (
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// gatewaymembers_in.go: the membership of a gateway-mode cluster's nodes
+// gatewaymembers_in.go: the membership of a remote cluster's nodes
 // as this node receives it from its membership gateway
 // (gatewaymembers.go). Each node's snapshot is taken within the budget of
 // a peer's snapshot (max_snapshot_bytes, snapshot_timeout) and the import

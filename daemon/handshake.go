@@ -72,7 +72,7 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 // tried through a relay first: behind a firewall that drops packets
 // silently, a direct dial costs a whole handshake timeout each time.
 func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
-	if p.d.onDemand(p) {
+	if p.d.onDemand(p) && p.d.gatewayCluster(p) != nil {
 		via := p.d.relayFor(p)
 		if via == nil {
 			return nil, fmt.Errorf("%w: %s", errNoGateway, p.id.Cluster)

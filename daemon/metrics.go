@@ -130,7 +130,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.addRelay()
 	m.addGatewayMembers()
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_links_closed_total",
-		Help: "Up links this node closed, by reason: revoked (trust.revoked_file), certificate_expired, idle (an on-demand link of gateway mode that carried nothing for remotes[].idle_close)."}, []string{"reason"})
+		Help: "Up links this node closed, by reason: revoked (trust.revoked_file), certificate_expired, idle (an on-demand link to a node of a remote cluster that carried nothing for remotes[].idle_close)."}, []string{"reason"})
 	for _, r := range []string{closeRevoked, closeExpired, closedIdle} {
 		m.linksClosed.WithLabelValues(r)
 	}

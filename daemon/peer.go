@@ -152,7 +152,7 @@ func (p *peer) busy() (busy bool, changed, links <-chan struct{}, demand *[3]<-c
 		return true, changed, nil, nil
 	case onDemand && !p.wantsLink():
 		return true, changed, links, &ch
-	case onDemand:
+	case onDemand && p.d.gatewayCluster(p) != nil:
 		return p.d.relayFor(p) == nil, changed, links, nil
 	case !noAddr || p.d.relayFor(p) != nil:
 		return false, changed, nil, nil

@@ -16,18 +16,18 @@ import (
 // topology.go: how this node links to the nodes of a remote cluster
 // (remotes[].topology; docs/scale.md).
 //
-// In mesh mode it links to each node directly. In gateway mode it keeps
-// direct links only to remotes[].gateways (k) of the cluster's live nodes:
-// those whose rendezvous score with this node is highest, so that the
-// nodes of a cluster spread over the other cluster's nodes, and a node
-// joining or leaving moves only the links it takes or gives back. Every
-// other node of the cluster (an on-demand peer) is reached through one of
-// the gateways, over a relayed link (relay.go): an end-to-end link, so
-// reliable and durable delivery keep their guarantees with one more hop.
-// An on-demand peer is dialled only while a message waits for it; the
-// dialling side closes an on-demand link that carried nothing for
-// remotes[].idle_close. Its group members come through a gateway
-// (gatewaymembers.go), not from its own links.
+// In both modes it keeps links at all times to remotes[].gateways (k) of
+// the cluster's live nodes: those whose rendezvous score with this node is
+// highest, so that the nodes of a cluster spread over the other cluster's
+// nodes, and a node joining or leaving moves only the links it takes or
+// gives back. Every other node of the cluster found by discovery is an
+// on-demand peer: dialled only while a message waits for it, directly in
+// mesh mode, and in gateway mode through one of the gateways over a
+// relayed link (relay.go): an end-to-end link, so reliable and durable
+// delivery keep their guarantees with one more hop. The dialling side
+// closes an on-demand link that carried nothing for remotes[].idle_close.
+// The group members of on-demand peers come through a gateway
+// (gatewaymembers.go). A node configured in peers[] is always linked.
 
 // errNoGateway is the dial of an on-demand peer while no gateway of its
 // cluster is up.
@@ -66,15 +66,19 @@ func (d *Daemon) gatewayCluster(p *peer) *remoteCluster {
 	return nil
 }
 
-// onDemand reports whether p is reached over a relayed link made only
-// while messages wait for it: a discovered node of a gateway-mode
-// cluster, not one of its gateways. A configured peer is always linked.
+// onDemand reports whether p is linked only while messages wait for it: a
+// discovered node of a remote cluster (remotes[]), not one of its k
+// gateways. In gateway mode its link is relayed through a gateway; in
+// mesh mode it is dialled directly. A configured peer, and a node of this
+// node's own cluster, is always linked.
 func (d *Daemon) onDemand(p *peer) bool {
-	return p.discovered && d.gatewayCluster(p) != nil && !d.isGateway(p.id)
+	return p.discovered && d.disc.remotes[p.id.Cluster] != nil && !d.isGateway(p.id)
 }
 
-// isGateway reports whether id is one of the nodes of its (gateway-mode)
-// cluster that this node links to directly.
+// isGateway reports whether id is one of the k nodes of its remote
+// cluster that this node keeps linked at all times: in gateway mode its
+// only direct links there; in mesh mode those that carry the cluster's
+// membership when no traffic does.
 func (d *Daemon) isGateway(id auth.PeerID) bool {
 	return d.gatewaysOf(id.Cluster)[id]
 }
@@ -83,7 +87,7 @@ func (d *Daemon) isGateway(id auth.PeerID) bool {
 // highest rendezvous score. The map must not be modified.
 func (d *Daemon) gatewaysOf(cluster string) map[auth.PeerID]bool {
 	rc := d.disc.remotes[cluster]
-	if rc == nil || rc.topology != configs.TopologyGateway {
+	if rc == nil {
 		return nil
 	}
 	d.topo.mu.Lock()
@@ -176,14 +180,14 @@ func (p *peer) demand() [3]<-chan struct{} {
 	return [3]<-chan struct{}{p.queue.Notify(0), p.queue.Notify(1), p.queue.Notify(2)}
 }
 
-// closeIdle ends the links this node dialled to nodes of gateway-mode
-// clusters that are not (or no longer) gateways, once nothing waits for
+// closeIdle ends the links this node dialled to discovered nodes of
+// remote clusters that are not (or no longer) gateways, once nothing waits for
 // the node and no message came from it for the cluster's idle_close. Run
 // by the janitor.
 func (d *Daemon) closeIdle(p *peer) {
 	now := time.Now() // the clock of link.lastData
-	rc := d.gatewayCluster(p)
-	if rc == nil || rc.idleClose <= 0 || d.isGateway(p.id) {
+	rc := d.disc.remotes[p.id.Cluster]
+	if rc == nil || !p.discovered || rc.idleClose <= 0 || d.isGateway(p.id) {
 		return
 	}
 	l := p.currentLink()
