@@ -64,9 +64,13 @@ func (p *peer) dial(ctx context.Context) (*link, error) {
 	return p.handshake(ctx, conn)
 }
 
-// connect dials the peer; when that fails and the peer, of another
-// cluster, can be reached through a node of its cluster this node has a
-// link to (relayFor), it tries once through that node (relay.go).
+// connect dials the peer; when that fails twice in a row (or the peer's
+// address is not known) and the peer, of another cluster, can be reached
+// through a node of its cluster this node has a link to (relayFor), it
+// tries once through that node (relay.go). One failure is not enough: a
+// node that has just started refuses handshakes from addresses it has not
+// learned yet beyond link.handshake_rate_total, and a relayed link, once
+// up, is kept until it ends.
 //
 // A peer last reached through a relay after its direct dial failed is
 // tried through a relay first: behind a firewall that drops packets
@@ -89,7 +93,11 @@ func (p *peer) connect(ctx context.Context) (transport.Conn, error) {
 	conn, err := p.dialDirect(ctx)
 	if err == nil || ctx.Err() != nil {
 		p.relayFirst.Store(false)
+		p.directFails.Store(0)
 		return conn, err
+	}
+	if p.directFails.Add(1) < 2 && !errors.Is(err, ErrNoAddress) {
+		return nil, err
 	}
 	via := p.d.relayFor(p)
 	if via == nil {

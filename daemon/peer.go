@@ -51,10 +51,13 @@ type peer struct {
 	// relayFirst: the last dial reached the peer only through a relay
 	// (handshake.go: connect); the next tries a relay first.
 	relayFirst atomic.Bool
-	ctx        context.Context
-	stop       context.CancelFunc // ends the dial loop (set by startPeer)
-	tr         transport.Transport
-	queue      *buffer.Queue
+	// directFails: direct dials failed in a row (connect), owned by the
+	// dial loop.
+	directFails atomic.Int32
+	ctx         context.Context
+	stop        context.CancelFunc // ends the dial loop (set by startPeer)
+	tr          transport.Transport
+	queue       *buffer.Queue
 
 	mu        sync.Mutex    // guards the fields below
 	link      *link         // the up link, or nil
