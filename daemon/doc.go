@@ -87,6 +87,9 @@
 //	gone.go        a node its cluster declared dead or left: its members
 //	               leave at once; what waits for it stays for
 //	               groups.rejoin_grace, then goes to other members
+//	topology.go    which nodes of a remote cluster are linked at all times
+//	               (k, by rendezvous hashing) and which on demand, directly
+//	               (mesh) or through a gateway (gateway); idle links closed
 //
 // # Around them
 //
