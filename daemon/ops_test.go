@@ -192,9 +192,12 @@ func testStuckConsumerHold(t *testing.T, tr string) {
 		west.opts.Logger = slog.New(slog.NewTextHandler(&westLogs, nil))
 		west.cfg.Local.InboxFull, west.cfg.Local.ClientBuffer = configs.InboxHold, 64<<10
 		west.cfg.Admin.Listen = "127.0.0.1:0"
-		// A keepalive timeout that a loaded machine (-race, 2 cores) does
-		// not hit by itself; the lanes stay held for longer than it below.
-		east.cfg.Link.KeepaliveTimeout, west.cfg.Link.KeepaliveTimeout = 2*time.Second, 2*time.Second
+		// The product's default keepalive timeout: 2 s was hit on this
+		// 2-core machine under -race while the chaos suite ran beside
+		// (nothing came from west for 2 s, though it pings every 100 ms:
+		// its goroutines were starved). The lanes stay held for longer
+		// than it below.
+		east.cfg.Link.KeepaliveTimeout, west.cfg.Link.KeepaliveTimeout = configs.DefaultKeepaliveTimeout, configs.DefaultKeepaliveTimeout
 	})
 
 	stuck, err := client.Connect(ctxT(t, 5*time.Second), client.Options{Socket: west.cfg.Local.Socket, InboxBytes: 64 << 10, HoldWhenFull: true})
