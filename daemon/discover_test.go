@@ -74,6 +74,12 @@ func (w *caWorld) start(n *node) {
 	t.Cleanup(func() { d.Close() })
 }
 
+// injectedFrom is the sender of the node lists tests hand the discovery
+// worker: not a real node, whose own list, arriving meanwhile, would
+// replace the test's before it is applied (a newer list from the same
+// sender replaces one not yet applied).
+var injectedFrom = auth.PeerID{Cluster: "west", Node: "test-injected"}
+
 // unusedSeed is an address where no node listens.
 func unusedSeed(tr string) string {
 	if tr == "mem" {
@@ -151,7 +157,7 @@ func TestDiscoveryDeadNodeLeaves(t *testing.T) {
 		t.Fatalf("east-1 has %d members on west-2 while it is only unreachable, want 1", n)
 	}
 
-	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"},
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: injectedFrom,
 		nodes: []wire.NodeEntry{{Node: "west-1", QUIC: w1.addr(tr)}, {Node: "west-2", State: wire.NodeDead}}})
 	// (west-2's own list, sent when its link came up, may still say it is
 	// alive and make it a peer again, without a link: its members stay
@@ -251,7 +257,7 @@ func TestDiscoveryNeverReplacesConfigured(t *testing.T) {
 	east.cfg.Peers = []configs.Peer{peerOf(w1, tr, w1.addr(tr), "connect")}
 	w.start(east)
 	waitLink(t, east.d, "west", "west-1")
-	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"},
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: injectedFrom,
 		nodes: []wire.NodeEntry{{Node: "west-1", QUIC: "10.9.9.9:1"}, {Node: "west-1", State: wire.NodeDead}, {Node: "west-9"}}})
 	waitUntil(t, 5*time.Second, func() bool { return east.d.peer("west", "west-9") != nil },
 		func() string { return "the list was not applied" })
@@ -278,7 +284,7 @@ func TestDiscoveryBounds(t *testing.T) {
 	for i := range maxDiscovered + 50 {
 		many = append(many, wire.NodeEntry{Node: "n" + strconv.Itoa(i)}) // no address: nothing to dial
 	}
-	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: "west-1"}, nodes: many})
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: injectedFrom, nodes: many})
 	refused := func() float64 {
 		return testutil.ToFloat64(east.d.metrics.discoveryRefused.WithLabelValues("too_many_nodes"))
 	}

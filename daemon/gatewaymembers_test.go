@@ -446,7 +446,7 @@ func TestGatewayMembersNodeGone(t *testing.T) {
 		}
 		nodes = append(nodes, e)
 	}
-	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: gw.membershipGateway()}, nodes: nodes})
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: injectedFrom, nodes: nodes})
 	waitMembers(t, east.d, "orders", x.cfg.Node, 0, true)
 	join(t, x, "orders") // forwarded by the gateway, which still holds x
 	refused := func() bool {
@@ -467,7 +467,7 @@ func TestGatewayMembersNodeGone(t *testing.T) {
 			nodes[i] = wire.NodeEntry{Node: x.cfg.Node, QUIC: x.addr("mem")}
 		}
 	}
-	east.d.queueNodes(nodesUpdate{cluster: "west", from: auth.PeerID{Cluster: "west", Node: gw.membershipGateway()}, nodes: nodes})
+	east.d.queueNodes(nodesUpdate{cluster: "west", from: injectedFrom, nodes: nodes})
 	waitMembers(t, east.d, "orders", x.cfg.Node, 2, true)
 	if got := testutil.ToFloat64(east.d.metrics.subscribes.WithLabelValues(subscribeUnknown)); got != 1 {
 		t.Fatalf("subscribed %v times for a node refused as unknown, want 1", got)
