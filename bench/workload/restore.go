@@ -73,8 +73,10 @@ func Restore(ctx context.Context, p Piper, cut Cutter, o RestoreOptions) (Restor
 			cutFrom = i
 		}
 		if cutFrom >= 0 && cutTo < 0 && time.Since(cutAt) >= o.Cut {
-			cut.SetCut(false)
+			// The heal's time is taken before the cut is lifted: what
+			// lifting it releases may arrive before SetCut returns.
 			heal = time.Now()
+			cut.SetCut(false)
 			cutTo = i
 		}
 		if err := s.Send(b.Append(nil, uint64(i), at)); err != nil {
@@ -85,8 +87,8 @@ func Restore(ctx context.Context, p Piper, cut Cutter, o RestoreOptions) (Restor
 		}
 	}
 	if cutTo < 0 { // the run ended within the cut: heal now
-		cut.SetCut(false)
 		heal, cutTo = time.Now(), total
+		cut.SetCut(false)
 	}
 	_ = s.Sync(ctx)
 	res.Counts = k.WaitAll(o.Idle, time.Now().Add(2*time.Minute))
