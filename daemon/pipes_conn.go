@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wandist/wandist/internal/deadline"
+
 	"github.com/wandist/wandist/internal/wire"
 )
 
@@ -64,7 +66,7 @@ type pipeConn struct {
 	m             *pipeMux
 	id            uint64
 	local, remote net.Addr
-	rd, wd        *deadline
+	rd, wd        *deadline.Deadline
 	readable      chan struct{} // capacity 1: data or the end arrived
 	done          chan struct{} // closed when the pipe ended, by either side or its link
 
@@ -76,13 +78,13 @@ type pipeConn struct {
 }
 
 func newPipeConn(m *pipeMux, id uint64, local, remote net.Addr) *pipeConn {
-	return &pipeConn{m: m, id: id, local: local, remote: remote, rd: newDeadline(), wd: newDeadline(),
+	return &pipeConn{m: m, id: id, local: local, remote: remote, rd: deadline.New(), wd: deadline.New(),
 		readable: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (c *pipeConn) Read(b []byte) (int, error) {
 	for {
-		if isClosedChan(c.rd.wait()) {
+		if c.rd.Passed() {
 			return 0, os.ErrDeadlineExceeded
 		}
 		c.mu.Lock()
@@ -110,7 +112,7 @@ func (c *pipeConn) Read(b []byte) (int, error) {
 		case <-c.done:
 		case <-c.m.l.ctx.Done():
 			return 0, errPipeLinkDown
-		case <-c.rd.wait():
+		case <-c.rd.Wait():
 		}
 	}
 }
@@ -119,11 +121,11 @@ func (c *pipeConn) Write(b []byte) (int, error) {
 	n := 0
 	chunk := c.m.chunk()
 	for n < len(b) {
-		if isClosedChan(c.wd.wait()) {
+		if c.wd.Passed() {
 			return n, os.ErrDeadlineExceeded
 		}
 		k := min(len(b)-n, chunk)
-		if err := c.m.sendData(c.id, b[n:n+k], c.done, c.wd.wait(), 0); err != nil {
+		if err := c.m.sendData(c.id, b[n:n+k], c.done, c.wd.Wait(), 0); err != nil {
 			if errors.Is(err, errPipeGone) {
 				err = c.endErr()
 			}
@@ -228,58 +230,10 @@ func (c *pipeConn) LocalAddr() net.Addr  { return c.local }
 func (c *pipeConn) RemoteAddr() net.Addr { return c.remote }
 
 func (c *pipeConn) SetDeadline(t time.Time) error {
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	return nil
 }
 
-func (c *pipeConn) SetReadDeadline(t time.Time) error  { c.rd.set(t); return nil }
-func (c *pipeConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
-
-// deadline is a settable deadline whose wait channel closes when it passes
-// (after net.Pipe's).
-type deadline struct {
-	mu     sync.Mutex // guards timer and cancel
-	timer  *time.Timer
-	cancel chan struct{}
-}
-
-func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: its close is done or under way
-	}
-	d.timer = nil
-	closed := isClosedChan(d.cancel)
-	if t.IsZero() || time.Until(t) > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		if !t.IsZero() {
-			cancel := d.cancel
-			d.timer = time.AfterFunc(time.Until(t), func() { close(cancel) })
-		}
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func isClosedChan(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
+func (c *pipeConn) SetReadDeadline(t time.Time) error  { c.rd.Set(t); return nil }
+func (c *pipeConn) SetWriteDeadline(t time.Time) error { c.wd.Set(t); return nil }

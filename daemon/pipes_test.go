@@ -42,7 +42,9 @@ func newFakeStream(stalled bool) *fakeStream {
 func (s *fakeStream) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !isClosedChan(s.flow) {
+	select {
+	case <-s.flow:
+	default:
 		close(s.flow)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/wandist/wandist/internal/deadline"
 )
 
 // memPipeBuffer is how many bytes a mem connection buffers per direction.
@@ -21,8 +23,8 @@ func newMemPipe(a, b memAddr) (*memPipeConn, *memPipeConn) {
 	ab, ba := newPipeBuffer(), newPipeBuffer()
 	ca := &memPipeConn{rb: ba, wb: ab, local: a, remote: b, done: make(chan struct{})}
 	cb := &memPipeConn{rb: ab, wb: ba, local: b, remote: a, done: make(chan struct{})}
-	ca.rd, ca.wd = newPipeDeadline(), newPipeDeadline()
-	cb.rd, cb.wd = newPipeDeadline(), newPipeDeadline()
+	ca.rd, ca.wd = deadline.New(), deadline.New()
+	cb.rd, cb.wd = deadline.New(), deadline.New()
 	return ca, cb
 }
 
@@ -57,7 +59,7 @@ func (p *pipeBuffer) close() {
 // memPipeConn is one end of a mem pipe; it is a net.Conn.
 type memPipeConn struct {
 	rb, wb        *pipeBuffer
-	rd, wd        *pipeDeadline
+	rd, wd        *deadline.Deadline
 	local, remote memAddr
 	once          sync.Once
 	done          chan struct{} // closed by Close
@@ -68,7 +70,7 @@ func (c *memPipeConn) Read(b []byte) (int, error) {
 		select {
 		case <-c.done:
 			return 0, io.ErrClosedPipe
-		case <-c.rd.wait():
+		case <-c.rd.Wait():
 			return 0, os.ErrDeadlineExceeded
 		default:
 		}
@@ -95,7 +97,7 @@ func (c *memPipeConn) Read(b []byte) (int, error) {
 		select {
 		case <-c.rb.dataCh:
 		case <-c.done:
-		case <-c.rd.wait():
+		case <-c.rd.Wait():
 		}
 	}
 }
@@ -106,7 +108,7 @@ func (c *memPipeConn) Write(b []byte) (int, error) {
 		select {
 		case <-c.done:
 			return total, io.ErrClosedPipe
-		case <-c.wd.wait():
+		case <-c.wd.Wait():
 			return total, os.ErrDeadlineExceeded
 		default:
 		}
@@ -127,7 +129,7 @@ func (c *memPipeConn) Write(b []byte) (int, error) {
 		select {
 		case <-c.wb.spaceCh:
 		case <-c.done:
-		case <-c.wd.wait():
+		case <-c.wd.Wait():
 		}
 	}
 	return total, nil
@@ -148,61 +150,9 @@ func (c *memPipeConn) LocalAddr() net.Addr  { return c.local }
 func (c *memPipeConn) RemoteAddr() net.Addr { return c.remote }
 
 func (c *memPipeConn) SetDeadline(t time.Time) error {
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	return nil
 }
-func (c *memPipeConn) SetReadDeadline(t time.Time) error  { c.rd.set(t); return nil }
-func (c *memPipeConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
-
-// pipeDeadline is a settable deadline whose wait channel closes when it
-// passes (after net.Pipe's implementation).
-type pipeDeadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{}
-}
-
-func newPipeDeadline() *pipeDeadline { return &pipeDeadline{cancel: make(chan struct{})} }
-
-func (d *pipeDeadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait for its close
-	}
-	d.timer = nil
-	closed := isClosedChan(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *pipeDeadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func isClosedChan(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
+func (c *memPipeConn) SetReadDeadline(t time.Time) error  { c.rd.Set(t); return nil }
+func (c *memPipeConn) SetWriteDeadline(t time.Time) error { c.wd.Set(t); return nil }
