@@ -64,13 +64,18 @@ func requestDaemon(t *testing.T, refuse uint8) (path string, got <-chan wire.Mes
 }
 
 // receiveRequest connects to path and returns the request the fake daemon
-// delivers.
-func receiveRequest(t *testing.T, ctx context.Context, path string) (*Client, *Message) {
+// delivers. A confirmDelay other than 0 replaces the client's.
+func receiveRequest(t *testing.T, ctx context.Context, path string, confirmDelay time.Duration) (*Client, *Message) {
 	c, err := Connect(ctx, Options{Socket: path, NoReconnect: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if confirmDelay != 0 {
+		c.wmu.Lock()
+		c.confirmDelay = confirmDelay
+		c.wmu.Unlock()
+	}
 	mb, err := c.NewMailbox(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +113,7 @@ func TestReplyIsQuiet(t *testing.T) {
 	path, got := requestDaemon(t, wire.StatusOK)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, m := receiveRequest(t, ctx, path)
+	c, m := receiveRequest(t, ctx, path, 0)
 	if err := m.Reply(ctx, []byte("a")); err != nil {
 		t.Fatalf("Reply: %v (it waited for a Result no daemon sends for a quiet send)", err)
 	}
@@ -126,7 +131,7 @@ func TestRefusedReplyGoesToFlush(t *testing.T) {
 	path, got := requestDaemon(t, wire.StatusUnreachable)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, m := receiveRequest(t, ctx, path)
+	c, m := receiveRequest(t, ctx, path, 0)
 	if err := m.Reply(ctx, []byte("a")); err != nil {
 		t.Fatalf("Reply: %v", err)
 	}
@@ -137,5 +142,33 @@ func TestRefusedReplyGoesToFlush(t *testing.T) {
 	}
 	if err := c.Flush(ctx); err != nil {
 		t.Fatalf("a second Flush: %v, want nil (the failure was reported once)", err)
+	}
+}
+
+// A Reply takes the confirmation of the request's delivery along (a
+// DeliverAck right after the reply, in the same write): with the
+// confirmation timer an hour away, the daemon still gets it.
+func TestReplyCarriesConfirmation(t *testing.T) {
+	path, got := requestDaemon(t, wire.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, m := receiveRequest(t, ctx, path, time.Hour)
+	if err := m.Reply(ctx, []byte("a")); err != nil {
+		t.Fatalf("Reply: %v", err)
+	}
+	var seen []wire.Message
+	for len(seen) < 2 {
+		select {
+		case f := <-got:
+			seen = append(seen, f)
+		case <-ctx.Done():
+			t.Fatalf("the daemon read %d frames after the reply (%+v), want the Send and a DeliverAck", len(seen), seen)
+		}
+	}
+	if _, ok := seen[0].(*wire.Send); !ok {
+		t.Fatalf("first frame %T, want the reply's Send", seen[0])
+	}
+	if a, ok := seen[1].(*wire.DeliverAck); !ok || a.Count != 1 {
+		t.Fatalf("after the reply: %+v, want DeliverAck{Count: 1}", seen[1])
 	}
 }
