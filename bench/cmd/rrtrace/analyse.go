@@ -15,7 +15,7 @@ import (
 
 // event is one finished system call of the trace.
 type event struct {
-	end  time.Duration // when the call returned (perf's clock)
+	end  time.Duration // when a read returned, when a write began (perf's clock)
 	who  string        // east, west or sdk
 	call string        // read, write, futex, ...
 	ret  int64         // its result (bytes for reads and writes)
@@ -50,7 +50,13 @@ func parse(r io.Reader, tids map[int]string) ([]event, error) {
 		if !ok {
 			continue
 		}
-		e := event{end: time.Duration((ts + dur) * float64(time.Millisecond)), who: who, call: m[4], ret: ret}
+		// A read is placed at its end (when it had the data), a write at
+		// its start: the reader may have the data before the write returns.
+		at := ts + dur
+		if dirOf(m[4]) == "out" {
+			at = ts
+		}
+		e := event{end: time.Duration(at * float64(time.Millisecond)), who: who, call: m[4], ret: ret}
 		e.wake = e.call == "futex" && strings.Contains(m[5], "WAKE") && ret > 0
 		e.fd = -1
 		if f := fdArg.FindStringSubmatch(m[5]); f != nil {
@@ -89,13 +95,23 @@ var trip = []stage{
 // matches says whether e is this stage's call; callFd is the caller's
 // socket in the SDK process (the replier's is another).
 func (s stage) matches(e event, callFd int) bool {
-	if e.who != s.who || dirOf(e.call) != s.dir || e.ret < minFrame {
+	if e.who != s.who || dirOf(e.call) != s.dir || !e.frame() {
 		return false
 	}
 	if s.who == "sdk" {
 		return (e.fd == callFd) == s.caller
 	}
 	return true
+}
+
+// frame says whether e may carry a request or a reply: it moved at least
+// minFrame bytes, or it is a recvmmsg (its result counts datagrams, not
+// bytes: QUIC's receiver; the first after the sender's packet is taken).
+func (e event) frame() bool {
+	if e.call == "recvmmsg" {
+		return e.ret > 0
+	}
+	return e.ret >= minFrame
 }
 
 func dirOf(call string) string {

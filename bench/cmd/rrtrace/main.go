@@ -30,14 +30,20 @@ import (
 	"github.com/wandist/wandist/client"
 )
 
-var events string
+var (
+	events string
+	stat   bool
+	keep   bool
+)
 
 func main() {
 	system := flag.String("system", "wandist-tcp", "wandist-tcp, wandist-quic or nats")
 	rate := flag.Int("rate", 1000, "requests per second")
 	dur := flag.Duration("duration", 3*time.Second, "how long requests are offered")
 	raw := flag.String("raw", "", "keep perf trace's output in this file")
-	noPerf := flag.Bool("noperf", false, "measure the latency only, without perf trace")
+	noPerf := flag.Bool("noperf", false, "without perf trace")
+	flag.BoolVar(&keep, "keep", false, "keep the work directory (the daemons' logs: run with GODEBUG=gctrace=1 to see their collections)")
+	flag.BoolVar(&stat, "stat", false, "count system calls with perf stat (with -noperf: perf trace's records slow every call)")
 	flag.StringVar(&events, "events", "read,write,writev,readv,sendmsg,recvmsg,sendmmsg,recvmmsg", "the system calls perf traces (add futex,epoll_pwait,nanosleep to count wake-ups; each traced call slows the trip)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -85,7 +91,11 @@ func run(ctx context.Context, system string, rate int, dur time.Duration, raw st
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if keep {
+		fmt.Println("work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	s, err := newSystem(ctx, system, benchDir, dir)
 	if err != nil {
 		return err
@@ -112,6 +122,12 @@ func run(ctx context.Context, system string, rate int, dur time.Duration, raw st
 			return err
 		}
 	}
+	var st *stats
+	if stat {
+		if st, err = startStats(ctx, pids, dir); err != nil {
+			return err
+		}
+	}
 	rc := &recCaller{c: c, t0: time.Now()}
 	cost0, err := costsOf(pids)
 	if err != nil {
@@ -119,6 +135,9 @@ func run(ctx context.Context, system string, rate int, dur time.Duration, raw st
 	}
 	res, err := workload.Latency(ctx, rc, workload.LatencyOptions{Size: 128, Rate: rate, Duration: dur})
 	cost1, cerr := costsOf(pids)
+	if st != nil {
+		st.stop()
+	}
 	if perf != nil {
 		_ = perf.Process.Signal(syscall.SIGINT)
 		_ = perf.Wait()
@@ -130,6 +149,11 @@ func run(ctx context.Context, system string, rate int, dur time.Duration, raw st
 		res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Errors)
 	printCosts(os.Stdout, cost0, cost1, res.Sent)
 	rc.slowest(os.Stdout, 10)
+	if st != nil {
+		if err := st.print(os.Stdout, res.Sent); err != nil {
+			return err
+		}
+	}
 	if perf == nil {
 		return nil
 	}
