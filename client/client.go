@@ -124,9 +124,8 @@ type Client struct {
 	// reader dispatched (a batch counts one per message): written by the
 	// reader, read by the confirmation timer too. acked is the count last
 	// confirmed to the daemon (DeliverAck), and confirmArmed says the
-	// timer will confirm: both guarded by wmu. confirmDelay is the
-	// timer's delay (defaultConfirmDelay; a test makes it longer), set
-	// before the reader starts.
+	// timer will confirm: both guarded by wmu, as is confirmDelay, the
+	// timer's delay (defaultConfirmDelay; a test makes it longer).
 	taken        atomic.Uint64
 	acked        uint64
 	confirmArmed bool
