@@ -154,6 +154,12 @@ func (c *Client) LateReplies() uint64 {
 // Reply answers a request (a message received from Call) with payload. The
 // reply carries what is left of the request's TTL; a request whose TTL has
 // run out is not answered (ErrTimeout): its caller gave up.
+//
+// A non-durable reply is quiet, as SendAsync's sends are: Reply returns once
+// the reply is queued (written to the daemon's socket at once when the
+// client's writer is idle), and the daemon answers it only if it refuses it;
+// such a refusal is collected for Flush, and the caller's Call ends at its
+// deadline. A durable reply waits until it is on the daemon's disk.
 func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption) error {
 	if m.corr == 0 || m.mb == nil {
 		return &Error{Kind: ErrBadRequest, Message: "the message is not a request (it was not sent with Call)"}
@@ -173,7 +179,15 @@ func (m *Message) Reply(ctx context.Context, payload []byte, opts ...SendOption)
 		return err
 	}
 	s.Corr, s.Flags = m.corr, s.Flags|wire.FlagReply
-	return c.callWith(ctx, req, &s, true)
+	if s.Flags&wire.FlagDurable != 0 {
+		return c.callWith(ctx, req, &s, true)
+	}
+	// Quiet: no Result frame per reply (a write and a wake-up in the
+	// daemon, a read and a wake-up here); a failure goes to Flush.
+	s.Flags |= wire.FlagQuiet
+	s.Req |= quietReq
+	c.quietSent.Add(1) // before the frame is queued (see SendAsync)
+	return c.enqueueNow(s.AppendFrame)
 }
 
 // IsRequest reports whether the message was sent with Call and expects a Reply.

@@ -124,11 +124,13 @@ type Client struct {
 	// reader dispatched (a batch counts one per message): written by the
 	// reader, read by the confirmation timer too. acked is the count last
 	// confirmed to the daemon (DeliverAck), and confirmArmed says the
-	// timer will confirm: both guarded by wmu.
+	// timer will confirm: both guarded by wmu, as is confirmDelay, the
+	// timer's delay (defaultConfirmDelay; a test makes it longer).
 	taken        atomic.Uint64
 	acked        uint64
 	confirmArmed bool
 	confirmTimer *time.Timer
+	confirmDelay time.Duration
 	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
 	alloc msgAlloc
 
@@ -164,7 +166,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		wwake: make(chan struct{}, 1), pending: map[uint64]chan error{}, opened: map[uint64]chan *Mailbox{},
 		lists: map[uint64]chan listAnswer{}, watchers: map[uint64]*Watcher{},
 		mailboxes: map[uint64]*Mailbox{}, stop: make(chan struct{}), done: make(chan struct{}),
-		batchAt: -1,
+		batchAt: -1, confirmDelay: defaultConfirmDelay,
 	}
 	conn, r, sh, err := c.dial(ctx)
 	if err != nil {
@@ -539,6 +541,9 @@ func (c *Client) enqueueFrameBound(appendFrame func([]byte) []byte, now, bound b
 		return err
 	}
 	c.wbuf = appendFrame(c.wbuf)
+	if now {
+		c.confirmAlongLocked()
+	}
 	c.batchAt = -1
 	if now && !c.writing && c.raw != nil {
 		n := sockio.TryWrite(c.raw, c.wbuf)

@@ -7,13 +7,15 @@ import (
 )
 
 // The client confirms what it took, cumulatively (DeliverAck), once
-// confirmEvery deliveries wait for it, or confirmDelay after the reader
-// last found nothing more to read: one small frame per burst, not per read
-// of the socket (a confirmation costs a write here and a read and a wake-up
-// in the daemon).
+// confirmEvery deliveries wait for it, or defaultConfirmDelay after the
+// reader last found nothing more to read: one small frame per burst, not
+// per read of the socket (a confirmation costs a write here and a read and
+// a wake-up in the daemon). A frame written at once (a Call's request, a
+// Reply) takes the confirmation due along in the same write, so
+// request-reply traffic confirms without writes of its own.
 const (
-	confirmEvery = 256
-	confirmDelay = 5 * time.Millisecond
+	confirmEvery        = 256
+	defaultConfirmDelay = 5 * time.Millisecond
 )
 
 // confirm confirms the deliveries taken, now or on the timer. Called by the
@@ -28,9 +30,9 @@ func (c *Client) confirm(r *wire.Reader) {
 	case taken != c.acked && (r == nil || r.Buffered() == 0) && !c.confirmArmed:
 		c.confirmArmed = true
 		if c.confirmTimer == nil {
-			c.confirmTimer = time.AfterFunc(confirmDelay, c.confirmLater)
+			c.confirmTimer = time.AfterFunc(c.confirmDelay, c.confirmLater)
 		} else {
-			c.confirmTimer.Reset(confirmDelay)
+			c.confirmTimer.Reset(c.confirmDelay)
 		}
 	}
 	c.wmu.Unlock()
@@ -49,14 +51,29 @@ func (c *Client) confirmLater() {
 // sendConfirmLocked queues a DeliverAck for the first taken deliveries of
 // the current connection. Called under wmu.
 func (c *Client) sendConfirmLocked(taken uint64) {
-	if taken <= c.acked || !c.up || c.closed {
-		return // (not up: the connection is gone, and with it what it confirms)
+	if !c.appendConfirmLocked(taken) {
+		return
 	}
-	c.acked = taken
-	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
 	c.batchAt = -1
 	select {
 	case c.wwake <- struct{}{}:
 	default:
 	}
 }
+
+// appendConfirmLocked appends a DeliverAck for the first taken deliveries to
+// the write buffer, if they are not confirmed yet, and reports whether it
+// did. Called under wmu.
+func (c *Client) appendConfirmLocked(taken uint64) bool {
+	if taken <= c.acked || !c.up || c.closed {
+		return false // (not up: the connection is gone, and with it what it confirms)
+	}
+	c.acked = taken
+	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
+	return true
+}
+
+// confirmAlongLocked confirms what the reader took in the frame just
+// queued to be written at once, if anything waits for a confirmation: the
+// timer then finds nothing to send. Called under wmu.
+func (c *Client) confirmAlongLocked() { c.appendConfirmLocked(c.taken.Load()) }

@@ -228,8 +228,8 @@ const quietReq = 1 << 63
 // the Call (or nowhere, once the Call gave up), never to Flush.
 const callReq = 1 << 62
 
-// Flush waits until the daemon has dealt with every SendAsync so far, and
-// returns the first failure among them (then forgets it). A connection lost
+// Flush waits until the daemon has dealt with every SendAsync (and quiet
+// Reply) so far, and returns the first failure among them (then forgets it). A connection lost
 // before that is a failure (ErrUnavailable): the daemon may or may not have
 // accepted the sends in flight. Non-durable async sends are "quiet" on the
 // socket: the daemon answers only failures, and Flush costs one round trip.
