@@ -59,7 +59,7 @@ func DefaultConfig(quick bool) Config {
 	}
 	return Config{Settings: Settings, BulkSizes: []int{128, 64 << 10},
 		Bulk: 8 * time.Second, Warm: 2 * time.Second, RRRate: 100, RRTime: 6 * time.Second,
-		Blackout: 10 * time.Second, HealBefore: 2 * time.Second, HealAfter: 20 * time.Second, HealShare: 0.25, HealSize: 16 << 10,
+		Blackout: 10 * time.Second, HealBefore: 2 * time.Second, HealAfter: 15 * time.Second, HealShare: 0.25, HealSize: 16 << 10,
 		HPTime: 6 * time.Second, Ceiling: 4 * time.Second}
 }
 
