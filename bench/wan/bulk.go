@@ -77,12 +77,17 @@ func Bulk(ctx context.Context, p workload.Piper, o BulkOptions) (BulkResult, err
 	defer tw.Stop()
 	duringDone := make(chan struct{})
 	if o.During != nil {
+		dctx, cancel := context.WithCancel(ctx)
+		defer func() { // on an early return too: During ends with Bulk
+			cancel()
+			<-duringDone
+		}()
 		go func() {
 			defer close(duringDone)
 			select {
 			case <-time.After(time.Until(warmEnd)):
-				o.During(ctx)
-			case <-ctx.Done():
+				o.During(dctx)
+			case <-dctx.Done():
 			}
 		}()
 	} else {

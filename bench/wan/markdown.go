@@ -129,7 +129,7 @@ func writeBulk(w io.Writer, r *Result, link float64) {
 
 func writeRR(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\n### Request-reply at %d/s (128 B, open loop, from intended send times, %s per run; RTT %s)\n\n", r.Config.RRRate, r.Config.RRTime, RTT)
-	fmt.Fprintf(w, "| system | loss | p50 | p99 | p99.9 | max | errors | p99 vs NATS |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| system | loss | p50 | p99 | p99.9 | max | errors | p99 vs NATS | p99 vs raw TCP bbr |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range SystemNames {
 		for _, st := range r.Config.Settings {
 			x := r.find(s, st.Name, WRR, 0)
@@ -137,8 +137,8 @@ func writeRR(w io.Writer, r *Result) {
 				continue
 			}
 			l := x.RR.Latency
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d of %d | %s |\n", s, st.Name, ms1(l.P50), ms1(l.P99), ms1(l.P999), ms1(l.Max), x.RR.Errors, x.RR.Sent,
-				ratio(float64(l.P99), float64(r.rrP99("nats", st.Name))))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d of %d | %s | %s |\n", s, st.Name, ms1(l.P50), ms1(l.P99), ms1(l.P999), ms1(l.Max), x.RR.Errors, x.RR.Sent,
+				ratio(float64(l.P99), float64(r.rrP99("nats", st.Name))), ratio(float64(l.P99), float64(r.rrP99("raw-tcp-bbr", st.Name))))
 		}
 	}
 }
@@ -164,13 +164,14 @@ func writeHeal(w io.Writer, r *Result, link float64) {
 
 func writeHP(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\n### High-priority request-reply under a saturating bulk flow (%s loss; %d/s, 128 B, for %s while %s bulk messages fill the link the same way)\n\n", Settings[0].Name, r.Config.RRRate, r.Config.HPTime, sizeName(BulkSize))
-	fmt.Fprintf(w, "| system | high-priority path | p50 | p99 | max | errors | bulk goodput meanwhile |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| system | high-priority path | p50 | p99 | max | errors | p99 vs NATS | bulk goodput meanwhile |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range SystemNames {
 		x := r.find(s, Settings[0].Name, WHP, 0)
 		if x == nil || x.HP == nil {
 			continue
 		}
 		l := x.HP.RR.Latency
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d of %d | %s |\n", s, describe[s][1], ms1(l.P50), ms1(l.P99), ms1(l.Max), x.HP.RR.Errors, x.HP.RR.Sent, mbit(x.HP.Bulk.Goodput))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d of %d | %s | %s |\n", s, describe[s][1], ms1(l.P50), ms1(l.P99), ms1(l.Max), x.HP.RR.Errors, x.HP.RR.Sent,
+			ratio(float64(l.P99), float64(r.hpP99("nats"))), mbit(x.HP.Bulk.Goodput))
 	}
 }

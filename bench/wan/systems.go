@@ -65,8 +65,9 @@ type rawTCP struct {
 	cc     string
 	ln     net.Listener
 	accept chan net.Conn
-	done   chan struct{}
-	mu     sync.Mutex // serialises opens: each takes the next accepted connection
+	stop   chan struct{} // closed by Stop: the accept loop ends
+	done   chan struct{} // closed when the accept loop ended
+	mu     sync.Mutex    // serialises opens: each takes the next accepted connection
 }
 
 func (s *rawTCP) Name() string           { return "raw-tcp-" + s.cc }
@@ -77,7 +78,7 @@ func (s *rawTCP) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: listen: %w", s.Name(), err)
 	}
-	s.ln, s.accept, s.done = ln, make(chan net.Conn), make(chan struct{})
+	s.ln, s.accept, s.stop, s.done = ln, make(chan net.Conn), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(s.done)
 		for {
@@ -85,7 +86,12 @@ func (s *rawTCP) Start(ctx context.Context) error {
 			if err != nil {
 				return
 			}
-			s.accept <- c
+			select {
+			case s.accept <- c:
+			case <-s.stop: // its dialer gave up
+				c.Close()
+				return
+			}
 		}
 	}()
 	return nil
@@ -95,6 +101,7 @@ func (s *rawTCP) Stop() error {
 	if s.ln == nil {
 		return nil
 	}
+	close(s.stop)
 	err := s.ln.Close()
 	<-s.done
 	s.ln = nil
