@@ -49,13 +49,14 @@ type Config struct {
 	Ceiling    time.Duration // each flow of the emulator's ceiling
 }
 
-// DefaultConfig is a full run (about 13 minutes) or a quick smoke run.
+// DefaultConfig is a full run (about 13 minutes) or a quick smoke run
+// (about 3).
 func DefaultConfig(quick bool) Config {
-	if quick {
+	if quick { // a smoke run: every system and workload, short, a small window to drain
 		return Config{Settings: []Setting{Settings[0], Settings[2]}, BulkSizes: []int{128, 64 << 10},
-			Bulk: 3 * time.Second, Warm: time.Second, RRRate: 100, RRTime: 2 * time.Second,
-			Blackout: 3 * time.Second, HealBefore: time.Second, HealAfter: 10 * time.Second, HealShare: 0.25, HealSize: 16 << 10,
-			HPTime: 2 * time.Second, Ceiling: 2 * time.Second}
+			Bulk: 2 * time.Second, Warm: 500 * time.Millisecond, Window: 2 << 20, RRRate: 100, RRTime: time.Second,
+			Blackout: 2 * time.Second, HealBefore: time.Second, HealAfter: 6 * time.Second, HealShare: 0.25, HealSize: 16 << 10,
+			HPTime: time.Second, Ceiling: 1500 * time.Millisecond}
 	}
 	return Config{Settings: Settings, BulkSizes: []int{128, 64 << 10},
 		Bulk: 8 * time.Second, Warm: 2 * time.Second, RRRate: 100, RRTime: 6 * time.Second,
