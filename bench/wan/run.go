@@ -84,11 +84,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r.res.Ceiling = measureCeiling(ctx, p, r.cfg, r.logf)
 	r.res.Rate, r.res.Forced = o.Rate, o.Rate > 0
 	if o.Rate <= 0 {
-		best := 0.0
-		for _, c := range r.res.Ceiling[:1] {
-			best = max(c.TCP, c.QUIC, c.UDP)
-		}
-		r.res.Rate = ChooseRate(best)
+		c := r.res.Ceiling[0] // the first setting: no loss
+		r.res.Rate = ChooseRate(max(c.TCP, c.QUIC, c.UDP))
 	}
 	if r.cfg.Window <= 0 {
 		r.cfg.Window = WindowFor(r.res.Rate)
