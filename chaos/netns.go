@@ -122,3 +122,14 @@ func lookPath(name string) (string, error) {
 	}
 	return "", exec.ErrNotFound
 }
+
+// InNS runs fn on an OS thread inside network namespace ns: the sockets
+// and devices fn creates belong to ns (for harnesses such as the WAN
+// benchmark that put their own endpoints in a topology's namespaces).
+func InNS(ns string, fn func() error) error { return inNS(ns, fn) }
+
+// NSDialer returns a dial function whose connections start inside network
+// namespace ns.
+func NSDialer(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nsDialer(ns)
+}

@@ -72,11 +72,15 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // GetJSON decodes the JSON answer of GET url into v.
 func GetJSON(ctx context.Context, url string, v any) error {
+	return getJSON(ctx, httpClient, url, v)
+}
+
+func getJSON(ctx context.Context, hc *http.Client, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -98,4 +102,44 @@ func Listening(addr string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// Site is where a server runs: a network namespace (empty: the current
+// one), the address it listens on there, and how to dial into it.
+type Site struct {
+	NS   string // network namespace, as `ip netns` names it
+	Host string // address servers listen on (default 127.0.0.1)
+	// Dial dials from inside NS (for the servers' loopback-only
+	// endpoints); nil dials from the current namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// ListenHost is the address servers at s listen on.
+func (s Site) ListenHost() string {
+	if s.Host == "" {
+		return "127.0.0.1"
+	}
+	return s.Host
+}
+
+// Command returns path and args as run inside s's namespace (via
+// `ip netns exec`, which keeps the process id).
+func (s Site) Command(path string, args []string) (string, []string) {
+	if s.NS == "" {
+		return path, args
+	}
+	return "ip", append([]string{"netns", "exec", s.NS, path}, args...)
+}
+
+// HTTP returns a client whose connections start at s.
+func (s Site) HTTP() *http.Client {
+	if s.Dial == nil {
+		return httpClient
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: s.Dial, DisableKeepAlives: true}}
+}
+
+// GetJSONAt is GetJSON with connections from s.
+func GetJSONAt(ctx context.Context, s Site, url string, v any) error {
+	return getJSON(ctx, s.HTTP(), url, v)
 }

@@ -205,7 +205,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		cfg.Systems = append(cfg.Systems, all[name])
 	}
-	meta.Machine = machine(filepath.Dir(benchDir))
+	meta.Machine = Machine(filepath.Dir(benchDir))
 	meta.Settings = settings(cfg)
 	recs := harness.Run(ctx, cfg)
 	meta.Elapsed = time.Since(begin)
@@ -231,9 +231,9 @@ func settings(c harness.Config) []string {
 	}
 }
 
-// machine describes the machine and the versions for the report; root is
+// Machine describes the machine and the versions for the report; root is
 // the repository (its go.mod names wandist's transport libraries).
-func machine(root string) []string {
+func Machine(root string) []string {
 	cpu := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for l := range strings.Lines(string(b)) {
@@ -285,6 +285,12 @@ func WriteMarkdown(path string, r Result) error {
 	var b bytes.Buffer
 	b.WriteString("# Benchmarks\n\nSide-by-side measurements of wandist against NATS (two clusters joined by a gateway), Erlang distribution and a raw TCP relay chain with the same hops, all on one machine in one run (`bench/`, issue 7). Judge by the ratios within a run, never by absolute numbers; re-measure with the command below.\n\n")
 	report.Write(&b, r.Meta, r.Records)
+	// The WAN bench's section (go run ./cmd/wbench -wan) is kept.
+	if old, err := os.ReadFile(path); err == nil {
+		if sec := report.Section(string(old), report.WANSection); sec != "" {
+			b.WriteString("\n" + sec)
+		}
+	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -20,8 +20,9 @@ import (
 
 func main() {
 	name := flag.String("name", "", "this cluster's gateway name")
-	port := flag.Int("port", 0, "client port (on 127.0.0.1)")
-	gwPort := flag.Int("gw-port", 0, "gateway port (on 127.0.0.1)")
+	host := flag.String("host", "127.0.0.1", "address the client and gateway ports listen on")
+	port := flag.Int("port", 0, "client port (on -host)")
+	gwPort := flag.Int("gw-port", 0, "gateway port (on -host)")
 	advertise := flag.String("advertise", "", "gateway address other clusters dial (host:port), if not the listen address")
 	remotes := flag.String("remotes", "", "remote gateways: NAME=HOST:PORT,...")
 	flag.Parse()
@@ -30,12 +31,12 @@ func main() {
 	}
 	opts := &server.Options{
 		ServerName: *name,
-		Host:       "127.0.0.1",
+		Host:       *host,
 		Port:       *port,
 		NoSigs:     true,
 		Gateway: server.GatewayOpts{
 			Name:      *name,
-			Host:      "127.0.0.1",
+			Host:      *host,
 			Port:      *gwPort,
 			Advertise: *advertise,
 		},

@@ -9,6 +9,8 @@
 //
 //	cd bench && go run ./cmd/wbench            # full run, writes ../BENCHMARKS.md
 //	cd bench && go run ./cmd/wbench -quick     # short smoke run, prints only
+//	cd bench && go run ./cmd/wbench -wan       # the WAN bench (root), writes its section of ../BENCHMARKS.md
+//	cd bench && go run ./cmd/wbench -wan -quick
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/wandist/wandist/bench/harness"
 	"github.com/wandist/wandist/bench/report"
 	"github.com/wandist/wandist/bench/suite"
+	"github.com/wandist/wandist/bench/wan"
 )
 
 func main() {
@@ -42,6 +45,8 @@ func run() int {
 	sizes := flag.String("sizes", "", "one-way payload sizes in bytes, comma-separated (default 128,4096)")
 	count := flag.Int("count", 0, "messages per one-way run, for every size (default 2000000 for 128 B, 250000 for 4096 B)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this harness process (publisher, subscriber, checker) to the file")
+	wanMode := flag.Bool("wan", false, "run the WAN bench instead (root: network namespaces; -systems from "+strings.Join(wan.SystemNames, ",")+"); a full run writes BENCHMARKS.md's WAN section")
+	wanRate := flag.String("wan-rate", "", "with -wan: the link rate in Mbit/s (default: chosen from the emulator's measured ceiling)")
 	flag.Parse()
 
 	if *cpuProfile != "" {
@@ -56,6 +61,16 @@ func run() int {
 			return 2
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if *wanMode {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		sys := *systems
+		if sys == strings.Join(suite.SystemNames, ",") {
+			sys = ""
+		}
+		return runWAN(ctx, *quick, sys, *wanRate, *out, *keep)
 	}
 
 	tune, err := oneWayTune(*sizes, *count)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type System struct {
 	Natsd   string // path of the natsd binary
 	Dir     string // log directory
 	Proxied bool   // both gateway connections go through a cut-able proxy
+	// A and B are where the servers run (namespace, listen address);
+	// zero: loopback in the current namespace. Proxied needs loopback.
+	A, B netutil.Site
 
 	procs          []*proc.Process
 	proxies        []*proxy.TCP
@@ -54,7 +58,8 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		ports[i] = p
 	}
-	gwA, gwB := netutil.Addr(ports[1]), netutil.Addr(ports[3])
+	hostA, hostB := s.A.ListenHost(), s.B.ListenHost()
+	gwA, gwB := fmt.Sprintf("%s:%d", hostA, ports[1]), fmt.Sprintf("%s:%d", hostB, ports[3])
 	dialA, dialB := gwA, gwB // what B dials to reach A, and A to reach B
 	if s.Proxied {
 		pa, err := proxy.NewTCP("127.0.0.1:0", gwA)
@@ -69,15 +74,19 @@ func (s *System) Start(ctx context.Context) error {
 		s.proxies = []*proxy.TCP{pa, pb}
 		dialA, dialB = pa.Addr(), pb.Addr()
 	}
-	args := func(name string, port, gw int, advertise, remote string) []string {
-		return []string{"-name", name, "-port", strconv.Itoa(port), "-gw-port", strconv.Itoa(gw), "-advertise", advertise, "-remotes", remote}
+	args := func(host string, name string, port, gw int, advertise, remote string) []string {
+		return []string{"-host", host, "-name", name, "-port", strconv.Itoa(port), "-gw-port", strconv.Itoa(gw), "-advertise", advertise, "-remotes", remote}
 	}
-	for _, sp := range []proc.Spec{
-		{Name: "nats-A", Args: args("A", ports[0], ports[1], dialA, "B="+dialB)},
-		{Name: "nats-B", Args: args("B", ports[2], ports[3], dialB, "A="+dialA)},
+	for _, sp := range []struct {
+		proc.Spec
+		site netutil.Site
+	}{
+		{proc.Spec{Name: "nats-A", Args: args(hostA, "A", ports[0], ports[1], dialA, "B="+dialB)}, s.A},
+		{proc.Spec{Name: "nats-B", Args: args(hostB, "B", ports[2], ports[3], dialB, "A="+dialA)}, s.B},
 	} {
-		sp.Path, sp.LogDir, sp.Capture = s.Natsd, s.Dir, true
-		p, err := proc.Start(sp)
+		sp.Path, sp.Args = sp.site.Command(s.Natsd, sp.Args)
+		sp.LogDir, sp.Capture = s.Dir, true
+		p, err := proc.Start(sp.Spec)
 		if err != nil {
 			return err
 		}
@@ -90,23 +99,38 @@ func (s *System) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.urlA, s.urlB = "nats://"+netutil.Addr(ports[0]), "nats://"+netutil.Addr(ports[2])
+	s.urlA, s.urlB = fmt.Sprintf("nats://%s:%d", hostA, ports[0]), fmt.Sprintf("nats://%s:%d", hostB, ports[2])
 	var err error
-	if s.pub, err = s.connect(s.urlA, "bench-pub"); err != nil {
+	if s.pub, err = s.connect(s.urlA, "bench-pub", s.A); err != nil {
 		return err
 	}
-	if s.req, err = s.connect(s.urlA, "bench-req"); err != nil {
+	if s.req, err = s.connect(s.urlA, "bench-req", s.A); err != nil {
 		return err
 	}
-	if s.sub, err = s.connect(s.urlB, "bench-sub"); err != nil {
+	if s.sub, err = s.connect(s.urlB, "bench-sub", s.B); err != nil {
 		return err
 	}
-	s.srv, err = s.connect(s.urlB, "bench-srv")
+	s.srv, err = s.connect(s.urlB, "bench-srv", s.B)
 	return err
 }
 
-func (s *System) connect(url, name string) (*natsgo.Conn, error) {
-	nc, err := natsgo.Connect(url, natsgo.Name(name), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(100*time.Millisecond),
+// siteDialer dials a server's client port from inside its namespace.
+type siteDialer struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (d siteDialer) Dial(network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.dial(ctx, network, addr)
+}
+
+func (s *System) connect(url, name string, site netutil.Site) (*natsgo.Conn, error) {
+	opts := []natsgo.Option{natsgo.Name(name), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(100 * time.Millisecond)}
+	if site.Dial != nil {
+		opts = append(opts, natsgo.SetCustomDialer(siteDialer{site.Dial}))
+	}
+	nc, err := natsgo.Connect(url, append(opts,
 		natsgo.DisconnectErrHandler(func(*natsgo.Conn, error) {
 			if name == "bench-sub" {
 				s.subDisconnects.Add(1)
@@ -116,7 +140,7 @@ func (s *System) connect(url, name string) (*natsgo.Conn, error) {
 			if errors.Is(err, natsgo.ErrSlowConsumer) {
 				s.slowConsumer.Add(1)
 			}
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s to %s: %w", name, url, err)
 	}
@@ -291,7 +315,7 @@ func (s *System) GroupMembers(ctx context.Context, members, groups int) (res wor
 	conns := max(1, members/groups)
 	var last *natsgo.Conn
 	for i := range conns {
-		nc, err := s.connect(s.urlB, fmt.Sprintf("bench-members-%d", i))
+		nc, err := s.connect(s.urlB, fmt.Sprintf("bench-members-%d", i), s.B)
 		if err != nil {
 			return res, err
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -113,6 +114,12 @@ func (s *System) OpenPipe(ctx context.Context, onMsg func([]byte)) (workload.Sen
 	if err != nil {
 		return nil, err
 	}
+	return NewPipe(near, far, onMsg), nil
+}
+
+// NewPipe is a one-way stream of length-prefixed frames written to near
+// and read from far, whose payloads go to onMsg (from one goroutine).
+func NewPipe(near, far io.ReadWriteCloser, onMsg func([]byte)) workload.Sender {
 	p := &pipe{conn: near, far: far, w: bufio.NewWriterSize(near, bufSize), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -125,11 +132,11 @@ func (s *System) OpenPipe(ctx context.Context, onMsg func([]byte)) (workload.Sen
 			onMsg(b)
 		}
 	}()
-	return p, nil
+	return p
 }
 
 type pipe struct {
-	conn, far net.Conn
+	conn, far io.ReadWriteCloser
 	w         *bufio.Writer
 	done      chan struct{}
 }
@@ -149,6 +156,13 @@ func (s *System) OpenRPC(ctx context.Context) (workload.Caller, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewCaller(near, far), nil
+}
+
+// NewCaller is request-reply over a stream: requests are framed onto near,
+// far echoes every frame, replies are matched to requests by the
+// payload's sequence number.
+func NewCaller(near, far io.ReadWriteCloser) workload.Caller {
 	go func() { // echo server
 		_ = frame.Forward(bufio.NewWriterSize(far, bufSize), frame.NewReader(far, bufSize))
 		far.Close()
@@ -156,13 +170,13 @@ func (s *System) OpenRPC(ctx context.Context) (workload.Caller, error) {
 	c := &caller{conn: near, far: far, w: bufio.NewWriterSize(near, bufSize), waiting: map[uint64]chan []byte{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.read()
 	go c.write()
-	return c, nil
+	return c
 }
 
 // caller matches replies to requests by the payload's sequence number; a
 // writer goroutine coalesces concurrent requests into one flush.
 type caller struct {
-	conn, far net.Conn
+	conn, far io.ReadWriteCloser
 	w         *bufio.Writer
 	mu        sync.Mutex
 	out       [][]byte

@@ -48,14 +48,14 @@ func (s *System) IdleLinks(ctx context.Context, n int) (res workload.IdleLinkRes
 	if n < 2 {
 		res.WarmLinks = 0
 	}
-	hub, err := newNode(ctx, s.Wandistd, s.Dir, "hub", "hub-1")
+	hub, err := newNode(ctx, s.Wandistd, s.Dir, "hub", "hub-1", netutil.Site{})
 	if err != nil {
 		return res, err
 	}
 	peers := make([]*node, n)
 	hubPeers := make([]peer, n)
 	for i := range peers {
-		if peers[i], err = newNode(ctx, s.Wandistd, s.Dir, fmt.Sprintf("c%d", i), fmt.Sprintf("n%d", i)); err != nil {
+		if peers[i], err = newNode(ctx, s.Wandistd, s.Dir, fmt.Sprintf("c%d", i), fmt.Sprintf("n%d", i), netutil.Site{}); err != nil {
 			return res, err
 		}
 		peers[i].quic, peers[i].tcp, peers[i].admin = 0, 0, 0 // dial only
@@ -65,7 +65,7 @@ func (s *System) IdleLinks(ctx context.Context, n int) (res workload.IdleLinkRes
 	if err != nil {
 		return res, err
 	}
-	hp, err := startDaemon(s.Wandistd, cfg, "hub-1", s.Dir)
+	hp, err := startDaemon(s.Wandistd, cfg, "hub-1", s.Dir, netutil.Site{})
 	if err != nil {
 		return res, err
 	}
@@ -89,7 +89,7 @@ func (s *System) IdleLinks(ctx context.Context, n int) (res workload.IdleLinkRes
 			if err != nil {
 				return 0, err
 			}
-			p, err := startDaemon(s.Wandistd, pcfg, fmt.Sprintf("idle-peer-%d", i), s.Dir)
+			p, err := startDaemon(s.Wandistd, pcfg, fmt.Sprintf("idle-peer-%d", i), s.Dir, netutil.Site{})
 			if err != nil {
 				return 0, err
 			}

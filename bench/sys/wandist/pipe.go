@@ -124,6 +124,16 @@ func (p *pipe) Close() error {
 // OpenRPC implements workload.RPCer: a mailbox on west joins a fresh group
 // and echoes each request (64 handlers at once); east calls the group.
 func (s *System) OpenRPC(ctx context.Context) (workload.Caller, error) {
+	return s.openRPC(ctx, s.opts())
+}
+
+// OpenHighRPC is OpenRPC with requests and replies on the high-priority
+// lane (client.WithHighPriority).
+func (s *System) OpenHighRPC(ctx context.Context) (workload.Caller, error) {
+	return s.openRPC(ctx, append(s.opts(), client.WithHighPriority()))
+}
+
+func (s *System) openRPC(ctx context.Context, opts []client.SendOption) (workload.Caller, error) {
 	g := s.group("rpc")
 	mb, err := join(ctx, s.srv, s.req, g)
 	if err != nil {
@@ -134,10 +144,10 @@ func (s *System) OpenRPC(ctx context.Context) (workload.Caller, error) {
 	go func() {
 		defer close(done)
 		_ = mb.Serve(sctx, 64, func(ctx context.Context, m *client.Message) {
-			_ = m.Reply(ctx, m.Payload)
+			_ = m.Reply(ctx, m.Payload, opts...)
 		})
 	}()
-	return &caller{c: s.req, group: g, opts: s.opts(), mb: mb, cancel: cancel, done: done}, nil
+	return &caller{c: s.req, group: g, opts: opts, mb: mb, cancel: cancel, done: done}, nil
 }
 
 type caller struct {

@@ -35,6 +35,9 @@ type System struct {
 	Transport string // "quic" or "tcp"
 	Mode      client.Mode
 	Proxied   bool // put a cut-able proxy on the link (for the restore workload)
+	// East and West are where the daemons run (namespace, listen
+	// address); zero: loopback in the current namespace.
+	East, West netutil.Site
 
 	east, west *node
 	procs      []*proc.Process
@@ -53,6 +56,7 @@ type node struct {
 	quic, tcp     int
 	admin         int
 	socket        string
+	site          netutil.Site
 }
 
 // Name implements harness.System.
@@ -81,8 +85,8 @@ func keygen(ctx context.Context, bin, path string) (string, error) {
 	return "", fmt.Errorf("wandistd keygen -o %s printed no ed25519: line: %q", path, out)
 }
 
-func newNode(ctx context.Context, bin, dir, cluster, name string) (*node, error) {
-	n := &node{cluster: cluster, name: name, dir: dir, socket: filepath.Join(dir, name+".sock")}
+func newNode(ctx context.Context, bin, dir, cluster, name string, site netutil.Site) (*node, error) {
+	n := &node{cluster: cluster, name: name, dir: dir, socket: filepath.Join(dir, name+".sock"), site: site}
 	var err error
 	for _, p := range []*int{&n.quic, &n.tcp, &n.admin} {
 		if *p, err = netutil.FreePort(); err != nil {
@@ -106,8 +110,8 @@ node: {{.N.Name}}
 identity: {{.N.Name}}.key
 {{- if .N.Quic}}
 listen:
-  quic: 127.0.0.1:{{.N.Quic}}
-  tcp: 127.0.0.1:{{.N.TCP}}
+  quic: {{.N.Host}}:{{.N.Quic}}
+  tcp: {{.N.Host}}:{{.N.TCP}}
 {{- end}}
 local:
   socket: {{.N.Socket}}
@@ -149,7 +153,7 @@ func (n *node) writeConfig(peers []peer, hold bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("write config: %w", err)
 	}
-	data := map[string]any{"N": map[string]any{"Cluster": n.cluster, "Name": n.name, "Quic": n.quic, "TCP": n.tcp, "Socket": n.socket, "Admin": n.admin}, "Peers": peers, "Hold": hold}
+	data := map[string]any{"N": map[string]any{"Cluster": n.cluster, "Name": n.name, "Quic": n.quic, "TCP": n.tcp, "Socket": n.socket, "Admin": n.admin, "Host": n.site.ListenHost()}, "Peers": peers, "Hold": hold}
 	err = configTmpl.Execute(f, data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -161,14 +165,16 @@ func (n *node) writeConfig(peers []peer, hold bool) (string, error) {
 }
 
 func (n *node) linkAddr(transport string) string {
+	port := n.tcp
 	if transport == "quic" {
-		return netutil.Addr(n.quic)
+		port = n.quic
 	}
-	return netutil.Addr(n.tcp)
+	return fmt.Sprintf("%s:%d", n.site.ListenHost(), port)
 }
 
-func startDaemon(bin, config, name, logDir string) (*proc.Process, error) {
-	return proc.Start(proc.Spec{Name: name, Path: bin, Args: []string{"run", "-c", config}, LogDir: logDir})
+func startDaemon(bin, config, name, logDir string, site netutil.Site) (*proc.Process, error) {
+	path, args := site.Command(bin, []string{"run", "-c", config})
+	return proc.Start(proc.Spec{Name: name, Path: path, Args: args, LogDir: logDir})
 }
 
 // linkStatus is the part of /v1/status the benchmark reads.
@@ -183,7 +189,7 @@ type linkStatus struct {
 // linksUp returns how many of n's links are up.
 func (n *node) linksUp(ctx context.Context) (int, error) {
 	var st linkStatus
-	if err := netutil.GetJSON(ctx, fmt.Sprintf("http://127.0.0.1:%d/v1/status", n.admin), &st); err != nil {
+	if err := netutil.GetJSONAt(ctx, n.site, fmt.Sprintf("http://127.0.0.1:%d/v1/status", n.admin), &st); err != nil {
 		return 0, err
 	}
 	up := 0
@@ -223,10 +229,10 @@ func (s *System) Start(ctx context.Context) error {
 		return fmt.Errorf("wandist %q: %w", s.Transport, ErrBadTransport)
 	}
 	var err error
-	if s.east, err = newNode(ctx, s.Wandistd, s.Dir, "east", "east-1"); err != nil {
+	if s.east, err = newNode(ctx, s.Wandistd, s.Dir, "east", "east-1", s.East); err != nil {
 		return err
 	}
-	if s.west, err = newNode(ctx, s.Wandistd, s.Dir, "west", "west-1"); err != nil {
+	if s.west, err = newNode(ctx, s.Wandistd, s.Dir, "west", "west-1", s.West); err != nil {
 		return err
 	}
 	target := s.west.linkAddr(s.Transport)
@@ -252,12 +258,12 @@ func (s *System) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wp, err := startDaemon(s.Wandistd, wcfg, "west-1", s.Dir)
+	wp, err := startDaemon(s.Wandistd, wcfg, "west-1", s.Dir, s.West)
 	if err != nil {
 		return err
 	}
 	s.procs = append(s.procs, wp)
-	ep, err := startDaemon(s.Wandistd, ecfg, "east-1", s.Dir)
+	ep, err := startDaemon(s.Wandistd, ecfg, "east-1", s.Dir, s.East)
 	if err != nil {
 		return err
 	}
@@ -326,7 +332,7 @@ func (n *node) dropped(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.site.HTTP().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("metrics of %s: %w", n.name, err)
 	}
