@@ -7,23 +7,28 @@ import (
 )
 
 // The client confirms what it took, cumulatively (DeliverAck), once
-// confirmEvery deliveries wait for it, or confirmDelay after the reader
-// last found nothing more to read: one small frame per burst, not per read
-// of the socket (a confirmation costs a write here and a read and a wake-up
-// in the daemon).
+// confirmEvery deliveries or confirmBytes of delivery frames wait for it,
+// or confirmDelay after the reader last found nothing more to read: one
+// small frame per burst, not per read of the socket (a confirmation costs a
+// write here, and a read, a wake-up and, for reliable messages, a share of
+// an ack on the link in the daemon). The byte bound keeps what waits for a
+// confirmation small against the daemon's bound for the client
+// (local.client_buffer).
 const (
-	confirmEvery = 256
+	confirmEvery = 2048
+	confirmBytes = 1 << 20
 	confirmDelay = 5 * time.Millisecond
 )
 
 // confirm confirms the deliveries taken, now or on the timer. Called by the
-// reader after every delivery frame (r: its reader), and when it starts
-// (nil).
-func (c *Client) confirm(r *wire.Reader) {
+// reader after every delivery frame (r: its reader; n: the frame's body
+// bytes), and when it starts (nil, 0).
+func (c *Client) confirm(r *wire.Reader, n int) {
 	taken := c.taken.Load()
 	c.wmu.Lock()
+	c.unconfirmedBytes += n
 	switch {
-	case taken-c.acked >= confirmEvery:
+	case taken-c.acked >= confirmEvery || c.unconfirmedBytes >= confirmBytes:
 		c.sendConfirmLocked(taken)
 	case taken != c.acked && (r == nil || r.Buffered() == 0) && !c.confirmArmed:
 		c.confirmArmed = true
@@ -53,6 +58,7 @@ func (c *Client) sendConfirmLocked(taken uint64) {
 		return // (not up: the connection is gone, and with it what it confirms)
 	}
 	c.acked = taken
+	c.unconfirmedBytes = 0
 	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
 	c.batchAt = -1
 	select {
