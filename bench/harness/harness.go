@@ -77,7 +77,7 @@ type Config struct {
 	Workloads []string
 	Repeat    int
 	Sizes     []int       // one-way payload sizes
-	Count     map[int]int // one-way messages per size, when OneWayFor is 0
+	Count     map[int]int // one-way messages per size: the count, or with OneWayFor the most
 	// OneWayFor is how long each one-way run sends (0: Count messages).
 	OneWayFor time.Duration
 	RRSize    int   // request payload size

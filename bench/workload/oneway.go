@@ -8,11 +8,11 @@ import (
 	"github.com/wandist/wandist/bench/payload"
 )
 
-// OneWayOptions shape a one-way run: a fixed sending time (Duration), or,
-// when Duration is 0, a fixed count (N).
+// OneWayOptions shape a one-way run: a fixed sending time (Duration), at
+// most N messages if N is set; or, when Duration is 0, a fixed count (N).
 type OneWayOptions struct {
 	Size     int           // payload bytes
-	N        int           // messages to send when Duration is 0
+	N        int           // messages to send; with Duration, the most to send (0: no bound)
 	Duration time.Duration // send for this long (whole flow-control windows), then wait for the rest
 	Window   int           // Sync after this many sends (default: 8 MiB worth)
 	Idle     time.Duration // give up waiting when nothing arrives for this long (default 3s)
@@ -64,7 +64,7 @@ func OneWay(ctx context.Context, p Piper, o OneWayOptions) (OneWayResult, error)
 	if o.Duration > 0 {
 		// Whole windows, so the count is known before they are sent: the
 		// checker expects exactly what was sent.
-		for time.Since(start) < o.Duration && ctx.Err() == nil {
+		for time.Since(start) < o.Duration && ctx.Err() == nil && (o.N == 0 || n+o.Window <= o.N) {
 			k.SetExpected(n + o.Window)
 			send(n, n+o.Window)
 			n += o.Window

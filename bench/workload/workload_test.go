@@ -113,6 +113,16 @@ func TestOneWayForADuration(t *testing.T) {
 	}
 }
 
+func TestOneWayForADurationStopsAtItsBound(t *testing.T) {
+	r, err := OneWay(context.Background(), newFake(false), OneWayOptions{Size: 64, Duration: time.Hour, N: 350, Window: 100, Idle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Counts; c.Expected != 300 || !c.Clean() {
+		t.Fatalf("counts %+v, want the 3 whole windows of 100 under the bound of 350, all delivered", c)
+	}
+}
+
 func TestOneWayNeedsALength(t *testing.T) {
 	if _, err := OneWay(context.Background(), newFake(false), OneWayOptions{Size: 64}); !errors.Is(err, ErrNoLength) {
 		t.Fatalf("err %v, want ErrNoLength", err)
