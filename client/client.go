@@ -124,13 +124,15 @@ type Client struct {
 	// reader dispatched (a batch counts one per message): written by the
 	// reader, read by the confirmation timer too. acked is the count last
 	// confirmed to the daemon (DeliverAck), and confirmArmed says the
-	// timer will confirm: both guarded by wmu, as is confirmDelay, the
-	// timer's delay (defaultConfirmDelay; a test makes it longer).
-	taken        atomic.Uint64
-	acked        uint64
-	confirmArmed bool
-	confirmTimer *time.Timer
-	confirmDelay time.Duration
+	// timer will confirm, unconfirmedBytes sums the delivery frames' bytes
+	// since the last confirmation, confirmDelay is the timer's delay
+	// (defaultConfirmDelay; a test makes it longer): all guarded by wmu.
+	taken            atomic.Uint64
+	acked            uint64
+	unconfirmedBytes int
+	confirmArmed     bool
+	confirmTimer     *time.Timer
+	confirmDelay     time.Duration
 	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
 	alloc msgAlloc
 
@@ -333,7 +335,7 @@ func (c *Client) restore(conn net.Conn, r *wire.Reader) error {
 	c.mailboxes = fresh
 	c.mmu.Unlock()
 	c.wmu.Lock()
-	c.acked = 0 // a new connection counts from 0
+	c.acked, c.unconfirmedBytes = 0, 0 // a new connection counts from 0
 	c.wmu.Unlock()
 	for _, d := range held {
 		c.dispatch(d)
@@ -638,7 +640,7 @@ func (c *Client) writer() {
 func (c *Client) reader(r *wire.Reader) error {
 	var d wire.Deliver
 	var db wire.DeliverBatch
-	c.confirm(nil) // deliveries that came during restore
+	c.confirm(nil, 0) // deliveries that came during restore
 	for {
 		t, body, err := r.ReadFrame()
 		if err != nil {
@@ -651,13 +653,13 @@ func (c *Client) reader(r *wire.Reader) error {
 			}
 			c.dispatch(&d)
 			c.taken.Add(1)
-			c.confirm(r)
+			c.confirm(r, len(body))
 		case wire.TypeDeliverBatch:
 			if db.DecodeBody(body) != nil {
 				continue
 			}
 			c.taken.Add(uint64(c.dispatchBatch(&db)))
-			c.confirm(r)
+			c.confirm(r, len(body))
 		case wire.TypeResult:
 			var res wire.Result
 			if res.DecodeBody(body) != nil {

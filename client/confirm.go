@@ -7,25 +7,30 @@ import (
 )
 
 // The client confirms what it took, cumulatively (DeliverAck), once
-// confirmEvery deliveries wait for it, or defaultConfirmDelay after the
-// reader last found nothing more to read: one small frame per burst, not
-// per read of the socket (a confirmation costs a write here and a read and
-// a wake-up in the daemon). A frame written at once (a Call's request, a
+// confirmEvery deliveries or confirmBytes of delivery frames wait for it,
+// or defaultConfirmDelay after the reader last found nothing more to read: one
+// small frame per burst, not per read of the socket (a confirmation costs a
+// write here, and a read, a wake-up and, for reliable messages, a share of
+// an ack on the link in the daemon). The byte bound keeps what waits for a
+// confirmation small against the daemon's bound for the client
+// (local.client_buffer). A frame written at once (a Call's request, a
 // Reply) takes the confirmation due along in the same write, so
 // request-reply traffic confirms without writes of its own.
 const (
-	confirmEvery        = 256
+	confirmEvery        = 2048
+	confirmBytes        = 1 << 20
 	defaultConfirmDelay = 5 * time.Millisecond
 )
 
 // confirm confirms the deliveries taken, now or on the timer. Called by the
-// reader after every delivery frame (r: its reader), and when it starts
-// (nil).
-func (c *Client) confirm(r *wire.Reader) {
+// reader after every delivery frame (r: its reader; n: the frame's body
+// bytes), and when it starts (nil, 0).
+func (c *Client) confirm(r *wire.Reader, n int) {
 	taken := c.taken.Load()
 	c.wmu.Lock()
+	c.unconfirmedBytes += n
 	switch {
-	case taken-c.acked >= confirmEvery:
+	case taken-c.acked >= confirmEvery || c.unconfirmedBytes >= confirmBytes:
 		c.sendConfirmLocked(taken)
 	case taken != c.acked && (r == nil || r.Buffered() == 0) && !c.confirmArmed:
 		c.confirmArmed = true
@@ -69,6 +74,7 @@ func (c *Client) appendConfirmLocked(taken uint64) bool {
 		return false // (not up: the connection is gone, and with it what it confirms)
 	}
 	c.acked = taken
+	c.unconfirmedBytes = 0
 	c.wbuf = wire.AppendFrame(c.wbuf, &wire.DeliverAck{Count: taken})
 	return true
 }

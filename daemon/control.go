@@ -42,7 +42,7 @@ const (
 	// for another control frame to ride with).
 	ackDelay = 10 * time.Millisecond
 	// ackEvery is how many messages of a lane an ack waits for at most.
-	ackEvery = 512
+	ackEvery = 4096
 )
 
 // ackLater records that everything up to seq on lane was received; the

@@ -77,9 +77,11 @@ type Config struct {
 	Workloads []string
 	Repeat    int
 	Sizes     []int       // one-way payload sizes
-	Count     map[int]int // one-way messages per size
-	RRSize    int         // request payload size
-	Rates     []int       // fixed request rates
+	Count     map[int]int // one-way messages per size: the count, or with OneWayFor the most
+	// OneWayFor is how long each one-way run sends (0: Count messages).
+	OneWayFor time.Duration
+	RRSize    int   // request payload size
+	Rates     []int // fixed request rates
 	RRTime    time.Duration
 	MaxRates  []int // the steps of the highest-sustainable-rate search
 	MaxStep   time.Duration
@@ -290,7 +292,7 @@ func runRepeat(ctx context.Context, cfg *Config, e Entry, rep int) []Record {
 		for _, size := range cfg.Sizes {
 			rec := Record{System: e.Name, Workload: fmt.Sprintf("%s/%d", WOneWay, size), Repeat: rep}
 			measure(ctx, cfg, s, &rec, func() error {
-				r, err := oneWay(ctx, s, workload.OneWayOptions{Size: size, N: cfg.Count[size]})
+				r, err := oneWay(ctx, s, workload.OneWayOptions{Size: size, N: cfg.Count[size], Duration: cfg.OneWayFor})
 				rec.OneWay, rec.Units = &r, float64(r.Counts.Delivered)
 				return err
 			})

@@ -31,7 +31,7 @@ func TestQuickRun(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Quick: true, Systems: systems, Workloads: harness.AllWorkloads, Log: &log, Command: "go test",
 		Tune: func(c *harness.Config) {
-			c.Count = map[int]int{128: 20_000, 4096: 2_000}
+			c.OneWayFor = 200 * time.Millisecond
 			c.RRTime = 300 * time.Millisecond
 			c.MaxRates, c.MaxStep = []int{500, 1000}, 300*time.Millisecond
 			c.P99Bound = time.Second // only the mechanics are checked here, not the speed

@@ -14,6 +14,9 @@ import (
 // ErrWrongReply is counted when a reply does not echo its request.
 var ErrWrongReply = errors.New("reply does not echo its request")
 
+// ErrNoLength is returned for a one-way run given neither a count nor a duration.
+var ErrNoLength = errors.New("a one-way run needs a positive count or duration")
+
 // LatencyOptions shape a fixed-rate request-reply run.
 type LatencyOptions struct {
 	Size     int           // request payload bytes (the reply echoes it)

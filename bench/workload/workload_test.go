@@ -96,6 +96,39 @@ func TestOneWayCountsWhatArrived(t *testing.T) {
 	}
 }
 
+func TestOneWayForADuration(t *testing.T) {
+	f := newFake(false)
+	start := time.Now()
+	r, err := OneWay(context.Background(), f, OneWayOptions{Size: 64, Duration: 50 * time.Millisecond, Window: 100, Idle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Counts
+	// Whole windows only, and every one of them expected and delivered.
+	if c.Expected == 0 || c.Expected%100 != 0 || !c.Clean() || c.OutOfOrder != 0 {
+		t.Fatalf("counts %+v, want whole windows of 100 all delivered once", c)
+	}
+	if time.Since(start) < 50*time.Millisecond || r.Elapsed <= 0 {
+		t.Fatalf("run took %v (elapsed %v), want at least its duration", time.Since(start), r.Elapsed)
+	}
+}
+
+func TestOneWayForADurationStopsAtItsBound(t *testing.T) {
+	r, err := OneWay(context.Background(), newFake(false), OneWayOptions{Size: 64, Duration: time.Hour, N: 350, Window: 100, Idle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Counts; c.Expected != 300 || !c.Clean() {
+		t.Fatalf("counts %+v, want the 3 whole windows of 100 under the bound of 350, all delivered", c)
+	}
+}
+
+func TestOneWayNeedsALength(t *testing.T) {
+	if _, err := OneWay(context.Background(), newFake(false), OneWayOptions{Size: 64}); !errors.Is(err, ErrNoLength) {
+		t.Fatalf("err %v, want ErrNoLength", err)
+	}
+}
+
 // echo answers after delay; wrong makes it answer request 5 with another payload.
 type echo struct {
 	delay time.Duration

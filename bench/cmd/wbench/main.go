@@ -43,7 +43,7 @@ func run() int {
 	installErlang := flag.Bool("install-erlang", true, "install Debian's erlang-base with apt-get when erl is missing")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	sizes := flag.String("sizes", "", "one-way payload sizes in bytes, comma-separated (default 128,4096)")
-	count := flag.Int("count", 0, "messages per one-way run, for every size (default 2000000 for 128 B, 250000 for 4096 B)")
+	count := flag.Int("count", 0, "messages per one-way run, for every size, instead of a fixed sending time (default: each run sends for 4 s, 1 s with -quick)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this harness process (publisher, subscriber, checker) to the file")
 	wanMode := flag.Bool("wan", false, "run the WAN bench instead (root: network namespaces; -systems from "+strings.Join(wan.SystemNames, ",")+"); a full run writes BENCHMARKS.md's WAN section")
 	wanRate := flag.String("wan-rate", "", "with -wan: the link rate in Mbit/s (default: chosen from the emulator's measured ceiling)")
@@ -137,15 +137,10 @@ func oneWayTune(sizes string, count int) (func(*harness.Config), error) {
 			c.Sizes = list
 		}
 		if count > 0 {
+			c.OneWayFor = 0
 			c.Count = map[int]int{}
 			for _, s := range c.Sizes {
 				c.Count[s] = count
-			}
-		} else {
-			for _, s := range c.Sizes {
-				if c.Count[s] == 0 {
-					c.Count[s] = 250_000
-				}
 			}
 		}
 	}, nil

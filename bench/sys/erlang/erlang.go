@@ -185,17 +185,43 @@ func parseResult(line string) (map[string]int64, error) {
 
 // OneWay runs a one-way stream from a process on node a to one on node b.
 // Erlang's payloads carry the sequence number; their bodies are not
-// checksummed (distribution is checked by TCP).
+// checksummed (distribution is checked by TCP). Erlang's sender counts
+// messages, so a run of o.Duration is a count scaled to its rate: a probe
+// of 100,000 messages, then as many as its rate fills the rest of the
+// duration with; the result sums both.
 func (s *System) OneWay(ctx context.Context, o workload.OneWayOptions) (workload.OneWayResult, error) {
 	if o.Size < 8 {
 		return workload.OneWayResult{}, fmt.Errorf("erlang one-way: size %d: %w", o.Size, payload.ErrTooSmall)
 	}
-	r, err := s.command(ctx, fmt.Sprintf("oneway %d %d", o.Size, o.N), 4*time.Minute)
+	if o.Duration <= 0 {
+		return s.oneWayN(ctx, o.Size, o.N)
+	}
+	const probe = 100_000
+	res, err := s.oneWayN(ctx, o.Size, probe)
+	if err != nil || res.Elapsed <= 0 || res.Elapsed >= o.Duration {
+		return res, err
+	}
+	n := int(res.MsgsPerSec() * (o.Duration - res.Elapsed).Seconds())
+	if n <= 0 {
+		return res, nil
+	}
+	r, err := s.oneWayN(ctx, o.Size, n)
+	if err != nil {
+		return res, err
+	}
+	c, d := res.Counts, r.Counts
+	res.Counts = payload.Counts{Expected: c.Expected + d.Expected, Delivered: c.Delivered + d.Delivered, OutOfOrder: c.OutOfOrder + d.OutOfOrder, Corrupted: c.Corrupted + d.Corrupted}
+	res.Elapsed += r.Elapsed
+	return res, nil
+}
+
+func (s *System) oneWayN(ctx context.Context, size, n int) (workload.OneWayResult, error) {
+	r, err := s.command(ctx, fmt.Sprintf("oneway %d %d", size, n), 4*time.Minute)
 	if err != nil {
 		return workload.OneWayResult{}, err
 	}
-	res := workload.OneWayResult{Size: o.Size, Elapsed: time.Duration(r["ns"])}
-	res.Counts = payload.Counts{Expected: o.N, Delivered: int(r["got"]), OutOfOrder: int(r["ooo"]), Corrupted: int(r["bad"])}
+	res := workload.OneWayResult{Size: size, Elapsed: time.Duration(r["ns"])}
+	res.Counts = payload.Counts{Expected: n, Delivered: int(r["got"]), OutOfOrder: int(r["ooo"]), Corrupted: int(r["bad"])}
 	res.Note = "one sender process"
 	return res, nil
 }
