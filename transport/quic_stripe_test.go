@@ -1,0 +1,144 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// waitMembers polls until c has n connections.
+func waitMembers(t *testing.T, c Conn, n int) *stripedConn {
+	t.Helper()
+	sc, ok := c.(*stripedConn)
+	if !ok {
+		t.Fatalf("conn is a %T, want a *stripedConn", c)
+	}
+	deadline := time.Now().Add(waitLong)
+	for sc.memberCount() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("conn has %d QUIC connections, want %d", sc.memberCount(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return sc
+}
+
+// Streams opened on a Conn of 3 QUIC connections go on each in turn, on
+// both sides, and carry their data; closing one side ends the other.
+func TestQUICStripesSpreadStreams(t *testing.T) {
+	e := newEnv(t, transportCases()[0])
+	o := e.opts()
+	o.QUICConns = 3
+	client, server := e.pair(o)
+	waitMembers(t, client, 3)
+	waitMembers(t, server, 3)
+	for _, side := range []struct {
+		name     string
+		from, to Conn
+	}{{"dialer", client, server}, {"acceptor", server, client}} {
+		used := map[*quicConn]bool{}
+		for i := range 3 {
+			s, err := side.from.OpenStream(ctxTimeout(t, waitLong))
+			if err != nil {
+				t.Fatalf("%s: open stream %d: %v", side.name, i, err)
+			}
+			msg := fmt.Sprintf("%s %d", side.name, i)
+			if _, err := s.Write([]byte(msg)); err != nil {
+				t.Fatalf("%s: write: %v", side.name, err)
+			}
+			r, err := side.to.AcceptStream(ctxTimeout(t, waitLong))
+			if err != nil {
+				t.Fatalf("%s: accept stream %d: %v", side.name, i, err)
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(r, got); err != nil || string(got) != msg {
+				t.Fatalf("%s: read %q, %v; want %q", side.name, got, err, msg)
+			}
+			used[s.(*quicStream).c] = true
+			s.Close()
+			r.Close()
+		}
+		if len(used) != 3 {
+			t.Fatalf("%s: 3 streams went on %d QUIC connections, want 3", side.name, len(used))
+		}
+	}
+	client.Close()
+	waitDone(t, server, "acceptor after the dialer closed")
+}
+
+// A dialer or a listener of one connection meets one of several: the Conn
+// works with the one connection.
+func TestQUICStripesMixed(t *testing.T) {
+	for _, c := range []struct{ dialer, listener int }{{3, 1}, {1, 3}} {
+		t.Run(fmt.Sprintf("dialer %d listener %d", c.dialer, c.listener), func(t *testing.T) {
+			e := newEnv(t, transportCases()[0])
+			lo, do := e.opts(), e.opts()
+			lo.QUICConns, do.QUICConns = c.listener, c.dialer
+			ln := e.listen(NewQUIC(lo))
+			client, err := e.dial(NewQUIC(do), ln.Addr().String(), e.clientTLS())
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			server := e.accept(ln)
+			for _, conn := range []Conn{client, server} {
+				if sc, ok := conn.(*stripedConn); ok && sc.memberCount() != 1 {
+					t.Fatalf("%d QUIC connections, want 1", sc.memberCount())
+				}
+			}
+			s, err := client.OpenStream(ctxTimeout(t, waitLong))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			r, err := server.AcceptStream(ctxTimeout(t, waitLong))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b [1]byte
+			if _, err := io.ReadFull(r, b[:]); err != nil || b[0] != 'x' {
+				t.Fatalf("read %q, %v", b[:], err)
+			}
+		})
+	}
+}
+
+// A connection that asks to join with a token the listener never gave is
+// closed and reported as a failed handshake.
+func TestQUICStripeJoinUnknownToken(t *testing.T) {
+	e := newEnv(t, transportCases()[0])
+	o := e.opts()
+	o.QUICConns = 3
+	ln := e.listen(NewQUIC(o))
+	conf := e.clientTLS()
+	conf.NextProtos = []string{testALPN + stripeALPNSuffix}
+	ctx := ctxTimeout(t, waitLong)
+	qc, err := quic.DialAddr(ctx, ln.Addr().String(), conf, &quic.Config{})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer qc.CloseWithError(0, "")
+	err = joinStripe(ctx, qc, make([]byte, stripeTokenLen))
+	if !errors.Is(err, errJoinRefused) {
+		t.Fatalf("join with an unknown token: %v, want errJoinRefused", err)
+	}
+	if err := e.hs.next(t); !errors.Is(err, errJoinRefused) || !errors.Is(err, ErrHandshake) {
+		t.Fatalf("reported %v, want a handshake error matching errJoinRefused", err)
+	}
+	select {
+	case <-qc.Context().Done():
+	case <-time.After(waitLong):
+		t.Fatal("the joining connection was not closed")
+	}
+	quicCtx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if c, err := ln.Accept(quicCtx); err == nil {
+		t.Fatalf("the join was accepted as a connection: %v", c.RemoteAddr())
+	}
+}
