@@ -142,3 +142,34 @@ func TestQUICStripeJoinUnknownToken(t *testing.T) {
 		t.Fatalf("the join was accepted as a connection: %v", c.RemoteAddr())
 	}
 }
+
+// MaxIncomingStreams holds per QUIC connection: a Conn of 2 takes twice
+// the limit from its peer, and no more.
+func TestQUICStripesStreamLimit(t *testing.T) {
+	const limit = 4
+	e := newEnv(t, transportCases()[0])
+	o := e.opts()
+	o.QUICConns, o.MaxIncomingStreams = 2, limit
+	client, server := e.pair(o)
+	waitMembers(t, client, 2)
+	waitMembers(t, server, 2)
+	ctx := ctxTimeout(t, waitLong)
+	for i := range 2 * limit {
+		s, err := client.OpenStream(ctx)
+		if err != nil {
+			t.Fatalf("open stream %d: %v", i, err)
+		}
+		if _, err := s.Write([]byte{byte(i)}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if _, err := server.AcceptStream(ctx); err != nil {
+			t.Fatalf("accept stream %d: %v", i, err)
+		}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if s, err := client.OpenStream(short); err == nil {
+		s.Write([]byte{0xff})
+		t.Fatalf("stream %d opened with %d open and a limit of %d per connection", 2*limit+1, 2*limit, limit)
+	}
+}
