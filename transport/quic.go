@@ -150,15 +150,25 @@ func (t *quicTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Conf
 		}
 		return c, nil
 	}
-	c := newStripedConn(newQUICConn(qc, func() {}), release)
+	c := newStripedConn(t.o, newQUICConn(qc, func() {}), release, false)
 	token, err := awaitQUICAck(ctx, qc, true)
 	if err != nil {
 		c.abort(err)
 		return nil, dialError(ctx, "quic", raddr, err)
 	}
-	if token != nil {
-		t.dialStripes(ctx, tr, raddr, conf, token, c, t.o.QUICConns-1)
+	if token == nil {
+		c.resolve(modePlain)
+		return c, nil
 	}
+	t.dialStripes(ctx, tr, raddr, conf, token, c, t.o.QUICConns-1)
+	if c.memberCount() < 2 {
+		// The listener no longer takes joins once it has streams on
+		// one connection: the link must be dialled again.
+		err := fmt.Errorf("%w: no further QUIC connection joined", errJoinRefused)
+		c.abort(err)
+		return nil, dialError(ctx, "quic", raddr, err)
+	}
+	c.resolve(modeStriped)
 	return c, nil
 }
 
@@ -294,7 +304,7 @@ func (l *quicListener) admit(qc *quicConn) {
 	} = qc
 	var token []byte
 	if l.o.QUICConns > 1 {
-		sc := newStripedConn(qc, func() {})
+		sc := newStripedConn(l.o, qc, func() {}, true)
 		tok, err := l.stripes.register(sc)
 		if err != nil {
 			sc.abort(err)

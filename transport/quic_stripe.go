@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 )
@@ -56,25 +57,37 @@ var errJoinRefused = errors.New("transport: quic join refused")
 
 // stripedConn is a Conn over one or more quicConns.
 type stripedConn struct {
-	first    *quicConn // the connection of the handshake (TLS state, addresses)
-	release  func()    // runs once every member is down
-	ctx      context.Context
-	cancel   context.CancelFunc // ends ctx: the Conn is dying
-	incoming chan Stream        // streams the peer opened, from the members' acceptors
-	done     chan struct{}
-	wg       sync.WaitGroup // the members' acceptors and watchers
+	o          Options
+	isListener bool      // the Conn was accepted
+	first      *quicConn // the connection of the handshake (TLS state, addresses)
+	release    func()    // runs once every member is down
+	ctx        context.Context
+	cancel     context.CancelFunc // ends ctx: the Conn is dying
+	incoming   chan Stream        // streams the peer opened, from the members' acceptors
+	resolved   chan struct{}      // closed once mode is known
+	done       chan struct{}
+	wg         sync.WaitGroup // the members' acceptors and watchers, the stream classifiers
+	refused    atomic.Uint64  // member streams refused (bad header, table full, group late)
 
 	mu      sync.Mutex
-	members []*quicConn // guarded by mu; grows as connections join
-	next    int         // guarded by mu: the member of the next OpenStream
-	err     error       // guarded by mu: why the Conn died, final once done is closed
+	members []*quicConn             // guarded by mu; grows as connections join
+	mode    stripeMode              // guarded by mu; final once resolved is closed
+	nextID  uint64                  // guarded by mu: the id of the next striped stream opened
+	pending map[uint64]*stripeGroup // guarded by mu: striped streams partly arrived
+	err     error                   // guarded by mu: why the Conn died, final once done is closed
 }
 
-func newStripedConn(first *quicConn, release func()) *stripedConn {
+// newStripedConn makes a Conn of first; a listener's decides within
+// HandshakeTimeout whether it stripes (see stripeMode).
+func newStripedConn(o Options, first *quicConn, release func(), listener bool) *stripedConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &stripedConn{first: first, release: release, ctx: ctx, cancel: cancel,
-		incoming: make(chan Stream), done: make(chan struct{})}
+	c := &stripedConn{o: o, isListener: listener, first: first, release: release, ctx: ctx, cancel: cancel,
+		incoming: make(chan Stream), resolved: make(chan struct{}), done: make(chan struct{}),
+		pending: map[uint64]*stripeGroup{}}
 	c.add(first, 1)
+	if listener {
+		c.resolveLater()
+	}
 	go c.run()
 	return c
 }
@@ -106,7 +119,8 @@ func (c *stripedConn) memberCount() int {
 	return len(c.members)
 }
 
-// acceptFrom hands the streams the peer opens on m to AcceptStream.
+// acceptFrom hands the streams the peer opens on m to AcceptStream, at
+// once when the Conn does not stripe, else once their group is complete.
 func (c *stripedConn) acceptFrom(m *quicConn) {
 	for {
 		s, err := m.AcceptStream(c.ctx)
@@ -116,12 +130,20 @@ func (c *stripedConn) acceptFrom(m *quicConn) {
 			}
 			return
 		}
-		select {
-		case c.incoming <- s:
-		case <-c.ctx.Done():
-			s.Close()
-			return
+		if c.resolveOnStream() == modePlain {
+			c.deliver(s)
+			continue
 		}
+		c.wg.Go(func() { c.classify(s.(*quicStream)) })
+	}
+}
+
+// deliver hands s to AcceptStream, or closes it if the Conn dies first.
+func (c *stripedConn) deliver(s Stream) {
+	select {
+	case c.incoming <- s:
+	case <-c.ctx.Done():
+		s.Close()
 	}
 }
 
@@ -160,11 +182,25 @@ func (c *stripedConn) Close() error {
 }
 
 func (c *stripedConn) OpenStream(ctx context.Context) (Stream, error) {
+	select {
+	case <-c.resolved:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.ctx.Done():
+		<-c.done
+		return nil, c.Err()
+	}
 	c.mu.Lock()
-	m := c.members[c.next%len(c.members)]
-	c.next++
+	mode, id, members := c.mode, c.nextID, append([]*quicConn(nil), c.members...)
+	c.nextID++
 	c.mu.Unlock()
-	s, err := m.OpenStream(ctx)
+	var s Stream
+	var err error
+	if mode == modePlain {
+		s, err = members[0].OpenStream(ctx)
+	} else {
+		s, err = openStriped(ctx, id, members)
+	}
 	if err != nil && c.ctx.Err() != nil && ctx.Err() == nil {
 		<-c.done
 		return nil, c.Err()
@@ -190,8 +226,10 @@ func (c *stripedConn) RemoteAddr() net.Addr                 { return c.first.Rem
 func (c *stripedConn) Transport() string                    { return "quic" }
 func (c *stripedConn) Done() <-chan struct{}                { return c.done }
 
-// RefusedStreams is always 0, as for a single QUIC connection.
-func (c *stripedConn) RefusedStreams() uint64 { return 0 }
+// RefusedStreams counts the member streams of striped streams refused:
+// a bad header, too many groups partly arrived, or a group not complete
+// in time (see classify).
+func (c *stripedConn) RefusedStreams() uint64 { return c.refused.Load() }
 
 func (c *stripedConn) BytesReceived() uint64 {
 	c.mu.Lock()
@@ -240,7 +278,7 @@ func (t *quicTransport) dialStripes(ctx context.Context, tr *quic.Transport, rad
 				m.abort(err)
 				return
 			}
-			if !c.add(m, MaxQUICConns) {
+			if !c.add(m, MaxQUICConns) || c.modeNow() != modeUnknown {
 				m.abort(ErrClosed)
 			}
 		})
@@ -348,8 +386,8 @@ func (l *quicListener) joinConn(ctx context.Context, m *quicConn) error {
 		return errors.New("unknown or expired token")
 	case !samePeer(c.first.state, m.state):
 		return errors.New("the peer's certificate differs from its first connection's")
-	case !c.add(m, l.o.QUICConns):
-		return fmt.Errorf("the connection has %d QUIC connections already (or is closing)", c.memberCount())
+	case !c.join(m, l.o.QUICConns):
+		return fmt.Errorf("the connection has %d QUIC connections already, carries streams on its first one, or is closing", c.memberCount())
 	}
 	if _, err := s.Write([]byte{ackByte}); err != nil {
 		return err

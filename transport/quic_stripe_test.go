@@ -28,8 +28,9 @@ func waitMembers(t *testing.T, c Conn, n int) *stripedConn {
 	return sc
 }
 
-// Streams opened on a Conn of 3 QUIC connections go on each in turn, on
-// both sides, and carry their data; closing one side ends the other.
+// A stream opened on a Conn of 3 QUIC connections is striped over all
+// three, on both sides, and carries its data; closing one side ends the
+// other.
 func TestQUICStripesSpreadStreams(t *testing.T) {
 	e := newEnv(t, transportCases()[0])
 	o := e.opts()
@@ -41,7 +42,6 @@ func TestQUICStripesSpreadStreams(t *testing.T) {
 		name     string
 		from, to Conn
 	}{{"dialer", client, server}, {"acceptor", server, client}} {
-		used := map[*quicConn]bool{}
 		for i := range 3 {
 			s, err := side.from.OpenStream(ctxTimeout(t, waitLong))
 			if err != nil {
@@ -59,12 +59,17 @@ func TestQUICStripesSpreadStreams(t *testing.T) {
 			if _, err := io.ReadFull(r, got); err != nil || string(got) != msg {
 				t.Fatalf("%s: read %q, %v; want %q", side.name, got, err, msg)
 			}
-			used[s.(*quicStream).c] = true
+			for _, st := range []Stream{s, r} {
+				used := map[*quicConn]bool{}
+				for _, m := range st.(*stripedStream).members {
+					used[m.c] = true
+				}
+				if len(used) != 3 {
+					t.Fatalf("%s: stream %d on %d QUIC connections, want 3", side.name, i, len(used))
+				}
+			}
 			s.Close()
 			r.Close()
-		}
-		if len(used) != 3 {
-			t.Fatalf("%s: 3 streams went on %d QUIC connections, want 3", side.name, len(used))
 		}
 	}
 	client.Close()
@@ -143,8 +148,9 @@ func TestQUICStripeJoinUnknownToken(t *testing.T) {
 	}
 }
 
-// MaxIncomingStreams holds per QUIC connection: a Conn of 2 takes twice
-// the limit from its peer, and no more.
+// MaxIncomingStreams holds per QUIC connection: a striped stream takes a
+// stream on each, so a Conn of 2 takes the limit from its peer, and no
+// more.
 func TestQUICStripesStreamLimit(t *testing.T) {
 	const limit = 4
 	e := newEnv(t, transportCases()[0])
@@ -154,7 +160,7 @@ func TestQUICStripesStreamLimit(t *testing.T) {
 	waitMembers(t, client, 2)
 	waitMembers(t, server, 2)
 	ctx := ctxTimeout(t, waitLong)
-	for i := range 2 * limit {
+	for i := range limit {
 		s, err := client.OpenStream(ctx)
 		if err != nil {
 			t.Fatalf("open stream %d: %v", i, err)
@@ -170,6 +176,6 @@ func TestQUICStripesStreamLimit(t *testing.T) {
 	defer cancel()
 	if s, err := client.OpenStream(short); err == nil {
 		s.Write([]byte{0xff})
-		t.Fatalf("stream %d opened with %d open and a limit of %d per connection", 2*limit+1, 2*limit, limit)
+		t.Fatalf("stream %d opened with %d open and a limit of %d per connection", limit+1, limit, limit)
 	}
 }
