@@ -179,3 +179,82 @@ func TestQUICStripesStreamLimit(t *testing.T) {
 		t.Fatalf("stream %d opened with %d open and a limit of %d per connection", limit+1, limit, limit)
 	}
 }
+
+// The acceptor of striped streams refuses and counts member streams with
+// a bad header, groups beyond MaxIncomingStreams partly arrived, and
+// groups not complete within 2x IdleTimeout; once the late groups are
+// gone, good streams pass again.
+func TestQUICStripesRefused(t *testing.T) {
+	cases := []struct {
+		name    string
+		members []stripeHeader // member i goes on connection i mod 2
+		refused uint64         // at once
+		after   uint64         // once the late groups are refused too
+	}{
+		{"bad size", []stripeHeader{{id: 1, index: 0, size: MaxQUICConns + 1}}, 1, 1},
+		{"index beyond size", []stripeHeader{{id: 1, index: 2, size: 2}}, 1, 1},
+		{"member twice", []stripeHeader{{id: 1, index: 0, size: 2}, {}, {id: 1, index: 0, size: 2}}, 1, 2},
+		{"late", []stripeHeader{{id: 1, index: 0, size: 2}}, 0, 1},
+		{"table full", []stripeHeader{{id: 1, index: 0, size: 2}, {id: 2, index: 1, size: 2},
+			{id: 3, index: 0, size: 2}}, 1, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, transportCases()[0])
+			o := e.opts()
+			o.QUICConns, o.MaxIncomingStreams, o.IdleTimeout = 2, 2, time.Second
+			client, server := e.pair(o)
+			sc := waitMembers(t, client, 2)
+			waitMembers(t, server, 2)
+			ctx := ctxTimeout(t, waitLong)
+			var raw []Stream
+			for i, h := range tc.members {
+				if h.size == 0 {
+					continue
+				}
+				s, err := sc.members[i%2].OpenStream(ctx)
+				if err != nil {
+					t.Fatalf("open member %d: %v", i, err)
+				}
+				raw = append(raw, s)
+				if _, err := s.Write(h.encode()); err != nil {
+					t.Fatalf("write header %d: %v", i, err)
+				}
+			}
+			waitRefused(t, server, tc.refused)
+			waitRefused(t, server, tc.after)
+			for _, s := range raw { // their slots of MaxIncomingStreams
+				s.Close()
+			}
+			s, err := client.OpenStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Write([]byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			r, err := server.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got := make([]byte, 2)
+			if _, err := io.ReadFull(r, got); err != nil || string(got) != "ok" {
+				t.Fatalf("after the refusals: read %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// waitRefused polls until c refused n member streams.
+func waitRefused(t *testing.T, c Conn, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for c.(*stripedConn).RefusedStreams() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d member streams refused, want %d", c.(*stripedConn).RefusedStreams(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
