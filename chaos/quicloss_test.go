@@ -46,7 +46,7 @@ func TestQUICLossBlackouts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s/%s: %s", sc.Name, tr, res.Latency)
+		t.Logf("%s/%s: %s; %d link reconnects", sc.Name, tr, res.Latency, res.Reconnects)
 		if !res.Passed() {
 			t.Errorf("%s/%s: %v\nnotes: %v", sc.Name, tr, res.Failures, res.Notes)
 		}
