@@ -19,11 +19,11 @@ import (
 //
 // quic-go's congestion control is loss-based and per connection: on a path
 // with random loss its window stays small, and after a blackout it starts
-// again from little. A Conn made of several connections opens each new
-// stream on the next connection in turn, so that the streams of a link
-// (the daemon's control stream and one stream per lane) each get a window
-// and a loss-recovery state of their own. A stream stays on its
-// connection: each stream is still one ordered byte stream.
+// again from little. A Conn made of several connections stripes each
+// stream over all of them (quic_stripe_stream.go): a stream is one QUIC
+// stream per connection, its bytes cut into chunks that go on each in
+// turn and are put back in order by the reader, so that one stream may use
+// the windows of all the connections.
 //
 // The protocol (docs/wire-spec.md, "Several QUIC connections"):
 //   - a listener with QUICConns > 1 writes a join token (stripeTokenLen
@@ -38,7 +38,9 @@ import (
 //   - a listener takes a connection that negotiated a suffixed protocol
 //     only as such a join: within HandshakeTimeout, with the token of a
 //     live Conn whose peer presented the same certificate, while that Conn
-//     has fewer than the listener's QUICConns members; it closes any other.
+//     has fewer than the listener's QUICConns members; it closes any other;
+//   - both sides agree whether the Conn stripes (stripeMode); if it does
+//     not, its streams are plain streams of the first connection.
 //
 // The Conn dies when any of its connections dies, with that connection's
 // error, and closing it closes them all. Options.MaxIncomingStreams holds

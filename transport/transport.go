@@ -172,10 +172,13 @@ type Options struct {
 	MaxIncomingStreams int
 	// QUICConns is how many QUIC connections carry one Conn (default 1,
 	// at most MaxQUICConns): the dialer opens the others after the first,
-	// and each stream opened goes on the next of them in turn, so that
-	// streams get a congestion window each (see quic_stripe.go). A listener
+	// and each stream is striped over all of them, so that one stream may
+	// use all their congestion windows (see quic_stripe.go). A listener
 	// takes up to as many from one dialer; a dialer or listener with 1
-	// speaks the protocol of a single connection.
+	// speaks the protocol of a single connection. A striped stream takes
+	// a stream of each connection (MaxIncomingStreams holds per
+	// connection); its member streams refused by the acceptor are counted
+	// by the Conn's RefusedStreams and reported to OnStreamRefused.
 	QUICConns int
 	// Logger receives debug output (default: discard).
 	Logger *slog.Logger
