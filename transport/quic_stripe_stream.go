@@ -18,12 +18,16 @@ import (
 // Each member stream starts with a header: the group id (8 bytes, big
 // endian, chosen by the opener), the member's index and the group's size
 // (one byte each). Then the bytes written go as chunks, each a 2-byte
-// big-endian length and at most maxStripeChunk bytes: chunk k goes on the
-// member of index k mod size, and the reader takes them in that order.
-// Closing the stream ends every member.
+// big-endian length, the index of the member that carries the next chunk,
+// and at most maxStripeChunk bytes. The first chunk goes on member 0; the
+// writer picks each next member by the connections' congestion windows
+// (pickNext), and the reader follows the chain: each member carries its
+// chunks in order, so no reordering is needed. Closing the stream ends
+// every member.
 
 const (
 	stripeHeaderLen = 10
+	chunkHeaderLen  = 3
 	maxStripeChunk  = 16 << 10
 )
 
@@ -56,14 +60,37 @@ type stripedStream struct {
 	members []*quicStream
 
 	wmu   sync.Mutex
-	wnext int   // guarded by wmu: the member of the next chunk written
-	werr  error // guarded by wmu: a chunk was cut short; no more may follow
+	wnext int     // guarded by wmu: the member of the next chunk written
+	wrr   []int64 // guarded by wmu: the members' current weights (pickNext)
+	werr  error   // guarded by wmu: a chunk was cut short; no more may follow
 
 	rmu   sync.Mutex
-	rnext int     // guarded by rmu: the member of the chunk being read
-	left  int     // guarded by rmu: bytes of that chunk not read yet
-	hdr   [2]byte // guarded by rmu: its length prefix, as far as read
-	hdrN  int     // guarded by rmu: bytes of hdr read
+	rnext int                  // guarded by rmu: the member of the chunk being read
+	left  int                  // guarded by rmu: bytes of that chunk not read yet
+	after int                  // guarded by rmu: the member of the chunk after it
+	hdr   [chunkHeaderLen]byte // guarded by rmu: its header, as far as read
+	hdrN  int                  // guarded by rmu: bytes of hdr read
+}
+
+// pickNext chooses the member of the chunk after the one being written:
+// a smooth weighted round robin, each member weighted by its connection's
+// congestion window, so that a connection that carries more gets more.
+func (s *stripedStream) pickNext() int {
+	if s.wrr == nil {
+		s.wrr = make([]int64, len(s.members))
+	}
+	var total int64
+	best := 0
+	for i, m := range s.members {
+		w := max(int64(m.c.qc.ConnectionStats().CongestionWindow), 1)
+		s.wrr[i] += w
+		total += w
+		if s.wrr[i] > s.wrr[best] {
+			best = i
+		}
+	}
+	s.wrr[best] -= total
+	return best
 }
 
 func (s *stripedStream) Write(b []byte) (int, error) {
@@ -75,10 +102,12 @@ func (s *stripedStream) Write(b []byte) (int, error) {
 	n := 0
 	for len(b) > 0 {
 		k := min(len(b), maxStripeChunk)
-		buf := make([]byte, 2+k)
+		buf := make([]byte, chunkHeaderLen+k)
 		binary.BigEndian.PutUint16(buf, uint16(k))
-		copy(buf[2:], b[:k])
-		m := s.members[s.wnext%len(s.members)]
+		next := s.pickNext()
+		buf[2] = byte(next)
+		copy(buf[chunkHeaderLen:], b[:k])
+		m := s.members[s.wnext]
 		if w, err := m.Write(buf); err != nil {
 			// A chunk cut short leaves the member unusable: no later
 			// chunk may follow it.
@@ -87,7 +116,7 @@ func (s *stripedStream) Write(b []byte) (int, error) {
 			}
 			return n, err
 		}
-		s.wnext++
+		s.wnext = next
 		n += k
 		b = b[k:]
 	}
@@ -101,13 +130,16 @@ func (s *stripedStream) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	for s.left == 0 {
-		m := s.members[s.rnext%len(s.members)]
+		m := s.members[s.rnext]
 		n, err := m.Read(s.hdr[s.hdrN:])
 		s.hdrN += n
 		if s.hdrN == len(s.hdr) {
-			s.left, s.hdrN = int(binary.BigEndian.Uint16(s.hdr[:])), 0
+			s.left, s.after, s.hdrN = int(binary.BigEndian.Uint16(s.hdr[:])), int(s.hdr[2]), 0
+			if s.after >= len(s.members) {
+				return 0, fmt.Errorf("%w: a chunk names member %d of %d next", errBadStripe, s.after, len(s.members))
+			}
 			if s.left == 0 {
-				s.rnext++ // an empty chunk: not written, but harmless
+				s.rnext = s.after // an empty chunk: not written, but harmless
 			}
 			continue
 		}
@@ -118,11 +150,11 @@ func (s *stripedStream) Read(b []byte) (int, error) {
 			return 0, err
 		}
 	}
-	m := s.members[s.rnext%len(s.members)]
+	m := s.members[s.rnext]
 	n, err := m.Read(b[:min(len(b), s.left)])
 	s.left -= n
 	if s.left == 0 {
-		s.rnext++
+		s.rnext = s.after
 	}
 	if err == io.EOF && (n > 0 || s.left > 0) {
 		if s.left > 0 {
