@@ -70,6 +70,7 @@ type stripedStream struct {
 	after int                  // guarded by rmu: the member of the chunk after it
 	hdr   [chunkHeaderLen]byte // guarded by rmu: its header, as far as read
 	hdrN  int                  // guarded by rmu: bytes of hdr read
+	rerr  error                // guarded by rmu: the peer broke the chunk chain
 }
 
 // pickNext chooses the member of the chunk after the one being written:
@@ -126,6 +127,9 @@ func (s *stripedStream) Write(b []byte) (int, error) {
 func (s *stripedStream) Read(b []byte) (int, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
+	if s.rerr != nil {
+		return 0, s.rerr
+	}
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -134,10 +138,11 @@ func (s *stripedStream) Read(b []byte) (int, error) {
 		n, err := m.Read(s.hdr[s.hdrN:])
 		s.hdrN += n
 		if s.hdrN == len(s.hdr) {
-			s.left, s.after, s.hdrN = int(binary.BigEndian.Uint16(s.hdr[:])), int(s.hdr[2]), 0
-			if s.after >= len(s.members) {
-				return 0, fmt.Errorf("%w: a chunk names member %d of %d next", errBadStripe, s.after, len(s.members))
+			if after := int(s.hdr[2]); after >= len(s.members) {
+				s.rerr = fmt.Errorf("%w: a chunk names member %d of %d next", errBadStripe, after, len(s.members))
+				return 0, s.rerr
 			}
+			s.left, s.after, s.hdrN = int(binary.BigEndian.Uint16(s.hdr[:])), int(s.hdr[2]), 0
 			if s.left == 0 {
 				s.rnext = s.after // an empty chunk: not written, but harmless
 			}

@@ -258,3 +258,40 @@ func waitRefused(t *testing.T, c Conn, n uint64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A chunk that names a member beyond its stream's as the next one makes
+// the reader fail with errBadStripe, and keep failing.
+func TestQUICStripesBadNextMember(t *testing.T) {
+	e := newEnv(t, transportCases()[0])
+	o := e.opts()
+	o.QUICConns = 2
+	client, server := e.pair(o)
+	sc := waitMembers(t, client, 2)
+	waitMembers(t, server, 2)
+	ctx := ctxTimeout(t, waitLong)
+	for i := range 2 {
+		s, err := sc.members[i].OpenStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		msg := stripeHeader{id: 9, index: i, size: 2}.encode()
+		if i == 0 {
+			msg = append(msg, 0, 1, 2, 'x') // one byte; the next chunk on member 2 of 2
+		}
+		if _, err := s.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var b [2]byte
+	for i := range 2 {
+		if n, err := r.Read(b[:]); !errors.Is(err, errBadStripe) {
+			t.Fatalf("read %d: %d bytes, %v; want errBadStripe", i, n, err)
+		}
+	}
+}
