@@ -34,6 +34,12 @@
 // their consumers (CheckSpread) through a kill -9 of a receiving node and
 // a cut of a cluster (docs/chaos.md, "Many nodes").
 //
+// TestQUICLossBlackouts runs the loss-blackouts scenario (5 % loss each
+// way, 50 ms RTT, a 1 s blackout every 5 s) over a QUIC link and a TCP link
+// in one run and requires QUIC's send→delivery p50 and p99, and its time
+// from the end of the faults to the last delivery, within 2× of TCP's
+// (docs/chaos.md, "QUIC against TCP under loss and blackouts").
+//
 // How to run (as root; namespaces, /dev/net/tun and nftables are needed,
 // and nftables is installed from Debian's packages when CI=true):
 //

@@ -113,14 +113,13 @@ func dirIfs(d impair.Direction) []struct{ iif, counter string } {
 	return out
 }
 
-// Apply sets f (replacing any earlier fault) and returns how each part of
-// it is applied on this machine.
+// Apply sets f, replacing any earlier fault with no healed moment between
+// them (nftables' rules are replaced in one transaction, the TUN
+// forwarder's faults are set before what f does not use is removed), and
+// returns how each part of it is applied on this machine.
 func (t *Topology) Apply(ctx context.Context, f NetFault) (via []string, err error) {
 	if f.Dir == 0 {
 		f.Dir = impair.Both
-	}
-	if err := t.Clear(ctx); err != nil {
-		return nil, err
 	}
 	var rules []string
 	tun := impair.Faults{}
@@ -150,7 +149,7 @@ func (t *Topology) Apply(ctx context.Context, f NetFault) (via []string, err err
 			via = append(via, "tun")
 		}
 	}
-	if len(rules) > 0 {
+	if t.HaveNFT {
 		script := "flush chain inet wdchaos faults\n"
 		for _, r := range rules {
 			script += "add rule inet wdchaos faults " + r + "\n"
@@ -185,12 +184,42 @@ func (t *Topology) Apply(ctx context.Context, f NetFault) (via []string, err err
 		}
 		via = append(via, "tbf")
 	}
-	if t.fwd != nil && tun != (impair.Faults{}) {
+	if err := t.clearQdiscs(ctx, netem, f.RateBits > 0 && !netem, f.Dir); err != nil {
+		return nil, err
+	}
+	if t.fwd != nil {
 		if err := t.fwd.SetFaults(f.Dir, tun); err != nil {
 			return nil, err
 		}
+		if rest := impair.Both &^ f.Dir; rest != 0 {
+			if err := t.fwd.SetFaults(rest, impair.Faults{}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return dedupe(via), nil
+}
+
+// clearQdiscs removes the tbf or netem qdiscs that a fault does not keep:
+// all of them, or (keep) those of the devices outside dir.
+func (t *Topology) clearQdiscs(ctx context.Context, netem, tbf bool, dir impair.Direction) error {
+	kept := map[string]bool{}
+	if netem || tbf {
+		for _, dev := range dirDevs(dir) {
+			kept[dev] = true
+		}
+	}
+	for _, dev := range []string{wanEastIf, wanWestIf} {
+		if kept[dev] {
+			continue
+		}
+		if out, _ := run(ctx, "tc", "-n", t.WAN, "qdisc", "show", "dev", dev); strings.Contains(out, "tbf") || strings.Contains(out, "netem") {
+			if _, err := run(ctx, "tc", "-n", t.WAN, "qdisc", "del", "dev", dev, "root"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func dedupe(s []string) []string {
@@ -241,12 +270,8 @@ func (t *Topology) Clear(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, dev := range []string{wanEastIf, wanWestIf} {
-		if out, _ := run(ctx, "tc", "-n", t.WAN, "qdisc", "show", "dev", dev); strings.Contains(out, "tbf") || strings.Contains(out, "netem") {
-			if _, err := run(ctx, "tc", "-n", t.WAN, "qdisc", "del", "dev", dev, "root"); err != nil {
-				return err
-			}
-		}
+	if err := t.clearQdiscs(ctx, false, false, 0); err != nil {
+		return err
 	}
 	if t.fwd != nil {
 		return t.fwd.SetFaults(impair.Both, impair.Faults{})

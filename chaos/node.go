@@ -58,6 +58,7 @@ type NodeConfig struct {
 	BufferBytes   int64 // buffer.max_bytes for every peer
 	ClientBuffer  int64 // local.client_buffer (0: not set)
 	InboxHold     bool  // local.inbox_full: hold
+	QUICConns     int   // link.quic_connections (0: not set)
 	Peers         []PeerConfig
 
 	// A cluster CA, gossip and remotes by seeds (MeshConfig's CASeeds);
@@ -105,6 +106,9 @@ func (c NodeConfig) Render() string {
 	// Fast detection so that scenarios stay short; reconnect_max bounds the
 	// time from a heal to the next dial.
 	b.WriteString("link:\n  keepalive_interval: 500ms\n  keepalive_timeout: 3s\n  handshake_timeout: 3s\n  reconnect_min: 100ms\n  reconnect_max: 1s\n")
+	if c.QUICConns > 0 {
+		fmt.Fprintf(&b, "  quic_connections: %d\n", c.QUICConns)
+	}
 	// groups.unreachable_grace keeps its default (30 s): past it a peer is
 	// only reported, so the faults that last longer (partition-long,
 	// flapping) must lose nothing either.

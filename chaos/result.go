@@ -37,6 +37,9 @@ type Result struct {
 	Windows                    []Window
 	Samples                    []Sample
 	Deliveries                 []Delivery // kept for the plot only
+	// Latency of the must-arrive flows' messages sent from the first fault
+	// to the heal (zero without a fault window).
+	Latency Latency
 }
 
 // Passed reports whether every verdict held.
@@ -82,6 +85,9 @@ func (r *runState) result(ctx context.Context, mBefore map[string]float64) *Resu
 	res.LimitKB = (bound + e.Opts.MemSlack) >> 10
 	if r.sc.Plot {
 		res.Deliveries = got
+	}
+	if len(windows) > 0 {
+		res.Latency = Latencies(Flows, recs, got, windows[0].Start, heal)
 	}
 	res.Effect = r.effect(delta, samples, windows, mBefore, mAfter)
 	if len(acts) > 0 {

@@ -270,6 +270,53 @@ func (r *runState) fault(ctx context.Context, f NetFault, hold time.Duration) er
 	return perr
 }
 
+// faultStep is one fault of a sequence, held for Hold.
+type faultStep struct {
+	Net  NetFault
+	Hold time.Duration
+}
+
+// faults applies each step's fault in turn, each replacing the last with no
+// healed moment between them (fault would heal and read the counters
+// between steps, which takes a few hundred milliseconds), then heals.
+func (r *runState) faults(ctx context.Context, steps []faultStep) error {
+	var before Counters
+	var prev time.Time // when the previous step's fault was applied
+	for i, s := range steps {
+		via, err := r.env.Topo.Apply(ctx, s.Net)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if i == 0 {
+			if before, err = r.env.Topo.Counters(ctx); err != nil {
+				return err
+			}
+		} else {
+			r.window(prev, start)
+		}
+		prev = start
+		r.mu.Lock()
+		r.via = dedupe(append(r.via, via...))
+		r.mu.Unlock()
+		if err := r.pause(ctx, s.Hold-time.Since(start)); err != nil {
+			return err
+		}
+	}
+	during, err := r.env.Topo.Counters(ctx) // before Clear: tbf's counters go with its qdisc
+	if err != nil {
+		return err
+	}
+	if err := r.env.Topo.Clear(ctx); err != nil {
+		return err
+	}
+	r.window(prev, time.Now())
+	r.mu.Lock()
+	r.delta = r.delta.Add(during.Sub(before))
+	r.mu.Unlock()
+	return nil
+}
+
 // setup writes the configs, starts both daemons, the consumer and the
 // producers' clients, and waits until east sees the consumer's group.
 func (r *runState) setup(ctx context.Context) error {
@@ -289,7 +336,7 @@ func (r *runState) setup(ctx context.Context) error {
 		}
 		cfg := NodeConfig{Cluster: cluster, Node: node, IP: ip, QUICPort: base + 1, TCPPort: base + 2, AdminPort: base + 3,
 			Socket: filepath.Join(d, "local.sock"), Spool: true, BufferBytes: e.Opts.BufferBytes, Peers: []PeerConfig{peer}}
-		cfg.ClientBuffer, cfg.InboxHold = r.clientBuffer(), r.sc.InboxHold
+		cfg.ClientBuffer, cfg.InboxHold, cfg.QUICConns = r.clientBuffer(), r.sc.InboxHold, r.sc.QUICConns
 		return NewNode(e.Bin, e.Topo.NS(cluster), d, cfg)
 	}
 	var err error

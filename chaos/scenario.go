@@ -38,9 +38,11 @@ type Scenario struct {
 	// StableLink: nothing breaks the network, so the link must not
 	// reconnect (a reconnect loses at-most-once messages in flight).
 	StableLink bool
-	Rate       int  // messages per second per flow; 0: the run's default
-	Plot       bool // record throughput and backlog over time for the plot
-	Short      bool // part of the short profile
+	// QUICConns sets link.quic_connections on both nodes (0: not set).
+	QUICConns int
+	Rate      int  // messages per second per flow; 0: the run's default
+	Plot      bool // record throughput and backlog over time for the plot
+	Short     bool // part of the short profile
 }
 
 // Scenarios returns the matrix of a profile ("short" or "full"). The short
@@ -71,6 +73,7 @@ func Scenarios(profile string) []Scenario {
 			Net: &NetFault{Dir: both, Blackhole: true}, Hold: long, Rate: 40, Short: true},
 		{Name: "buffer-full", Fault: "blackhole both ways at 5 × the load (1,000 msgs/s per flow): the 4 MiB buffer fills", Net: &NetFault{Dir: both, Blackhole: true}, Hold: hold, Rate: 1000},
 		{Name: "flapping", Fault: "link flapping: 2 s up, 1 s down (blackhole), for " + flap.String(), Do: flapping(flap, 2*time.Second, time.Second), Plot: true, Short: true},
+		LossBlackoutsScenario(profile),
 		{Name: "kill9-sender", Fault: "kill -9 of the sending daemon, restart after 2 s (spool)", Do: killRestart("east", 2*time.Second), Kills: true, KillsSender: true, Short: true},
 		{Name: "kill9-receiver", Fault: "kill -9 of the receiving daemon, restart after 2 s (spool)", Do: killRestart("west", 2*time.Second), Kills: true, Short: true},
 		{Name: "stuck-consumer", Fault: "consumer stopped (SIGSTOP) while traffic flows; inbox_full: park (the default), 1 MiB client buffer", Do: stuckConsumer(hold), Stuck: true, StableLink: true, Short: true},
@@ -90,6 +93,38 @@ func Scenarios(profile string) []Scenario {
 		}
 	}
 	return out
+}
+
+// LossBlackouts is the scenario TestQUICLossBlackouts compares QUIC and
+// TCP links in.
+const LossBlackouts = "loss-blackouts"
+
+// LossBlackoutsScenario is the loss-blackouts scenario of a profile: 25 s
+// of faults (5 blackouts) in the short one, 60 s in the full one. It is not part of
+// TestChaos's short profile: TestQUICLossBlackouts runs it there.
+func LossBlackoutsScenario(profile string) Scenario {
+	total := time.Minute
+	if profile == "short" {
+		total = 25 * time.Second
+	}
+	return Scenario{Name: LossBlackouts, Fault: "5 % loss each way, 50 ms RTT, and a 1 s blackout every 5 s, for " + total.String() + "; link.quic_connections 4",
+		Do: lossWithBlackouts(total, 5*time.Second, time.Second), QUICConns: 4}
+}
+
+// lossWithBlackouts drops 5 % of the packets each way with 25 ms delay each
+// way (50 ms RTT), and blackholes the link (keeping the delay) for down in
+// the middle of every period, for total: the faults end after a lossy
+// stretch, so the time from their end to the last delivery shows whether
+// a transport caught up with its backlog under loss.
+func lossWithBlackouts(total, period, down time.Duration) func(ctx context.Context, r *runState) error {
+	lossy := NetFault{Dir: impair.Both, Loss: 0.05, Delay: 25 * time.Millisecond}
+	dark := NetFault{Dir: impair.Both, Blackhole: true, Delay: 25 * time.Millisecond}
+	var steps []faultStep
+	before := (period - down) / 2
+	for range total / period {
+		steps = append(steps, faultStep{lossy, before}, faultStep{dark, down}, faultStep{lossy, period - down - before})
+	}
+	return func(ctx context.Context, r *runState) error { return r.faults(ctx, steps) }
 }
 
 // flapping cuts the link (silently) for down every up+down, for total.

@@ -189,6 +189,15 @@ type Link struct {
 	// link (each stream reads one frame of up to MaxFrameSize). Default
 	// 256 MiB; 1 MiB..16 GiB.
 	MaxLinkMemory int64
+	// QUICConnections (quic_connections) is how many QUIC connections a
+	// QUIC link this node dials is made of, and the most it takes on a link
+	// it accepts: each stream of the link (control, one per lane) goes on
+	// the next in turn and gets a congestion window of its own, which on a
+	// lossy path (quic-go's congestion control is loss-based) lets a link
+	// carry several times more (docs/chaos.md). Each connection has its own
+	// max_streams and flow-control windows: max_link_memory must hold
+	// max_streams × max_frame_size × quic_connections. Default 1; 1..16.
+	QUICConnections int
 }
 
 // Groups tunes process groups.
@@ -322,6 +331,7 @@ const (
 	MaxKeepaliveTimeout = 10 * time.Minute
 	MinLinkMemory       = 1 << 20
 	MaxLinkMemory       = 16 << 30
+	MaxQUICConnections  = 16
 	// MaxSocketPath is the longest Unix socket path accepted (the portable
 	// limit of sockaddr_un.sun_path, minus the terminating NUL).
 	MaxSocketPath = 103
@@ -345,6 +355,7 @@ func Default() *Config {
 			HandshakeRateTotal: DefaultHandshakeRateAll,
 			HelloTimeout:       DefaultLinkHelloTimeout,
 			MaxLinkMemory:      DefaultMaxLinkMemory,
+			QUICConnections:    1,
 		},
 		Groups: Groups{UnreachableGrace: DefaultUnreachableGrace, RejoinGrace: DefaultRejoinGrace, MaxMembersPerPeer: DefaultMaxMembersPerPeer,
 			MaxGroupsPerPeer: DefaultMaxGroupsPerPeer, MaxPartitionsPerPeer: DefaultMaxPartitionsPerPeer,

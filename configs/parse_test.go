@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 			HandshakeRateTotal: 20,
 			HelloTimeout:       2 * time.Second,
 			MaxLinkMemory:      256 << 20,
+			QUICConnections:    1,
 		},
 		Groups: Groups{UnreachableGrace: 30 * time.Second, RejoinGrace: 10 * time.Second, MaxMembersPerPeer: 100_000, MaxGroupsPerPeer: 10_000,
 			MaxPartitionsPerPeer: 1_000_000, MaxSnapshotBytes: 64 << 20, SnapshotTimeout: 2 * time.Minute, MembershipRate: 256 << 10},
@@ -114,7 +115,7 @@ buffer:
 	if c.Local.Socket != wantSock || c.Local.Token != "s3cret" {
 		t.Errorf("local = %+v, want socket %q", c.Local, wantSock)
 	}
-	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 20, 2 * time.Second, 256 << 20}
+	wantLink := Link{250 * time.Millisecond, 2 * time.Second, 3 * time.Second, 50 * time.Millisecond, time.Minute, 2 << 20, 16, 20, 40, 20, 2 * time.Second, 256 << 20, 1}
 	if c.Link != wantLink {
 		t.Errorf("link = %+v", c.Link)
 	}

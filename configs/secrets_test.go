@@ -164,3 +164,28 @@ func TestMaxLinkMemory(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+// link.quic_connections is 1 by default, 1 to 16, and counts in the
+// link's memory bound (each connection has its own streams).
+func TestQUICConnections(t *testing.T) {
+	base := "cluster: e\nnode: e-1\nidentity: k\n"
+	if c := mustParse(t, base); c.Link.QUICConnections != 1 {
+		t.Fatalf("default quic_connections %d, want 1", c.Link.QUICConnections)
+	}
+	if c := mustParse(t, base+"link: {quic_connections: 8}\n"); c.Link.QUICConnections != 8 {
+		t.Fatalf("quic_connections %d, want 8", c.Link.QUICConnections)
+	}
+	for _, c := range []struct{ text, key, want string }{
+		{"link:\n  quic_connections: 17\n", "link.quic_connections", "must be from 1 to 16, got 17"},
+		{"link:\n  quic_connections: -1\n", "link.quic_connections", "must be from 1 to 16, got -1"},
+		{"link:\n  max_frame_size: 16MiB\n  quic_connections: 2\n", "link.max_frame_size",
+			"link.max_streams (16) × link.max_frame_size (16777216 bytes) × link.quic_connections (2) = 512MiB a peer can make this node hold per link"},
+		{"link:\n  quic_connections: 16\n", "link.quic_connections", "× link.quic_connections (16) = 272MiB"},
+	} {
+		_, err := Parse([]byte(base+c.text), "c.yaml")
+		list := errorList(t, err)
+		if len(list) != 1 || list[0].Key != c.key || list[0].Line != 5 || !strings.Contains(list[0].Msg, c.want) {
+			t.Errorf("%q: got %v, want %s at line 5: ...%s", c.text, err, c.key, c.want)
+		}
+	}
+}

@@ -8,7 +8,7 @@ var (
 	listenKeys = []string{"quic", "tcp"}
 	localKeys  = []string{"socket", "token", "max_clients", "hello_timeout", "client_buffer", "inbox_full", "hold_bytes", "hold_messages"}
 	adminKeys  = []string{"listen", "token", "pprof"}
-	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory"}
+	linkKeys   = []string{"keepalive_interval", "keepalive_timeout", "handshake_timeout", "reconnect_min", "reconnect_max", "max_frame_size", "max_streams", "handshake_rate", "handshake_burst", "handshake_rate_total", "hello_timeout", "max_link_memory", "quic_connections"}
 	groupsKeys = []string{"unreachable_grace", "rejoin_grace", "max_members_per_peer", "max_groups_per_peer", "max_partitions_per_peer", "max_snapshot_bytes", "snapshot_timeout", "membership_rate"}
 	bufferKeys = []string{"max_bytes", "max_messages", "max_age", "overflow"}
 	spoolKeys  = []string{"dir", "max_bytes", "secret_file"}
@@ -146,6 +146,8 @@ func (r *reporter) decodeLink(n *yaml.Node, path string, l *Link) {
 			r.duration(v, key, &l.HelloTimeout)
 		case "max_link_memory":
 			r.size(v, key, &l.MaxLinkMemory)
+		case "quic_connections":
+			r.integer(v, key, &l.QUICConnections)
 		}
 	})
 }

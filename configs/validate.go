@@ -45,6 +45,7 @@ func (c *Config) fillZero() {
 	setIfZero(&l.HandshakeRateTotal, d.Link.HandshakeRateTotal)
 	setIfZero(&l.HelloTimeout, d.Link.HelloTimeout)
 	setIfZero(&l.MaxLinkMemory, d.Link.MaxLinkMemory)
+	setIfZero(&l.QUICConnections, d.Link.QUICConnections)
 	fillBuffer(&c.Buffer, d.Buffer)
 	setIfZero(&c.Spool.MaxBytes, int64(DefaultSpoolMaxBytes))
 	setIfZero(&c.Gossip.Profile, GossipLAN)
@@ -236,6 +237,9 @@ func (r *reporter) checkLink(l *Link) {
 	if l.MaxStreams < 4 || l.MaxStreams > 1024 {
 		r.keyf("link.max_streams", "must be from 4 (a link uses 4 streams from each side) to 1024, got %d", l.MaxStreams)
 	}
+	if l.QUICConnections < 1 || l.QUICConnections > MaxQUICConnections {
+		r.keyf("link.quic_connections", "must be from 1 to %d, got %d", MaxQUICConnections, l.QUICConnections)
+	}
 	r.checkLinkMemory(l)
 	if l.HandshakeRate < 1 || l.HandshakeRate > 100000 {
 		r.keyf("link.handshake_rate", "must be from 1 to 100000 handshakes a second, got %d", l.HandshakeRate)
@@ -260,10 +264,11 @@ func (r *reporter) checkLinkMemory(l *Link) {
 		return
 	}
 	if l.MaxStreams < 4 || l.MaxStreams > 1024 || l.MaxFrameSize < MinFrameSize || l.MaxFrameSize > MaxFrameSize ||
-		r.reported["link.max_streams"] || r.reported["link.max_frame_size"] {
+		l.QUICConnections < 1 || l.QUICConnections > MaxQUICConnections ||
+		r.reported["link.max_streams"] || r.reported["link.max_frame_size"] || r.reported["link.quic_connections"] {
 		return // reported already
 	}
-	need := int64(l.MaxStreams) * int64(l.MaxFrameSize)
+	need := int64(l.MaxStreams) * int64(l.MaxFrameSize) * int64(l.QUICConnections)
 	if need <= l.MaxLinkMemory {
 		return
 	}
@@ -271,7 +276,14 @@ func (r *reporter) checkLinkMemory(l *Link) {
 	if _, ok := r.lines[key]; !ok {
 		if _, ok := r.lines["link.max_streams"]; ok {
 			key = "link.max_streams"
+		} else if _, ok := r.lines["link.quic_connections"]; ok {
+			key = "link.quic_connections"
 		}
+	}
+	if l.QUICConnections > 1 {
+		r.keyf(key, "link.max_streams (%d) × link.max_frame_size (%d bytes) × link.quic_connections (%d) = %s a peer can make this node hold per link, more than link.max_link_memory (%s); lower one, or raise link.max_link_memory (at most 16GiB)",
+			l.MaxStreams, l.MaxFrameSize, l.QUICConnections, mib(need), mib(l.MaxLinkMemory))
+		return
 	}
 	r.keyf(key, "link.max_streams (%d) × link.max_frame_size (%d bytes) = %s a peer can make this node hold per link, more than link.max_link_memory (%s); lower either, or raise link.max_link_memory (at most 16GiB)",
 		l.MaxStreams, l.MaxFrameSize, mib(need), mib(l.MaxLinkMemory))

@@ -234,6 +234,7 @@ func (d *Daemon) transportOptions() transport.Options {
 		Logger:             d.log,
 		OnHandshakeError:   d.onHandshakeError,
 		MaxIncomingStreams: lc.MaxStreams,
+		QUICConns:          lc.QUICConnections,
 		OnStreamRefused:    d.onStreamRefused,
 		Admit:              d.admit.admit,
 		ValidateSource:     d.admit.mustValidate,

@@ -52,6 +52,25 @@ func transportCases() []transportCase {
 			},
 		},
 		{
+			// A Conn of 3 QUIC connections (Options.QUICConns) must behave as
+			// one: the conformance tests run over it too.
+			name:       "quic-stripes",
+			listenAddr: "127.0.0.1:0",
+			mk:         func(o Options) Transport { o.QUICConns = 3; return NewQUIC(o) },
+			forward: func(t *testing.T, target string) (string, func()) {
+				f := startUDPForwarder(t, target)
+				return f.Addr(), func() { f.silenced.Store(true) }
+			},
+			blackhole: func(t *testing.T) string {
+				udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { udp.Close() })
+				return udp.LocalAddr().String()
+			},
+		},
+		{
 			name:       "tcp",
 			listenAddr: "127.0.0.1:0",
 			mk:         NewTCP,

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
 )
 
 // Flow-control windows. The connection window is larger than the stream
@@ -52,6 +54,8 @@ func (t *quicTransport) config(server bool) *quic.Config {
 		// otherwise use all of a small window and starve the others.
 		InitialConnectionReceiveWindow: quicMaxConnWindow,
 		Allow0RTT:                      false,
+		// qlog traces of every connection when QLOGDIR is set (nil otherwise).
+		Tracer: qlog.DefaultConnectionTracer,
 	}
 	if !server {
 		c.MaxIncomingUniStreams = 1 // the acceptor's confirmation
@@ -63,6 +67,11 @@ func (t *quicTransport) Listen(addr string, tlsConf *tls.Config) (Listener, erro
 	conf, err := prepareTLS(tlsConf)
 	if err != nil {
 		return nil, err
+	}
+	if t.o.QUICConns > 1 {
+		for _, p := range conf.NextProtos {
+			conf.NextProtos = append(conf.NextProtos, p+stripeALPNSuffix)
+		}
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -133,11 +142,33 @@ func (t *quicTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Conf
 	// Established connections ride out transient ICMP errors, as QUIC
 	// expects; only the idle timeout decides.
 	setRecvErr(udp, raddr, false)
-	c := newQUICConn(qc, release)
-	if err := awaitQUICAck(ctx, qc); err != nil {
+	if t.o.QUICConns == 1 {
+		c := newQUICConn(qc, release)
+		if _, err := awaitQUICAck(ctx, qc, false); err != nil {
+			c.abort(err)
+			return nil, dialError(ctx, "quic", raddr, err)
+		}
+		return c, nil
+	}
+	c := newStripedConn(t.o, newQUICConn(qc, func() {}), release, false)
+	token, err := awaitQUICAck(ctx, qc, true)
+	if err != nil {
 		c.abort(err)
 		return nil, dialError(ctx, "quic", raddr, err)
 	}
+	if token == nil {
+		c.resolve(modePlain)
+		return c, nil
+	}
+	t.dialStripes(ctx, tr, raddr, conf, token, c, t.o.QUICConns-1)
+	if c.memberCount() < 2 {
+		// The listener no longer takes joins once it has streams on
+		// one connection: the link must be dialled again.
+		err := fmt.Errorf("%w: no further QUIC connection joined", errJoinRefused)
+		c.abort(err)
+		return nil, dialError(ctx, "quic", raddr, err)
+	}
+	c.resolve(modeStriped)
 	return c, nil
 }
 
@@ -149,29 +180,35 @@ func quicDialCause(err error) error {
 	return err
 }
 
-// awaitQUICAck waits for the acceptor's confirmation stream.
-func awaitQUICAck(ctx context.Context, qc *quic.Conn) error {
+// awaitQUICAck waits for the acceptor's confirmation stream and, with
+// stripes, reads the join token that may follow the ack byte (nil: none).
+func awaitQUICAck(ctx context.Context, qc *quic.Conn, stripes bool) ([]byte, error) {
 	s, err := qc.AcceptUniStream(ctx)
 	if err != nil {
 		if cause := context.Cause(qc.Context()); cause != nil {
 			err = cause
 		}
 		if ae, ok := errors.AsType[*quic.ApplicationError](err); ok && ae.Remote && ae.ErrorCode == quicCodeRefused {
-			return fmt.Errorf("%w: %w", ErrAcceptQueueFull, err)
+			return nil, fmt.Errorf("%w: %w", ErrAcceptQueueFull, err)
 		}
-		return handshakeError(quicDialCause(err))
+		return nil, handshakeError(quicDialCause(err))
+	}
+	var token []byte
+	if stripes {
+		token = readStripeToken(ctx, s)
 	}
 	s.CancelRead(0)
-	return nil
+	return token, nil
 }
 
-// sendQUICAck confirms an accepted connection to its dialer.
-func sendQUICAck(qc *quic.Conn) error {
+// sendQUICAck confirms an accepted connection to its dialer, with the join
+// token for its further connections if there is one.
+func sendQUICAck(qc *quic.Conn, token []byte) error {
 	s, err := qc.OpenUniStream()
 	if err != nil {
 		return err
 	}
-	if _, err := s.Write([]byte{quicAckData}); err != nil {
+	if _, err := s.Write(append([]byte{quicAckData}, token...)); err != nil {
 		if _, ok := errors.AsType[*quic.StreamError](err); ok {
 			return nil // the dialer got the byte and already stopped reading
 		}
@@ -234,6 +271,8 @@ type quicListener struct {
 
 	mu   sync.Mutex
 	refs int // the listener itself plus each live accepted connection
+
+	stripes stripes // Conns that take further connections (QUICConns > 1)
 }
 
 func (l *quicListener) acceptLoop() {
@@ -248,22 +287,45 @@ func (l *quicListener) acceptLoop() {
 		}
 		handshakeDone(qc.Context())
 		l.retain()
-		c := newQUICConn(qc, l.release)
-		if !l.q.reserve() {
-			l.o.Logger.Warn("transport: accept queue full, connection refused",
-				"transport", "quic", "remote", qc.RemoteAddr())
-			c.abort(ErrAcceptQueueFull)
+		if strings.HasSuffix(qc.ConnectionState().TLS.NegotiatedProtocol, stripeALPNSuffix) {
+			m := newQUICConn(qc, l.release)
+			l.wg.Go(func() { l.join(m) })
 			continue
 		}
-		if err := sendQUICAck(qc); err != nil {
-			l.q.unreserve()
-			err = handshakeError(fmt.Errorf("confirming connection: %w", err))
-			c.abort(err)
-			l.o.handshakeFailed(qc.RemoteAddr(), err)
-			continue
-		}
-		l.q.put(c)
+		l.admit(newQUICConn(qc, l.release))
 	}
+}
+
+// admit queues a new connection for Accept and confirms it to its dialer.
+func (l *quicListener) admit(qc *quicConn) {
+	var c interface {
+		Conn
+		abort(error)
+	} = qc
+	var token []byte
+	if l.o.QUICConns > 1 {
+		sc := newStripedConn(l.o, qc, func() {}, true)
+		tok, err := l.stripes.register(sc)
+		if err != nil {
+			sc.abort(err)
+			return
+		}
+		c, token = sc, tok[:]
+	}
+	if !l.q.reserve() {
+		l.o.Logger.Warn("transport: accept queue full, connection refused",
+			"transport", "quic", "remote", qc.RemoteAddr())
+		c.abort(ErrAcceptQueueFull)
+		return
+	}
+	if err := sendQUICAck(qc.qc, token); err != nil {
+		l.q.unreserve()
+		err = handshakeError(fmt.Errorf("confirming connection: %w", err))
+		c.abort(err)
+		l.o.handshakeFailed(qc.RemoteAddr(), err)
+		return
+	}
+	l.q.put(c)
 }
 
 func (l *quicListener) retain() {

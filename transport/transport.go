@@ -170,6 +170,16 @@ type Options struct {
 	// accepted, and streams beyond those are reset, counted (see
 	// RefusedStreams) and reported to OnStreamRefused.
 	MaxIncomingStreams int
+	// QUICConns is how many QUIC connections carry one Conn (default 1,
+	// at most MaxQUICConns): the dialer opens the others after the first,
+	// and each stream is striped over all of them, so that one stream may
+	// use all their congestion windows (see quic_stripe.go). A listener
+	// takes up to as many from one dialer; a dialer or listener with 1
+	// speaks the protocol of a single connection. A striped stream takes
+	// a stream of each connection (MaxIncomingStreams holds per
+	// connection); its member streams refused by the acceptor are counted
+	// by the Conn's RefusedStreams and reported to OnStreamRefused.
+	QUICConns int
 	// Logger receives debug output (default: discard).
 	Logger *slog.Logger
 	// OnHandshakeError, if set, is called for every failed inbound handshake
@@ -246,6 +256,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxIncomingStreams <= 0 {
 		o.MaxIncomingStreams = defaultMaxIncomingStreams
 	}
+	o.QUICConns = min(max(o.QUICConns, 1), MaxQUICConns)
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = defaultMaxHandshakes
 	}
