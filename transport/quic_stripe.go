@@ -201,7 +201,7 @@ func (c *stripedConn) OpenStream(ctx context.Context) (Stream, error) {
 	if mode == modePlain {
 		s, err = members[0].OpenStream(ctx)
 	} else {
-		s, err = openStriped(ctx, id, members)
+		s, err = c.openStriped(ctx, id, members)
 	}
 	if err != nil && c.ctx.Err() != nil && ctx.Err() == nil {
 		<-c.done

@@ -141,7 +141,7 @@ func (c *stripedConn) classify(s *quicStream) {
 		return
 	}
 	if complete {
-		c.deliver(&stripedStream{members: g.members})
+		c.deliver(c.newStripedStream(g.members))
 		return
 	}
 	c.await(h.id, g)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +21,11 @@ import (
 // (one byte each). Then the bytes written go as chunks, each a 2-byte
 // big-endian length, the index of the member that carries the next chunk,
 // and at most maxStripeChunk bytes. The first chunk goes on member 0; the
-// writer picks each next member by the connections' congestion windows
-// (pickNext), and the reader follows the chain: each member carries its
-// chunks in order, so no reordering is needed. Closing the stream ends
-// every member.
+// writer picks each next member by how soon it would be sent: the bytes
+// queued on the member over its connection's congestion window (pickNext).
+// The reader follows the chain: each member carries its chunks in order,
+// so no reordering buffer is needed beyond the QUIC streams' own. Closing
+// the stream ends every member.
 
 const (
 	stripeHeaderLen = 10
@@ -56,13 +58,32 @@ func parseStripeHeader(b []byte) (stripeHeader, error) {
 }
 
 // stripedStream is a Stream made of one QUIC stream per connection.
+//
+// Writes are asynchronous per member: Write cuts the bytes into chunks and
+// queues each on its member, and one goroutine per member (memberWriter)
+// writes that member's queue to its QUIC stream. A member whose connection
+// is held back by its congestion window (quic-go's Write blocks until the
+// data is packed) then holds up only its own chunks: the next chunks go to
+// members with room (pickNext), and the reader, which follows the chain,
+// finds them waiting once the held chunk arrives. Each member's queue is
+// bounded (maxMemberQueued); Write waits for room (or the deadline) when
+// the member of its next chunk is full.
 type stripedStream struct {
 	members []*quicStream
+	conn    *stripedConn
+	done    <-chan struct{} // the Conn's ctx.Done: it is dying, the member writers end
 
-	wmu   sync.Mutex
-	wnext int     // guarded by wmu: the member of the next chunk written
-	wrr   []int64 // guarded by wmu: the members' current weights (pickNext)
-	werr  error   // guarded by wmu: a chunk was cut short; no more may follow
+	wser     sync.Mutex // held by Write throughout: one Write's chunks are not mixed with another's
+	wmu      sync.Mutex
+	wnext    int             // guarded by wmu: the member of the next chunk written
+	queue    [][][]byte      // guarded by wmu: each member's chunks not yet written; the first may be being written
+	queued   []int           // guarded by wmu: the bytes in each member's queue
+	closing  bool            // guarded by wmu: Close was called; the writers end once their queues are written
+	werr     error           // guarded by wmu: a member write failed; no more chunks may follow
+	deadline time.Time       // guarded by wmu: Write's deadline to wait for room
+	wake     []chan struct{} // capacity 1 each: member i's queue grew, or the stream is closing
+	space    chan struct{}   // capacity 1: a member wrote a chunk, or the deadline changed
+	rclosed  atomic.Bool     // Close was called: Read fails
 
 	rmu   sync.Mutex
 	rnext int                  // guarded by rmu: the member of the chunk being read
@@ -73,58 +94,191 @@ type stripedStream struct {
 	rerr  error                // guarded by rmu: the peer broke the chunk chain
 }
 
-// pickNext chooses the member of the chunk after the one being written:
-// a smooth weighted round robin, each member weighted by its connection's
-// congestion window, so that a connection that carries more gets more.
-func (s *stripedStream) pickNext() int {
-	if s.wrr == nil {
-		s.wrr = make([]int64, len(s.members))
+// maxMemberQueued bounds the bytes queued on one member of a striped
+// stream and not yet taken by its QUIC stream.
+const maxMemberQueued = 4 * maxStripeChunk
+
+// newStripedStream makes a striped stream of members and starts its member
+// writers, which the Conn's Close waits for.
+func (c *stripedConn) newStripedStream(members []*quicStream) *stripedStream {
+	n := len(members)
+	s := &stripedStream{members: members, conn: c, done: c.ctx.Done(), queue: make([][][]byte, n), queued: make([]int, n),
+		wake: make([]chan struct{}, n), space: make(chan struct{}, 1)}
+	for i := range s.wake {
+		s.wake[i] = make(chan struct{}, 1)
 	}
-	var total int64
-	best := 0
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		s.werr = ErrClosed
+		return s
+	}
+	for i := range members {
+		c.wg.Go(func() { s.memberWriter(i) })
+	}
+	return s
+}
+
+// notify wakes the goroutine waiting on ch, if any.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// pickNext chooses the member of the chunk after the one being written:
+// the one whose queue would be written soonest, its queued bytes over its
+// connection's congestion window.
+func (s *stripedStream) pickNext(k int) int {
+	best, bestScore := 0, -1.0
 	for i, m := range s.members {
-		w := max(int64(m.c.qc.ConnectionStats().CongestionWindow), 1)
-		s.wrr[i] += w
-		total += w
-		if s.wrr[i] > s.wrr[best] {
-			best = i
+		w := max(float64(m.c.qc.ConnectionStats().CongestionWindow), 1)
+		score := float64(s.queued[i]+k) / w
+		if bestScore < 0 || score < bestScore {
+			best, bestScore = i, score
 		}
 	}
-	s.wrr[best] -= total
 	return best
 }
 
 func (s *stripedStream) Write(b []byte) (int, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.werr != nil {
-		return 0, s.werr
-	}
+	s.wser.Lock()
+	defer s.wser.Unlock()
 	n := 0
 	for len(b) > 0 {
-		k := min(len(b), maxStripeChunk)
-		buf := make([]byte, chunkHeaderLen+k)
-		binary.BigEndian.PutUint16(buf, uint16(k))
-		next := s.pickNext()
-		buf[2] = byte(next)
-		copy(buf[chunkHeaderLen:], b[:k])
-		m := s.members[s.wnext]
-		if w, err := m.Write(buf); err != nil {
-			// A chunk cut short leaves the member unusable: no later
-			// chunk may follow it.
-			if w > 0 {
-				s.werr = err
-			}
+		k, err := s.queueChunk(b)
+		if errors.Is(err, errConnDying) {
+			<-s.conn.done
+			return n, s.conn.Err()
+		}
+		if err != nil {
 			return n, err
 		}
-		s.wnext = next
 		n += k
 		b = b[k:]
 	}
 	return n, nil
 }
 
+// errConnDying tells Write that the Conn is dying: it answers the Conn's
+// error once it is dead.
+var errConnDying = errors.New("transport: connection dying")
+
+// queueChunk queues the next chunk of b on its member, waiting for room,
+// and returns its length.
+func (s *stripedStream) queueChunk(b []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	k := min(len(b), maxStripeChunk)
+	to := s.wnext
+	for {
+		select {
+		case <-s.done:
+			return 0, errConnDying
+		default:
+		}
+		switch {
+		case s.werr != nil:
+			return 0, s.werr
+		case s.closing:
+			return 0, ErrClosed
+		}
+		if s.queued[to] == 0 || s.queued[to]+chunkHeaderLen+k <= maxMemberQueued {
+			break
+		}
+		if err := s.waitRoom(); err != nil {
+			return 0, err
+		}
+	}
+	buf := make([]byte, chunkHeaderLen+k)
+	binary.BigEndian.PutUint16(buf, uint16(k))
+	s.queued[to] += len(buf)
+	next := s.pickNext(chunkHeaderLen + k)
+	buf[2] = byte(next)
+	copy(buf[chunkHeaderLen:], b[:k])
+	s.queue[to] = append(s.queue[to], buf)
+	notify(s.wake[to])
+	s.wnext = next
+	return k, nil
+}
+
+// waitRoom waits, with wmu released, until a member wrote a chunk or the
+// deadline changed; it fails once the deadline passed or the Conn is dying.
+func (s *stripedStream) waitRoom() error {
+	var expired <-chan time.Time
+	if !s.deadline.IsZero() {
+		d := time.Until(s.deadline)
+		if d <= 0 {
+			return deadlineError{}
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	s.wmu.Unlock()
+	defer s.wmu.Lock()
+	select {
+	case <-s.space:
+		return nil
+	case <-expired:
+		return deadlineError{}
+	case <-s.done:
+		return errConnDying
+	}
+}
+
+// memberWriter writes member i's queue to its QUIC stream, and closes the
+// member once the stream is closing and the queue is written, or a write
+// failed, or the Conn died.
+func (s *stripedStream) memberWriter(i int) {
+	m := s.members[i]
+	for {
+		s.wmu.Lock()
+		for len(s.queue[i]) == 0 && !s.closing && s.werr == nil {
+			s.wmu.Unlock()
+			select {
+			case <-s.wake[i]:
+			case <-s.done:
+				return // the member dies with its connection
+			}
+			s.wmu.Lock()
+		}
+		if s.werr != nil {
+			// The chain is broken: the peer must not take the end of
+			// this member for the end of the stream.
+			s.wmu.Unlock()
+			m.s.CancelWrite(quicCodeStreamClosed)
+			m.Close()
+			return
+		}
+		if len(s.queue[i]) == 0 { // closing, and all written
+			s.wmu.Unlock()
+			m.Close()
+			return
+		}
+		chunk := s.queue[i][0]
+		s.wmu.Unlock()
+		_, err := m.Write(chunk)
+		s.wmu.Lock()
+		s.queue[i][0] = nil
+		s.queue[i] = s.queue[i][1:]
+		s.queued[i] -= len(chunk)
+		if err != nil && s.werr == nil {
+			s.werr = err // a chunk lost breaks the chain: every member stops
+			for _, w := range s.wake {
+				notify(w)
+			}
+		}
+		s.wmu.Unlock()
+		notify(s.space)
+	}
+}
+
 func (s *stripedStream) Read(b []byte) (int, error) {
+	if s.rclosed.Load() {
+		return 0, ErrClosed
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	if s.rerr != nil {
@@ -170,16 +324,30 @@ func (s *stripedStream) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Close ends every member, after the data written so far.
+// Close ends every member after the chunks queued so far (its member
+// writer closes it) and stops reading at once.
 func (s *stripedStream) Close() error {
-	var errs []error
-	for _, m := range s.members {
-		errs = append(errs, m.Close())
+	if s.rclosed.Swap(true) {
+		return nil
 	}
-	return errors.Join(errs...)
+	for _, m := range s.members {
+		m.s.CancelRead(quicCodeStreamClosed)
+	}
+	s.wmu.Lock()
+	s.closing = true
+	s.wmu.Unlock()
+	for _, w := range s.wake {
+		notify(w)
+	}
+	notify(s.space)
+	return nil
 }
 
 func (s *stripedStream) SetDeadline(t time.Time) error {
+	s.wmu.Lock()
+	s.deadline = t
+	s.wmu.Unlock()
+	notify(s.space)
 	var errs []error
 	for _, m := range s.members {
 		errs = append(errs, m.SetDeadline(t))
@@ -187,23 +355,28 @@ func (s *stripedStream) SetDeadline(t time.Time) error {
 	return errors.Join(errs...)
 }
 
-// openStriped opens a group of one stream on each of members and sends
-// their headers.
-func openStriped(ctx context.Context, id uint64, members []*quicConn) (*stripedStream, error) {
-	s := &stripedStream{}
-	for i, m := range members {
-		ms, err := m.OpenStream(ctx)
+// openStriped opens a group of one stream on each of members; their
+// headers are the first chunks their member writers send.
+func (c *stripedConn) openStriped(ctx context.Context, id uint64, members []*quicConn) (*stripedStream, error) {
+	var ms []*quicStream
+	for _, m := range members {
+		st, err := m.OpenStream(ctx)
 		if err != nil {
-			s.Close()
+			for _, q := range ms {
+				q.Close()
+			}
 			return nil, err
 		}
-		qs := ms.(*quicStream)
-		s.members = append(s.members, qs)
-		h := stripeHeader{id: id, index: i, size: len(members)}
-		if _, err := qs.Write(h.encode()); err != nil {
-			s.Close()
-			return nil, err
-		}
+		ms = append(ms, st.(*quicStream))
 	}
+	s := c.newStripedStream(ms)
+	s.wmu.Lock()
+	for i := range ms {
+		h := stripeHeader{id: id, index: i, size: len(ms)}.encode()
+		s.queue[i] = append(s.queue[i], h)
+		s.queued[i] += len(h)
+		notify(s.wake[i])
+	}
+	s.wmu.Unlock()
 	return s, nil
 }
