@@ -38,9 +38,8 @@
 // way, 50 ms RTT, a 1 s blackout every 5 s) over a QUIC link and a TCP link
 // in one run and requires QUIC's send→delivery p50 and p99, and its time
 // from the end of the faults to the last delivery, within 2× of TCP's
-// (docs/chaos.md, "QUIC against TCP under loss and blackouts"). It
-// passes in about half the runs today, so the short profile skips it, saying
-// why, until it passes reliably; -chaos.quicloss runs it.
+// (docs/chaos.md, "QUIC against TCP under loss and blackouts"); both
+// profiles run it.
 //
 // How to run (as root; namespaces, /dev/net/tun and nftables are needed,
 // and nftables is installed from Debian's packages when CI=true):

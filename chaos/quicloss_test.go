@@ -10,8 +10,6 @@ import (
 	"time"
 )
 
-var quicLoss = flag.Bool("chaos.quicloss", false, "run TestQUICLossBlackouts in the short profile too")
-
 var quicConns = flag.Int("chaos.quic_connections", 0, "TestQUICLossBlackouts: link.quic_connections (default: the scenario's, 4)")
 
 // latencySlack is added to twice TCP's figures before QUIC's are judged:
@@ -27,15 +25,9 @@ const latencySlack = 100 * time.Millisecond
 // send→delivery mean, p50 and p99 of the must-arrive messages sent during
 // the faults, and the time from the end of the faults until all of them
 // arrived.
-//
-// It fails about half the time today (docs/chaos.md, "QUIC against TCP
-// under loss and blackouts"; issue 19 is open on it), so the short
-// profile, which CI runs, leaves it out and says so; the full profile and
-// -run TestQUICLossBlackouts -chaos.quicloss run it.
+// Both profiles run it (docs/chaos.md, "QUIC against TCP under loss and
+// blackouts").
 func TestQUICLossBlackouts(t *testing.T) {
-	if *profile != "full" && !*quicLoss {
-		t.Skip("TestQUICLossBlackouts: QUIC is not yet within 2× of TCP on this path reliably (3 runs of 5 with link.quic_connections 4; docs/chaos.md, issue 19); run it with -chaos.profile=full or -chaos.quicloss")
-	}
 	preflight(t)
 	ctx := context.Background()
 	sc := LossBlackoutsScenario(*profile)

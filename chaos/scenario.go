@@ -101,7 +101,8 @@ const LossBlackouts = "loss-blackouts"
 
 // LossBlackoutsScenario is the loss-blackouts scenario of a profile: 25 s
 // of faults (5 blackouts) in the short one, 60 s in the full one. It is not part of
-// TestChaos's short profile: TestQUICLossBlackouts runs it there.
+// TestChaos's short profile: TestQUICLossBlackouts runs it there, over both
+// transports.
 func LossBlackoutsScenario(profile string) Scenario {
 	total := time.Minute
 	if profile == "short" {
