@@ -35,6 +35,10 @@ type benchResult struct {
 	RequestReply *benchFigures `json:"request_reply,omitempty"`
 }
 
+// benchWarmUp is how many messages go before a one-way test, and a tenth
+// of it how many requests before a request-reply test, not counted.
+const benchWarmUp = 1000
+
 // benchHeader is the bytes of a bench payload that carry its send time.
 const benchHeader = 8
 
@@ -88,7 +92,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer, _ io
 	}
 	if *messages > 0 {
 		tctx, cancel := context.WithTimeout(ctx, *timeout)
-		res.OneWay, err = benchOneWay(tctx, src, mb, res.Group, *messages, *size, client.WithMode(m))
+		// A first round, not counted, opens the path (streams, buffers).
+		_, err = benchOneWay(tctx, src, mb, res.Group, min(*messages, benchWarmUp), *size, client.WithMode(m))
+		if err == nil {
+			res.OneWay, err = benchOneWay(tctx, src, mb, res.Group, *messages, *size, client.WithMode(m))
+		}
 		cancel()
 		if err != nil {
 			return fmt.Errorf("one-way: %w", err)
@@ -160,6 +168,8 @@ func benchJoin(ctx context.Context, src, dst *client.Client, group string, timeo
 // benchOneWay sends n messages from src to group as fast as src's daemon
 // takes them, and receives them in mb.
 func benchOneWay(ctx context.Context, src *client.Client, mb *client.Mailbox, group string, n, size int, opts ...client.SendOption) (*benchFigures, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	base := time.Now()
 	type result struct {
 		lat  []time.Duration
@@ -189,7 +199,10 @@ func benchOneWay(ctx context.Context, src *client.Client, mb *client.Mailbox, gr
 			err = src.Flush(ctx) // bounds what is in flight; the first refusal ends the test
 		}
 	}
-	r := <-got // the receiver ends with ctx if a send failed
+	if err != nil {
+		cancel() // what was not sent will not come
+	}
+	r := <-got
 	if err = errors.Join(err, r.err); err != nil {
 		return nil, err
 	}
@@ -209,6 +222,11 @@ func benchRequests(ctx context.Context, src *client.Client, mb *client.Mailbox, 
 	payload := make([]byte, size)
 	lat := make([]time.Duration, 0, n)
 	start := time.Now()
+	for i := range min(n, benchWarmUp/10) { // not counted
+		if _, err := src.CallGroup(ctx, group, payload); err != nil {
+			return nil, fmt.Errorf("warm-up request %d: %w", i+1, err)
+		}
+	}
 	for i := range n {
 		t := time.Now()
 		if _, err := src.CallGroup(ctx, group, payload); err != nil {

@@ -250,3 +250,23 @@ func TestVersion(t *testing.T) {
 	}
 	t.Logf("built binary: %s", bin)
 }
+
+// A pipe or a file is not a terminal: no escape codes go to it.
+func TestPipeIsNotATerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for name, out := range map[string]any{"pipe": w, "file": f, "buffer": new(strings.Builder)} {
+		if isTerminal(out.(interface{ Write([]byte) (int, error) })) {
+			t.Errorf("a %s is taken for a terminal", name)
+		}
+	}
+}
