@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,8 +265,8 @@ func TestPipeIsNotATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for name, out := range map[string]any{"pipe": w, "file": f, "buffer": new(strings.Builder)} {
-		if isTerminal(out.(interface{ Write([]byte) (int, error) })) {
+	for name, out := range map[string]io.Writer{"pipe": w, "file": f, "buffer": new(strings.Builder)} {
+		if isTerminal(out) {
 			t.Errorf("a %s is taken for a terminal", name)
 		}
 	}

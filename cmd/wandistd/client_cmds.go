@@ -55,6 +55,8 @@ func watchStatus(ctx context.Context, admin, token string, asJSON bool, stdout, 
 		var buf bytes.Buffer
 		st, err := fetchStatus(ctx, admin, token)
 		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted
 		case err != nil:
 		case asJSON:
 			err = writeJSON(&buf, st)
