@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,6 +162,7 @@ func TestCLIAgainstDaemons(t *testing.T) {
 	}
 	t.Run("status -c, env and flag", func(t *testing.T) { testStatusSources(t, east, west) })
 	t.Run("status --watch", func(t *testing.T) { testStatusWatch(t, east) })
+	t.Run("status --watch --json into a real pipe", func(t *testing.T) { testStatusWatchPipe(t, east) })
 	t.Run("sub shows the sender", func(t *testing.T) { testSubSender(t, east, west) })
 	t.Run("pub --strategy broadcast", func(t *testing.T) { testPubBroadcast(t, east, west) })
 	t.Run("pub --key to sub --partitions", func(t *testing.T) { testPubKey(t, east, west) })
@@ -353,5 +357,47 @@ func testBench(t *testing.T, east, west cluster) {
 	code, _, errOut = runCLI("bench", "--from", east.socket, "--to", "/nonexistent.sock")
 	if code != 1 || !strings.Contains(errOut, "--to") {
 		t.Errorf("bench to a missing socket: exit %d, %q", code, errOut)
+	}
+}
+
+// The built binary's status --watch --json, read from a pipe line by line
+// while it runs: each line arrives whole, as it is made.
+func testStatusWatchPipe(t *testing.T, east cluster) {
+	cmd := exec.Command(binary, "status", "-c", east.cfg, "--watch", "--json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReader(out)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- l
+		}
+	}()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		for range lines {
+		}
+		cmd.Wait()
+	}()
+	for i := range 2 {
+		select {
+		case l, ok := <-lines:
+			var st daemon.Status
+			if err := json.Unmarshal([]byte(l), &st); !ok || err != nil || st.Node != "east-1" || strings.Contains(l, "\x1b") {
+				t.Fatalf("line %d from the pipe: %q (%v)", i+1, l, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no line %d from status --watch --json within 30s", i+1)
+		}
 	}
 }
