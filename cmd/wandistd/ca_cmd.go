@@ -29,8 +29,7 @@ func cmdCA(ctx context.Context, args []string, stdout, stderr io.Writer, stdin i
 	const synopsis = "usage: wandistd ca init -cluster C [-trust-domain TD] [-dir D] [-validity 87600h]\n" +
 		"       wandistd ca issue -ca D -node N (-key node.key | -public-key K) [-out node.crt] [-validity 2160h]"
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, synopsis)
-		return errUsage
+		return &usageError{cmd: "ca", msg: "want a subcommand: init or issue"}
 	}
 	switch args[0] {
 	case "init":
@@ -38,16 +37,15 @@ func cmdCA(ctx context.Context, args []string, stdout, stderr io.Writer, stdin i
 	case "issue":
 		return caIssue(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprintln(stderr, synopsis)
+		fmt.Fprintln(stdout, synopsis)
 		return nil
 	}
-	fmt.Fprintf(stderr, "wandistd ca: unknown subcommand %q\n%s\n", args[0], synopsis)
-	return errUsage
+	return &usageError{cmd: "ca", msg: fmt.Sprintf("unknown subcommand %q: want init or issue", args[0])}
 }
 
 // caInit writes a new cluster CA and the cluster's gossip secret.
 func caInit(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ca init", "-cluster C [-trust-domain TD] [-dir D] [-validity 87600h]", stderr)
+	fs := newFlags("ca init", "-cluster C [-trust-domain TD] [-dir D] [-validity 87600h]", stdout)
 	cluster := fs.String("cluster", "", "the cluster the CA issues certificates for (required)")
 	td := fs.String("trust-domain", auth.DefaultTrustDomain, "the SPIFFE trust domain of its certificates")
 	dir := fs.String("dir", ".", "write ca.crt, ca.key and gossip.key to this `directory`")
@@ -93,7 +91,7 @@ func caInit(args []string, stdout, stderr io.Writer) error {
 
 // caIssue writes a node certificate signed by the CA in -ca.
 func caIssue(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ca issue", "-ca D -node N (-key node.key | -public-key K) [-out node.crt] [-validity 2160h]", stderr)
+	fs := newFlags("ca issue", "-ca D -node N (-key node.key | -public-key K) [-out node.crt] [-validity 2160h]", stdout)
 	dir := fs.String("ca", "", "the CA's `directory` (holding ca.crt and ca.key; required)")
 	node := fs.String("node", "", "the node's name (required); its cluster is the CA's")
 	keyFile := fs.String("key", "", "the node's private key `file` (only its public half is used)")

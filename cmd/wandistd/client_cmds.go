@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -17,27 +16,66 @@ import (
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("status", "[--admin ADDR] [--json] [--watch]", stderr)
-	admin := fs.String("admin", "127.0.0.1:7103", "the daemon's admin `address` (host:port)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	watch := fs.Bool("watch", false, "refresh every second, in place, until interrupted")
-	token := fs.String("token", os.Getenv("WANDIST_ADMIN_TOKEN"), "admin `token`, when the daemon requires one (default $WANDIST_ADMIN_TOKEN)")
+	fs := newFlags("status", "[-c FILE] [--admin ADDR] [--json] [--watch]", stdout)
+	ep := adminFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON: one object, or with --watch one object per line (NDJSON)")
+	watch := fs.Bool("watch", false, "refresh every second until interrupted: in place on a terminal, else one snapshot after another")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if !*watch {
-		return statusOnce(ctx, *admin, *token, *asJSON, stdout)
+	if fs.NArg() > 0 {
+		return usageErr(fs, "unexpected argument %q", fs.Arg(0))
 	}
+	admin, token, err := ep.resolveAdmin()
+	if err != nil {
+		return err
+	}
+	if !*watch {
+		st, err := fetchStatus(ctx, admin, token)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSONIndent(stdout, st)
+		}
+		return printStatus(stdout, st)
+	}
+	return watchStatus(ctx, admin, token, *asJSON, stdout, stderr)
+}
+
+// watchStatus prints the status every second until ctx ends: in place on
+// a terminal; else plain snapshots separated by a blank line, or with
+// asJSON one JSON object per line. An error goes to stderr then (stdout
+// holds only snapshots), in place of the snapshot on a terminal.
+func watchStatus(ctx context.Context, admin, token string, asJSON bool, stdout, stderr io.Writer) error {
+	tty := isTerminal(stdout)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		var buf bytes.Buffer
-		err := statusOnce(ctx, *admin, *token, *asJSON, &buf)
-		fmt.Fprint(stdout, "\033[H\033[2J") // home, clear screen
-		if err != nil {
-			fmt.Fprintf(stdout, "%v\n", err)
-		} else {
-			stdout.Write(buf.Bytes())
+		st, err := fetchStatus(ctx, admin, token)
+		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted
+		case err != nil:
+		case asJSON:
+			err = writeJSON(&buf, st)
+		default:
+			err = printStatus(&buf, st)
+		}
+		switch {
+		case tty && !asJSON:
+			fmt.Fprint(stdout, "\033[H\033[2J") // home, clear screen
+			if err != nil {
+				fmt.Fprintf(stdout, "%v\n", err)
+			}
+		case err != nil:
+			fmt.Fprintf(stderr, "%v\n", err)
+		case n > 0 && !asJSON:
+			fmt.Fprintln(stdout) // a blank line between snapshots
+		}
+		if _, werr := stdout.Write(buf.Bytes()); werr != nil {
+			return werr // the reader went away
 		}
 		select {
 		case <-ctx.Done():
@@ -47,33 +85,34 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ i
 	}
 }
 
-func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io.Writer) error {
+// fetchStatus gets the daemon's status from its admin listener.
+func fetchStatus(ctx context.Context, admin, token string) (*daemon.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/v1/status", nil)
 	if err != nil {
-		return fmt.Errorf("--admin %q: %w", admin, err)
+		return nil, fmt.Errorf("admin address %q: %w", admin, err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", admin, err)
+		return nil, fmt.Errorf("cannot reach the daemon's admin listener at %s: %w", admin, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin listener at %s answered %s", admin, resp.Status)
+		return nil, fmt.Errorf("admin listener at %s answered %s", admin, resp.Status)
 	}
 	var st daemon.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("bad status from %s: %w", admin, err)
+		return nil, fmt.Errorf("bad status from %s: %w", admin, err)
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
+	return &st, nil
+}
+
+// printStatus prints st as text.
+func printStatus(stdout io.Writer, st *daemon.Status) error {
 	fmt.Fprintf(stdout, "node %s/%s  incarnation %s  groups %d\n", st.Cluster, st.Node, st.Incarnation, st.Groups)
 	if c := st.Certificate; c != nil {
 		fmt.Fprintf(stdout, "certificate %s serial %s expires %s (in %s)\n", c.Subject, c.Serial,
@@ -137,20 +176,31 @@ func statusOnce(ctx context.Context, admin, token string, asJSON bool, stdout io
 }
 
 func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("sub", "--socket PATH --group G [--count N]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
+	fs := newFlags("sub", "[-c FILE] --group G [--count N] [--partitions N --own LIST] [--show-sender] [--json]", stdout)
+	ep := socketFlags(fs)
 	group := fs.String("group", "", "`group` to join")
 	count := fs.Int("count", 0, "exit after `N` messages (0: run until interrupted)")
+	partitions := fs.Int("partitions", 0, "join the group as partitioned into `N` partitions, owning those of --own")
+	own := fs.String("own", "", "with --partitions, the partitions this subscriber owns: `LIST` like 0-31 or 1,5,9")
+	showSender := fs.Bool("show-sender", false, "print each message as SENDER PAYLOAD (the sender's address, cluster/node/mailbox; mailbox 0 is an anonymous sender)")
+	asJSON := fs.Bool("json", false, "print one JSON object per message: from, group, payload (payload_base64 when not UTF-8)")
+	fs.notes = append(fs.notes, "Each message is printed on a line of its own, as it arrives.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *group == "" {
+	switch {
+	case *group == "":
 		return usageErr(fs, "--group is required")
-	}
-	if *count < 0 {
+	case *count < 0:
 		return usageErr(fs, "--count must be >= 0, got %d", *count)
+	case fs.NArg() > 0:
+		return usageErr(fs, "unexpected argument %q", fs.Arg(0))
 	}
-	c, err := client.Connect(ctx, client.Options{Socket: *socket, Name: "wandistd sub"})
+	parts, err := partitionFlags(fs, *partitions, *own)
+	if err != nil {
+		return err
+	}
+	c, err := ep.connect(ctx, "wandistd sub")
 	if err != nil {
 		return err
 	}
@@ -159,12 +209,11 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 	if err != nil {
 		return err
 	}
-	if err := mb.Join(ctx, *group); err != nil {
+	if err := joinGroup(ctx, mb, *group, *partitions, parts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "subscribed to %q as %s\n", *group, mb.Addr())
-	w := bufio.NewWriterSize(stdout, 64<<10)
-	defer w.Flush()
+	p := &subPrinter{w: bufio.NewWriterSize(stdout, 64<<10), sender: *showSender, json: *asJSON}
 	for n := 0; *count == 0 || n < *count; n++ {
 		m, err := mb.Receive(ctx)
 		if err != nil {
@@ -173,13 +222,11 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 				if *count > 0 {
 					left = *count - n
 				}
-				return drainSub(mb, *group, w, left)
+				return drainSub(mb, *group, p, left)
 			}
 			return err
 		}
-		w.Write(m.Payload)
-		w.WriteByte('\n')
-		if err := w.Flush(); err != nil {
+		if err := p.print(m); err != nil {
 			return err
 		}
 	}
@@ -192,7 +239,7 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 // in the mailbox and what still arrives for it until subDrainIdle passes
 // with nothing, at most left messages more (left < 0: no limit). What the
 // client had not confirmed when it closes goes back to the group.
-func drainSub(mb *client.Mailbox, group string, w *bufio.Writer, left int) error {
+func drainSub(mb *client.Mailbox, group string, p *subPrinter, left int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = mb.Leave(ctx, group)
 	cancel()
@@ -203,9 +250,7 @@ func drainSub(mb *client.Mailbox, group string, w *bufio.Writer, left int) error
 		if err != nil {
 			return nil
 		}
-		w.Write(m.Payload)
-		w.WriteByte('\n')
-		if err := w.Flush(); err != nil {
+		if err := p.print(m); err != nil {
 			return err
 		}
 	}
@@ -217,12 +262,16 @@ func drainSub(mb *client.Mailbox, group string, w *bufio.Writer, left int) error
 const subDrainIdle = 300 * time.Millisecond
 
 func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.Reader) error {
-	fs := newFlags("pub", "--socket PATH --group G [--priority high|normal] [--ttl D] [--mode M] [PAYLOAD]", stderr)
-	socket := fs.String("socket", "", "the daemon's local socket `path` (default $WANDIST_SOCKET, else /run/wandist/wandist.sock)")
+	fs := newFlags("pub", "[-c FILE] --group G [--key K | --strategy S] [--priority high|normal] [--ttl D] [--mode M] [--json] [PAYLOAD]", stdout)
+	ep := socketFlags(fs)
 	group := fs.String("group", "", "`group` to send to")
+	key := fs.String("key", "", "route by `key`: the owner of its partition (partitioned groups), else the member chosen by rendezvous hashing")
+	strategy := fs.String("strategy", "", strategyUsage)
 	prio := fs.String("priority", "normal", "lane: `high` or normal")
 	ttl := fs.Duration("ttl", 0, "time to live of each message (0: none)")
 	mode := fs.String("mode", "reliable", "delivery `mode`: reliable, at-most-once or durable")
+	asJSON := fs.Bool("json", false, `print a summary as JSON on stdout: {"accepted": N}`)
+	fs.notes = append(fs.notes, "Without PAYLOAD, each line of stdin is a message.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -232,7 +281,10 @@ func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin 
 	if fs.NArg() > 1 {
 		return usageErr(fs, "at most one PAYLOAD argument (got %d); quote it, or pipe lines on stdin", fs.NArg())
 	}
-	var opts []client.SendOption
+	opts, err := routeFlags(fs, *key, *strategy)
+	if err != nil {
+		return err
+	}
 	switch *prio {
 	case "high":
 		opts = append(opts, client.WithHighPriority())
@@ -241,7 +293,7 @@ func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin 
 		return usageErr(fs, "--priority %q: want high or normal", *prio)
 	}
 	if *ttl < 0 {
-		return usageErr(fs, "--ttl must not be negative")
+		return usageErr(fs, "--ttl must not be negative, got %v", *ttl)
 	}
 	if *ttl > 0 {
 		opts = append(opts, client.WithTTL(*ttl))
@@ -251,38 +303,50 @@ func cmdPub(ctx context.Context, args []string, stdout, stderr io.Writer, stdin 
 		return usageErr(fs, "--mode: %v", err)
 	}
 	opts = append(opts, client.WithMode(m))
-	c, err := client.Connect(ctx, client.Options{Socket: *socket, Name: "wandistd pub"})
+	c, err := ep.connect(ctx, "wandistd pub")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	target := client.Target{Group: *group}
+	n := 1
 	if fs.NArg() == 1 {
-		return c.SendGroup(ctx, *group, []byte(fs.Arg(0)), opts...)
+		err = c.SendGroup(ctx, *group, []byte(fs.Arg(0)), opts...)
+	} else {
+		n, err = pubLines(ctx, c, client.Target{Group: *group}, stdin, opts)
+		if err == nil && !*asJSON {
+			fmt.Fprintf(stderr, "%d messages accepted by the local daemon\n", n)
+		}
 	}
-	sc := bufio.NewScanner(stdin)
+	if err == nil && *asJSON {
+		err = writeJSON(stdout, map[string]int{"accepted": n})
+	}
+	return err
+}
+
+// pubLines sends each line of r to target and returns how many the daemon accepted.
+func pubLines(ctx context.Context, c *client.Client, target client.Target, r io.Reader, opts []client.SendOption) (int, error) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
 	n := 0
 	for sc.Scan() {
 		n++
 		if err := c.SendAsync(target, sc.Bytes(), opts...); err != nil {
-			return fmt.Errorf("line %d: %w", n, err)
+			return 0, fmt.Errorf("line %d: %w", n, err)
 		}
 		if n%4096 == 0 {
 			// Bound what is in flight, and stop at the first refusal.
 			if err := c.Flush(ctx); err != nil {
-				return fmt.Errorf("a send among lines %d-%d was refused: %w", n-4095, n, err)
+				return 0, fmt.Errorf("a send among lines %d-%d was refused: %w", n-4095, n, err)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("stdin after line %d: %w", n, err)
+		return 0, fmt.Errorf("stdin after line %d: %w", n, err)
 	}
 	if err := c.Flush(ctx); err != nil {
-		return fmt.Errorf("a send among the last lines (up to %d) was refused: %w", n, err)
+		return 0, fmt.Errorf("a send among the last lines (up to %d) was refused: %w", n, err)
 	}
-	fmt.Fprintf(stderr, "%d messages accepted by the local daemon\n", n)
-	return nil
+	return n, nil
 }
 
 // printClusterView prints this node's cluster by gossip (nothing without gossip).

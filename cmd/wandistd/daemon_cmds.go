@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +23,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("run", "-c FILE", stderr)
+	fs := newFlags("run", "-c FILE", stdout)
 	cfgPath := fs.String("c", "", "config `file` (YAML)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -82,32 +85,82 @@ func newLogger(lc configs.Log, w io.Writer) *slog.Logger {
 }
 
 func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("keygen", "-o FILE [-f]", stderr)
-	out := fs.String("o", "", "write the private key to `file` (mode 0600)")
+	fs := newFlags("keygen", "-o FILE|- [-f] [--json] | keygen --public FILE [--json]", stdout)
+	out := fs.String("o", "", "write a new private key to `file` (mode 0600), or to stdout with -o -")
 	force := fs.Bool("f", false, "overwrite an existing file")
+	public := fs.String("public", "", "print the public key of the private key in `file` (made by keygen)")
+	asJSON := fs.Bool("json", false, "print JSON: public_key and file")
+	fs.notes = append(fs.notes, "keygen prints the public key as a line ed25519:..., as peers[].public_key takes it;\n"+
+		"with -o - the private key goes to stdout and the public key line to stderr.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *out == "" {
-		return usageErr(fs, "-o FILE is required")
+	switch {
+	case fs.NArg() > 0:
+		return usageErr(fs, "unexpected argument %q", fs.Arg(0))
+	case *out == "" && *public == "":
+		return usageErr(fs, "give -o FILE (a new key) or --public FILE (an existing key's public key)")
+	case *out != "" && *public != "":
+		return usageErr(fs, "give -o FILE or --public FILE, not both")
+	case *out == "-" && *asJSON:
+		return usageErr(fs, "--json cannot go with -o -: stdout carries the private key")
+	case *out == "-" && *force:
+		return usageErr(fs, "-f cannot go with -o -: no file is written")
 	}
-	key, err := auth.GenerateKeyFile(*out, *force)
-	if err != nil {
+	var key ed25519.PrivateKey
+	var err error
+	file := *out
+	switch {
+	case *public != "":
+		file = *public
+		key, err = auth.LoadKeyFile(*public)
+	case *out == "-":
+		return keygenStdout(stdout, stderr)
+	default:
+		key, err = auth.GenerateKeyFile(*out, *force)
 		if errors.Is(err, auth.ErrKeyExists) {
-			return fmt.Errorf("%w (use -f to overwrite)", err)
+			err = fmt.Errorf("%w (use -f to overwrite)", err)
 		}
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, auth.FormatPublicKey(key.Public().(ed25519.PublicKey)))
+	pub := auth.FormatPublicKey(key.Public().(ed25519.PublicKey))
+	if *asJSON {
+		return writeJSON(stdout, map[string]string{"public_key": pub, "file": file})
+	}
+	fmt.Fprintln(stdout, pub)
+	return nil
+}
+
+// keygenStdout writes a new private key to stdout, as a key file holds it
+// (a PEM PKCS#8 block), and its public key line to stderr.
+func keygenStdout(stdout, stderr io.Writer) error {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, auth.FormatPublicKey(pub))
 	return nil
 }
 
 func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: wandistd config check -c FILE")
-		return errUsage
+	const synopsis = "usage: wandistd config check -c FILE"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, synopsis)
+		return nil
 	}
-	fs := newFlags("config check", "-c FILE", stderr)
+	if len(args) == 0 || args[0] != "check" {
+		return &usageError{cmd: "config", msg: "want the subcommand check"}
+	}
+	fs := newFlags("config check", "-c FILE", stdout)
 	cfgPath := fs.String("c", "", "config `file` (YAML)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("demo", "[--messages N] [--outage D] [-v]", stderr)
+	fs := newFlags("demo", "[--messages N] [--outage D] [-v]", stdout)
 	n := fs.Int("messages", 5000, "messages to publish")
 	outage := fs.Duration("outage", 0, "how long the link is cut (default 3s)")
 	verbose := fs.Bool("v", false, "show the daemons' logs")

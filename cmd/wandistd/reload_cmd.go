@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -15,44 +14,32 @@ import (
 	"github.com/wandist/wandist/internal/wire"
 )
 
-// defaultAdmin is the admin address reload and status use without a
-// config or --admin.
-const defaultAdmin = "127.0.0.1:7103"
-
 // cmdReload makes the daemon read its config file again. Over HTTP
 // (POST /v1/reload, which answers whether the config was applied) when an
 // admin token is known: from --token, $WANDIST_ADMIN_TOKEN or the config's
 // admin.token. With -c FILE and no token, it sends the daemon SIGHUP, which
 // needs no token: the daemon is found through the config's local socket.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("reload", "[-c FILE] [--admin ADDR] [--token T]", stderr)
-	cfgPath := fs.String("c", "", "the daemon's config `file`: its admin.listen and admin.token, or (without a token) its local socket to find the daemon and send it SIGHUP")
-	admin := fs.String("admin", "", "the daemon's admin `address` (host:port; default the config's admin.listen, else "+defaultAdmin+")")
-	token := fs.String("token", os.Getenv("WANDIST_ADMIN_TOKEN"), "admin `token` (default $WANDIST_ADMIN_TOKEN, else the config's admin.token)")
+	fs := newFlags("reload", "[-c FILE] [--admin ADDR] [--token T]", stdout)
+	ep := adminFlags(fs)
+	fs.notes = append(fs.notes, "With -c FILE and no token, reload sends SIGHUP to the daemon serving the config's local socket.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageErr(fs, "unexpected argument %q", fs.Arg(0))
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if *cfgPath == "" {
-		addr := *admin
-		if addr == "" {
-			addr = defaultAdmin
-		}
-		return reloadHTTP(ctx, addr, *token, stdout)
-	}
-	cfg, err := configs.Load(*cfgPath)
+	addr, tok, cfg, err := ep.resolve()
 	if err != nil {
 		return err
 	}
-	addr, tok := *admin, *token
-	if addr == "" {
-		addr = dialable(cfg.Admin.Listen)
-	}
-	if tok == "" {
-		tok = cfg.Admin.Token
-	}
-	if tok != "" && addr != "" {
+	if cfg == nil || tok != "" {
+		if addr == "" {
+			_, _, err = ep.resolveAdmin()
+			return err
+		}
 		return reloadHTTP(ctx, addr, tok, stdout)
 	}
 	pid, err := signalDaemon(ctx, cfg)
