@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -102,4 +103,17 @@ func handshakeError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrHandshake, err)
+}
+
+// endErr is a Conn's Err: *err, read under mu, once done is closed; nil
+// while the Conn lives.
+func endErr(done <-chan struct{}, mu *sync.Mutex, err *error) error {
+	select {
+	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		return *err
+	default:
+		return nil
+	}
 }

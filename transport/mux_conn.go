@@ -248,16 +248,7 @@ func (c *muxConn) Transport() string                    { return c.name }
 func (c *muxConn) Done() <-chan struct{}                { return c.done }
 func (c *muxConn) BytesReceived() uint64                { return c.raw.received.Load() }
 
-func (c *muxConn) Err() error {
-	select {
-	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	default:
-		return nil
-	}
-}
+func (c *muxConn) Err() error { return endErr(c.done, &c.mu, &c.err) }
 
 func (c *muxConn) Close() error {
 	c.abort(ErrClosed)

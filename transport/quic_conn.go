@@ -150,16 +150,7 @@ func (c *quicConn) BytesReceived() uint64                { return c.qc.Connectio
 // streams than MaxIncomingStreams (see Options).
 func (c *quicConn) RefusedStreams() uint64 { return 0 }
 
-func (c *quicConn) Err() error {
-	select {
-	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	default:
-		return nil
-	}
-}
+func (c *quicConn) Err() error { return endErr(c.done, &c.mu, &c.err) }
 
 // quicStream is a Stream of a quicConn.
 type quicStream struct {

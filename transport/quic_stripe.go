@@ -243,16 +243,7 @@ func (c *stripedConn) BytesReceived() uint64 {
 	return n
 }
 
-func (c *stripedConn) Err() error {
-	select {
-	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	default:
-		return nil
-	}
-}
+func (c *stripedConn) Err() error { return endErr(c.done, &c.mu, &c.err) }
 
 // newStripeToken returns a random join token.
 func newStripeToken() ([stripeTokenLen]byte, error) {
