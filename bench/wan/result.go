@@ -98,11 +98,12 @@ func (r *Result) heal(system string) *HealResult {
 }
 
 // SystemNames lists the systems in the order of the report.
-var SystemNames = []string{"wandist-quic", "wandist-tcp", "nats", "raw-tcp-bbr", "raw-tcp-cubic", "raw-quic-go"}
+var SystemNames = []string{"wandist-quic", "wandist-quic4", "wandist-tcp", "nats", "raw-tcp-bbr", "raw-tcp-cubic", "raw-quic-go"}
 
 // describe says what a system is and how its high-priority path is made.
 var describe = map[string][2]string{
 	"wandist-quic":  {"wandistd ↔ wandistd over QUIC (quic-go), reliable mode; SDK clients on each daemon's unix socket", "client.WithHighPriority (the high lane of the same link)"},
+	"wandist-quic4": {"the same with link.quic_connections: 4 on both daemons (each stream striped over 4 QUIC connections)", "client.WithHighPriority (the high lane of the same link)"},
 	"wandist-tcp":   {"wandistd ↔ wandistd over TCP+TLS 1.3+yamux (kernel default CC, bbr), reliable mode", "client.WithHighPriority (the high lane of the same link)"},
 	"nats":          {"nats-server ↔ gateway ↔ nats-server (TCP, bbr); clients on each server", "a second subject (same gateway connection)"},
 	"raw-tcp-bbr":   {"one TCP connection east → west, congestion control bbr, length-prefixed frames", "a second TCP connection"},

@@ -40,6 +40,8 @@ func newSystem(name string, p *Path, bin binaries, dir string) (System, error) {
 	case "wandist-quic", "wandist-tcp":
 		tr := name[len("wandist-"):]
 		return &wandistSys{wandist.System{Wandistd: bin.wandistd, Dir: dir, Transport: tr, Mode: client.Reliable, East: p.Site("east"), West: p.Site("west")}}, nil
+	case "wandist-quic4":
+		return &wandistSys{wandist.System{Wandistd: bin.wandistd, Dir: dir, Transport: "quic", QUICConns: 4, Mode: client.Reliable, East: p.Site("east"), West: p.Site("west")}}, nil
 	case "nats":
 		return &natsSys{nats.System{Natsd: bin.natsd, Dir: dir, A: p.Site("east"), B: p.Site("west")}}, nil
 	case "raw-tcp-bbr":

@@ -35,6 +35,7 @@ type System struct {
 	Transport string // "quic" or "tcp"
 	Mode      client.Mode
 	Proxied   bool // put a cut-able proxy on the link (for the restore workload)
+	QUICConns int  // link.quic_connections of both daemons; 0: the default
 	// East and West are where the daemons run (namespace, listen
 	// address); zero: loopback in the current namespace.
 	East, West netutil.Site
@@ -55,6 +56,7 @@ type node struct {
 	pubKey        string
 	quic, tcp     int
 	admin         int
+	quicConns     int // link.quic_connections; 0: the default
 	socket        string
 	site          netutil.Site
 }
@@ -121,6 +123,10 @@ local:
   # messages in the sender's buffer instead of dropping them.
   inbox_full: hold
 {{- end}}
+{{- if .N.QUICConns}}
+link:
+  quic_connections: {{.N.QUICConns}}
+{{- end}}
 {{- if .N.Admin}}
 admin:
   listen: 127.0.0.1:{{.N.Admin}}
@@ -153,7 +159,7 @@ func (n *node) writeConfig(peers []peer, hold bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("write config: %w", err)
 	}
-	data := map[string]any{"N": map[string]any{"Cluster": n.cluster, "Name": n.name, "Quic": n.quic, "TCP": n.tcp, "Socket": n.socket, "Admin": n.admin, "Host": n.site.ListenHost()}, "Peers": peers, "Hold": hold}
+	data := map[string]any{"N": map[string]any{"Cluster": n.cluster, "Name": n.name, "Quic": n.quic, "TCP": n.tcp, "Socket": n.socket, "Admin": n.admin, "QUICConns": n.quicConns, "Host": n.site.ListenHost()}, "Peers": peers, "Hold": hold}
 	err = configTmpl.Execute(f, data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -250,6 +256,7 @@ func (s *System) Start(ctx context.Context) error {
 		}
 	}
 	hold := s.Mode == client.Reliable
+	s.east.quicConns, s.west.quicConns = s.QUICConns, s.QUICConns
 	wcfg, err := s.west.writeConfig([]peer{{Cluster: "east", Node: "east-1", Transport: s.Transport, Mode: "accept", Key: s.east.pubKey}}, hold)
 	if err != nil {
 		return err
