@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -131,14 +130,4 @@ func TestCitedTestsExistCatchesMissing(t *testing.T) {
 			t.Errorf("%q: passes = %v, want %v", c.line, ok, c.ok)
 		}
 	}
-}
-
-// sortedKeys is for stable messages.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
