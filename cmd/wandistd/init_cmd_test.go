@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wandist/wandist/configs"
 )
 
 // freePortBase returns a port base whose six example ports (base+1..3,
@@ -172,4 +174,56 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// init with the default port base writes the nodes of
+// configs/examples/two-cluster: the same listeners, admin addresses,
+// sockets and peers, so the README's walkthrough and that example agree.
+func TestInitDefaultMatchesTwoClusterExample(t *testing.T) {
+	gen := t.TempDir()
+	if code, _, errOut := runCLI("init", "--dir", gen); code != 0 {
+		t.Fatalf("init: %d %s", code, errOut)
+	}
+	ex := t.TempDir() // the committed configs, beside the generated keys
+	for _, n := range []string{"east-1", "west-1"} {
+		for _, f := range []string{n + ".key", n + ".pub"} {
+			b, err := os.ReadFile(filepath.Join(gen, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ex, f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(filepath.Join("..", "..", "configs", "examples", "two-cluster", n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ex, n+".yaml"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"east-1", "west-1"} {
+		g, err := configs.Load(filepath.Join(gen, n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := configs.Load(filepath.Join(ex, n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Listen != e.Listen || g.Admin != e.Admin {
+			t.Errorf("%s: init writes listen %+v admin %+v; the example has %+v %+v", n, g.Listen, g.Admin, e.Listen, e.Admin)
+		}
+		if rel := func(c *configs.Config, dir string) string { r, _ := filepath.Rel(dir, c.Local.Socket); return r }; rel(g, gen) != rel(e, ex) {
+			t.Errorf("%s: init's socket %s, the example's %s", n, g.Local.Socket, e.Local.Socket)
+		}
+		if len(g.Peers) != 1 || len(e.Peers) != 1 {
+			t.Fatalf("%s: peers %d and %d, want 1 each", n, len(g.Peers), len(e.Peers))
+		}
+		gp, ep := g.Peers[0], e.Peers[0]
+		if gp.Cluster != ep.Cluster || gp.Node != ep.Node || gp.Address != ep.Address || gp.Transport != ep.Transport || gp.Mode != ep.Mode {
+			t.Errorf("%s: init's peer %+v, the example's %+v", n, gp, ep)
+		}
+	}
 }
