@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,17 +23,33 @@ func readDoc(t *testing.T, rel string) string {
 	return string(b)
 }
 
-// citedDocs are the documents whose test names are checked: README.md and
-// docs/*.md.
+// citedDocs are the documents whose test names are checked: every .md
+// file of the repository (README.md, docs/*.md, configs/, bench/, ...),
+// relative to its root.
 func citedDocs(t *testing.T) []string {
 	t.Helper()
-	docs, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	var out []string
+	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != repoRoot && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			rel, err := filepath.Rel(repoRoot, path)
+			if err != nil {
+				return err
+			}
+			out = append(out, rel)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := []string{"README.md"}
-	for _, d := range docs {
-		out = append(out, filepath.Join("docs", filepath.Base(d)))
+	if !slices.Contains(out, "README.md") || !slices.Contains(out, filepath.Join("docs", "security.md")) {
+		t.Fatalf("the walk for .md files found %v: no README.md or docs/security.md", out)
 	}
 	return out
 }
@@ -72,8 +89,9 @@ func testFuncs(t *testing.T) map[string]bool {
 // FuzzXxx, optionally after a ^ (a -run pattern: the name is a prefix).
 var citedName = regexp.MustCompile(`(\^?)\b((?:Test|Fuzz)[A-Z][A-Za-z0-9_]*)`)
 
-// Every TestXxx and FuzzXxx the README and docs/*.md cite is a test of the
-// repository: a renamed or deleted test is not left behind in the docs.
+// Every TestXxx and FuzzXxx the README, docs/*.md and every other .md file
+// cite is a test of the repository: a renamed or deleted test is not left
+// behind in the docs.
 // "^TestXxx" (a -run pattern) needs a test whose name starts with it.
 func TestCitedTestsExist(t *testing.T) {
 	have := testFuncs(t)
