@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,4 +47,83 @@ func TestReferenceExample(t *testing.T) {
 	if c.Identity != filepath.Join(dir, "keys", "n1.key") || c.Link.KeepaliveTimeout != 5*time.Second {
 		t.Errorf("identity %q link %+v", c.Identity, c.Link)
 	}
+}
+
+// Every key the parser knows is documented in reference.md, in the section
+// of its mapping: the top-level table lists every top-level key, and each
+// section names each of its keys in backquotes. A key added to the parser
+// without a line here fails this test.
+func TestReferenceListsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := []struct {
+		heading string
+		keys    []string
+	}{
+		{"Top level", rootKeys},
+		{"`listen`", listenKeys},
+		{"`local`", localKeys},
+		{"`admin`", adminKeys},
+		{"`link`", linkKeys},
+		{"`groups`", groupsKeys},
+		// The items of exports and imports (exports.go): {groups, to}
+		// and {groups, from}.
+		{"`exports` and `imports`", []string{"exports", "imports", "groups", "to", "from"}},
+		{"`buffer`", bufferKeys},
+		{"`spool`", spoolKeys},
+		{"`gossip`", gossipKeys},
+		{"`log`", logKeys},
+		{"`peers`", peerKeys},
+		{"`trust`", trustKeys},
+		{"`remotes`", remoteKeys},
+	}
+	// Every top-level key that is a mapping or a list has its section
+	// above, so that the list cannot miss one the parser has.
+	for _, k := range rootKeys {
+		if slices.Contains([]string{"cluster", "node", "identity", "certificate"}, k) {
+			continue
+		}
+		if !slices.ContainsFunc(sections, func(s struct {
+			heading string
+			keys    []string
+		}) bool {
+			return strings.Contains(s.heading, "`"+k+"`")
+		}) {
+			t.Errorf("top-level key %q has no section in this test's list", k)
+		}
+	}
+	for _, s := range sections {
+		text, ok := referenceSection(string(doc), s.heading)
+		if !ok {
+			t.Errorf("reference.md has no section %q", "## "+s.heading)
+			continue
+		}
+		for _, k := range s.keys {
+			if s.heading == "Top level" {
+				if !strings.Contains(text, "| `"+k+"`") {
+					t.Errorf("reference.md: the top-level table has no row for `%s`", k)
+				}
+				continue
+			}
+			if !strings.Contains(text, "`"+k+"`") {
+				t.Errorf("reference.md: section %q does not name `%s`", s.heading, k)
+			}
+		}
+	}
+}
+
+// referenceSection returns the text under "## heading" up to the next
+// "## " heading.
+func referenceSection(doc, heading string) (string, bool) {
+	i := strings.Index(doc, "\n## "+heading+"\n")
+	if i < 0 {
+		return "", false
+	}
+	rest := doc[i+len("\n## "+heading+"\n"):]
+	if j := strings.Index(rest, "\n## "); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
 }

@@ -33,6 +33,11 @@ var ErrClosed = errors.New("daemon: closed")
 type Options struct {
 	// Logger receives the daemon's logs; default slog.Default().
 	Logger *slog.Logger
+	// LogLevel, if set, is the level Logger's handler filters by: a reload
+	// then applies a changed log.level to it. Without it a reload that
+	// changes log.level is refused (ErrNeedsRestart), as one that changes
+	// log.format always is.
+	LogLevel *slog.LevelVar
 	// Key, if set, is used instead of loading Config.Identity.
 	Key ed25519.PrivateKey
 	// Transports overrides the transports by name ("quic", "tcp"), e.g. with
@@ -59,6 +64,7 @@ type Options struct {
 // Daemon is one running wandistd node.
 type Daemon struct {
 	cfg         *configs.Config // never mutated after New
+	logLevel    *slog.LevelVar  // Options.LogLevel, or nil; set in New, then only through its own methods
 	log         *slog.Logger
 	now         func() time.Time
 	id          auth.Identity
@@ -141,13 +147,14 @@ func New(cfg *configs.Config, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{
-		cfg:     &c,
-		log:     opts.Logger,
-		now:     opts.Now,
-		pins:    auth.NewPinSet(),
-		peers:   map[auth.PeerID]*peer{},
-		relay:   relayState{lim: defaultPipeLimits},
-		upLinks: map[*link]struct{}{},
+		cfg:      &c,
+		log:      opts.Logger,
+		logLevel: opts.LogLevel,
+		now:      opts.Now,
+		pins:     auth.NewPinSet(),
+		peers:    map[auth.PeerID]*peer{},
+		relay:    relayState{lim: defaultPipeLimits},
+		upLinks:  map[*link]struct{}{},
 
 		digestInterval: opts.DigestInterval,
 		alerts:         opts.Alerts.withDefaults(),

@@ -104,7 +104,8 @@
 //	            peer linked from, the trusted addresses; the counting and
 //	            logging of refused handshakes. The transport's gate caps
 //	            the handshakes in progress and asks QUIC clients for a Retry
-//	reload.go   applying a changed config without a restart
+//	reload.go   applying a changed config without a restart;
+//	            reloadlog.go: log.level applied, log.format refused
 //	trust.go    the node certificate, cluster CAs and the revocation list
 //	            in the PinSet; links closed for a revoked or expired peer
 //	            certificate; certificate expiry gauges and warnings

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wandist/wandist/client"
 	"github.com/wandist/wandist/configs"
+	"github.com/wandist/wandist/transport"
 )
 
 func forEachTransport(t *testing.T, body func(t *testing.T, tr string)) {
@@ -264,34 +266,52 @@ func TestUnpinnedNodeNeverLinks(t *testing.T) {
 	})
 }
 
+// A path that goes silent (a blackhole: no FIN, no RST, nothing) is noticed
+// by the keepalive alone: east's link goes down for nothing received within
+// link.keepalive_timeout (ErrKeepaliveTimeout, or the transport's idle
+// timeout set from it). West, restarted meanwhile behind the
+// blackhole (its GoAway lost), is linked again once the path heals, and a
+// message crosses to its new incarnation.
 func TestKeepaliveAndReconnectAfterPeerRestart(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, tr string) {
-		east, west := pair(t, tr)
-		addr := east.addr(tr)
-		east.d.Close()
-		ctx := ctxT(t, 10*time.Second)
-		if err := west.d.WaitLink(ctx, "east", "east-1", false); err != nil {
-			t.Fatal(err)
-		}
-		// Restart east on the same address (a new incarnation).
-		if tr == "quic" {
-			east.cfg.Listen.QUIC = addr
-		} else if tr == "tcp" {
-			east.cfg.Listen.TCP = addr
-		}
-		old := east.d.Incarnation()
-		east.start()
-		if east.d.Incarnation() == old {
-			t.Fatal("restart kept the incarnation")
-		}
-		waitLink(t, west.d, "east", "east-1")
-		mb := subscribe(t, east, "g", west)
-		wc := connect(t, west)
-		if err := wc.SendGroup(ctxT(t, 5*time.Second), "g", []byte("0")); err != nil {
-			t.Fatal(err)
-		}
-		receiveSeq(t, mb, 1, 5*time.Second)
-	})
+	for _, tr := range []string{"quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			var logs syncBuffer
+			east, west, relay := blackholePair(t, tr, &logs)
+			relay.SetBlackhole(true)
+			west.d.Close() // its GoAway goes into the blackhole
+			if err := east.d.WaitLink(ctxT(t, 20*time.Second), "west", "west-1", false); err != nil {
+				t.Fatalf("east never noticed the silent path: %v", err)
+			}
+			// The daemon's keepalive, or the transport's idle watchdog
+			// (quic-go's idle timeout; the TCP transport's, fed by yamux
+			// pings), which is given the same link.keepalive_timeout and
+			// may fire first: either way, nothing received for that long.
+			want := []error{ErrKeepaliveTimeout, transport.ErrIdleTimeout}
+			down := waitLinkDownCause(t, &logs)
+			if !slices.ContainsFunc(want, func(e error) bool { return strings.Contains(down, e.Error()) }) {
+				t.Fatalf("east's link went down with cause %q, want one of %q (the keepalive noticing); east's log:\n%s", down, want, logs.String())
+			}
+			old := west.d.Incarnation()
+			west.cfg.Listen.QUIC, west.cfg.Listen.TCP = "", ""
+			if tr == "quic" {
+				west.cfg.Listen.QUIC = relay.Target()
+			} else {
+				west.cfg.Listen.TCP = relay.Target()
+			}
+			west.start()
+			if west.d.Incarnation() == old {
+				t.Fatal("restart kept the incarnation")
+			}
+			relay.SetBlackhole(false)
+			waitLink(t, east.d, "west", "west-1")
+			mb := subscribe(t, west, "g", east)
+			ec := connect(t, east)
+			if err := ec.SendGroup(ctxT(t, 10*time.Second), "g", []byte("0")); err != nil {
+				t.Fatal(err)
+			}
+			receiveSeq(t, mb, 1, 10*time.Second)
+		})
+	}
 }
 
 func TestSendErrors(t *testing.T) {

@@ -20,15 +20,19 @@ type backlogRates struct {
 	enq, deq float64 // messages per second
 }
 
+// sample takes the counters at now. A sample no later than the last one
+// (a clock that stood still or stepped back) is ignored: it neither changes
+// the rates nor moves the baseline, so no counted message is lost from them.
 func (r *backlogRates) sample(now time.Time, enqueued, dequeued uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.last.IsZero() {
 		dt := now.Sub(r.last).Seconds()
-		if dt > 0 {
-			r.enq = rateAlpha*float64(enqueued-r.lastEnq)/dt + (1-rateAlpha)*r.enq
-			r.deq = rateAlpha*float64(dequeued-r.lastDeq)/dt + (1-rateAlpha)*r.deq
+		if dt <= 0 {
+			return
 		}
+		r.enq = rateAlpha*float64(enqueued-r.lastEnq)/dt + (1-rateAlpha)*r.enq
+		r.deq = rateAlpha*float64(dequeued-r.lastDeq)/dt + (1-rateAlpha)*r.deq
 	}
 	r.last, r.lastEnq, r.lastDeq = now, enqueued, dequeued
 }

@@ -23,7 +23,8 @@ var ErrNeedsRestart = errors.New("daemon: the change needs a restart")
 // peer is then asked for a fresh snapshot, taken under the new rules). Links to peers whose
 // entry did not change are not touched. An invalid config, or one that
 // changes what needs a restart (identity, names, listeners, socket, admin,
-// spool, link timing), is refused and the running config stays in force.
+// spool, link timing, log format), is refused and the running config stays
+// in force. A changed log.level is applied (with Options.LogLevel).
 func (d *Daemon) Reload(cfg *configs.Config) error {
 	c := *cfg
 	c.Peers = append([]configs.Peer(nil), cfg.Peers...)
@@ -44,6 +45,9 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 			return fmt.Errorf("%w: %s changed", ErrNeedsRestart, f.name)
 		}
 	}
+	if err := d.checkLogChange(c.Log); err != nil {
+		return err
+	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	want := map[auth.PeerID]configs.Peer{}
@@ -57,6 +61,7 @@ func (d *Daemon) Reload(cfg *configs.Config) error {
 		return err
 	}
 	prev := d.current.Swap(&c)
+	d.applyLogLevel(prev.Log, c.Log)
 	d.closeRevoked()
 	if !reflect.DeepEqual(prev.Exports, c.Exports) || !reflect.DeepEqual(prev.Imports, c.Imports) {
 		d.resyncAll() // the import rules (which follow the exports by default) apply to every member again

@@ -363,26 +363,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestUnwritableDir(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o500); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chmod(dir, 0o700)
-	if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
-		f.Close()
-		t.Skip("running with privileges that ignore directory permissions")
-	}
-	s, _, err := Open(testOptions(dir))
-	if err == nil {
-		s.Close()
-		t.Fatal("Open of a read-only directory succeeded")
-	}
-	if !strings.Contains(err.Error(), dir) || !errors.Is(err, os.ErrPermission) {
-		t.Fatalf("error %v: want the path and ErrPermission", err)
-	}
-}
-
 func TestDeriveKey(t *testing.T) {
 	a, b := DeriveKey([]byte("one")), DeriveKey([]byte("two"))
 	if a == b || a == ([32]byte{}) || a != DeriveKey([]byte("one")) {

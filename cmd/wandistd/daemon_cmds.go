@@ -35,9 +35,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	log, level := newLogger(cfg.Log, stderr)
 	source := func() (*configs.Config, error) { return configs.Load(*cfgPath) }
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, Source: source})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, LogLevel: level, Source: source})
 	if err != nil {
 		return err
 	}
@@ -74,14 +74,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 // stopDeadline bounds a graceful stop.
 const stopDeadline = 15 * time.Second
 
-func newLogger(lc configs.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(lc.Level))
+// newLogger makes the daemon's logger, with its level in a LevelVar that a
+// reload sets (log.level); log.format needs a restart.
+func newLogger(lc configs.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(lc.Level)) // validated by configs.Load
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {

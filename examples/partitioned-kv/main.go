@@ -1,14 +1,17 @@
 // Command partitioned-kv runs one server or one client of the kv example
-// against a local wandistd:
+// against a local wandistd. With the three daemons of
+// configs/examples/three-cluster running (its README starts them; the
+// commands below run from that folder), two backends in east and west
+// share the 64 partitions, and a client in south reaches each key's owner:
 //
-//	partitioned-kv -socket /run/wandist-b1/wandist.sock serve 0-31
-//	partitioned-kv -socket /run/wandist-b2/wandist.sock serve 32-63
-//	partitioned-kv -socket /run/wandist-f1/wandist.sock put color blue
-//	partitioned-kv -socket /run/wandist-f1/wandist.sock get color
+//	partitioned-kv -socket run/east-1.sock serve 0-31
+//	partitioned-kv -socket run/west-1.sock serve 32-63
+//	partitioned-kv -socket run/south-1.sock put color blue
+//	partitioned-kv -socket run/south-1.sock get color
 //
-// (the sockets of three daemons b1, b2 and f1 on one host; on a host with
-// one daemon, -socket may be left out: $WANDIST_SOCKET, else
-// /run/wandist/wandist.sock).
+// (south may use east's kv group: east exports every group to south. On a
+// host with one daemon, -socket may be left out: $WANDIST_SOCKET, else
+// /run/wandist/wandist.sock.)
 package main
 
 import (
