@@ -160,6 +160,10 @@ func TestPeerMembershipBudget(t *testing.T) {
 	east.cfg.Groups.MaxMembersPerPeer = 100
 	east.cfg.Groups.MaxGroupsPerPeer = 10
 	east.cfg.Groups.MaxPartitionsPerPeer = 1000
+	// Not what is tested here (TestPeerMembershipRate): at the default
+	// rate the 36 MB flood below takes about 110 s to be read, and the
+	// waits for its refusals raced that.
+	east.cfg.Groups.MembershipRate = configs.MaxMembershipRate
 	east.start()
 	rl := linkRogue(t, east, "north")
 	rl.snapshot()
