@@ -89,7 +89,7 @@ peers:
 }
 
 func cmdInit(_ context.Context, args []string, stdout, stderr io.Writer, _ io.Reader) error {
-	fs := newFlags("init", "[--dir D] [--port-base N] [-f]", stderr)
+	fs := newFlags("init", "[--dir D] [--port-base N] [-f]", stdout)
 	dir := fs.String("dir", "wandist-example", "the `folder` to write the configs, keys, sockets (run/) and spools (spool/) into")
 	base := fs.Int("port-base", defaultPortBase, "east-1 listens on `N`+1 (QUIC), N+2 (TCP), N+3 (admin); west-1 on N+101, N+102, N+103")
 	force := fs.Bool("f", false, "overwrite existing configs and keys")
