@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/wandist/wandist/auth"
@@ -139,6 +141,7 @@ func newMetrics(d *Daemon) *metrics {
 	}
 	m.reg.MustRegister(m.linksClosed, &certCollector{d: d})
 	m.gossip = newGossipMetrics(m.reg)
+	m.initReasons() // metrics_init.go
 	return m
 }
 
@@ -179,8 +182,13 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDeq, prometheus.CounterValue, float64(s.Dequeued), id.Cluster, id.Node)
 		_, _, drain := p.rates.get(s.Messages)
 		ch <- prometheus.MustNewConstMetric(descDrain, prometheus.GaugeValue, drain, id.Cluster, id.Node)
+		for _, reason := range bufferDropReasons { // every reason, 0 until counted
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(s.Dropped[reason]), id.Cluster, id.Node, reason)
+		}
 		for reason, n := range s.Dropped {
-			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
+			if !slices.Contains(bufferDropReasons, reason) {
+				ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
+			}
 		}
 	}
 	gs := c.d.groups.Groups()

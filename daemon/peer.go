@@ -95,6 +95,7 @@ type peer struct {
 
 func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport, q *buffer.Queue) *peer {
 	g := d.cfg.Groups
+	d.metrics.initPeer(id) // its series at zero from the start (metrics_init.go)
 	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now(),
 		recvDurable:  map[uint64]uint64{},
 		membershipIn: rate.NewLimiter(rate.Limit(g.MembershipRate), max(membershipBurst, d.cfg.Link.MaxFrameSize))}
