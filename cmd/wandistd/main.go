@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"config": {"check a config file: wandistd config check -c FILE", cmdConfig},
 	"req":    {"send a request and print the reply: wandistd req --socket PATH --group G [--key K] PAYLOAD", cmdReq},
 	"serve":  {"answer requests: wandistd serve --socket PATH --group G --echo [--partitions N --own LIST]", cmdServe},
-	"groups": {"list or watch a group's members: wandistd groups --socket PATH --group G [--local] [--watch]", cmdGroups},
+	"groups": {"list every group (wandistd groups [--admin ADDR]), or list or watch a group's members: wandistd groups --socket PATH --group G [--local] [--watch]", cmdGroups},
 }
 
 // errUsage marks a usage error: the message was printed, exit code 2.
