@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -147,5 +149,42 @@ func TestReadyzLinks(t *testing.T) {
 	// buffers and will link when its peers come.
 	if code, body := adminGet(t, east, "/readyz"); code != http.StatusOK || strings.TrimSpace(body) != "ready: 0 of 1 links up" {
 		t.Fatalf("GET /readyz with the link down: %d %q", code, body)
+	}
+}
+
+// docs/admin-api.md documents every JSON field of the admin API and every
+// metric, with the metric's help text.
+func TestAdminAPIDocCoversEveryFieldAndMetric(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "admin-api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, v := range []any{Status{}, LinkStatus{}, SpoolStatus{}, HoldStatus{}, CertStatus{}, ClusterMember{},
+		GroupSummary{}, GroupNode{}, GroupMember{}} {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				t.Errorf("%s.%s has no JSON name", typ.Name(), typ.Field(i).Name)
+				continue
+			}
+			if !strings.Contains(doc, "`"+name+"`") {
+				t.Errorf("docs/admin-api.md does not document %s's field `%s`", typ.Name(), name)
+			}
+		}
+	}
+	fams := scrapeFamilies(t, lintedNode(t))
+	for _, name := range registeredMetrics(t) {
+		row := "| `" + name + "` |"
+		i := strings.Index(doc, row)
+		if i < 0 {
+			t.Errorf("docs/admin-api.md has no row for %s", name)
+			continue
+		}
+		line, _, _ := strings.Cut(doc[i:], "\n")
+		if f := fams[name]; f != nil && !strings.Contains(line, strings.ReplaceAll(f.GetHelp(), "|", `\|`)) {
+			t.Errorf("docs/admin-api.md: %s's row does not give its help text %q", name, f.GetHelp())
+		}
 	}
 }
