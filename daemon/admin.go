@@ -45,7 +45,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		writeJSON(w, out)
 	})
-	mux.HandleFunc("/v1/groups", d.serveGroups) // admingroups.go
+	mux.HandleFunc("/v1/groups", d.serveGroups) // adminapi.go
 	guard := &adminGuard{d: d, token: d.cfg.Admin.Token}
 	mux.Handle("/v1/reload", guard.privileged(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -70,7 +70,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		mux.Handle("/debug/pprof/trace", guard.privileged(pprof.Trace))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", d.serveReady) // admingroups.go
+	mux.HandleFunc("/readyz", d.serveReady) // adminapi.go
 	s := &adminServer{ln: ln, srv: &http.Server{Handler: guard.all(mux), ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
