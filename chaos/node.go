@@ -355,7 +355,7 @@ type LinkStatus struct {
 	Node           string            `json:"node"`
 	State          string            `json:"state"`
 	Transport      string            `json:"transport"`
-	RTTMillis      float64           `json:"rtt_ms"`
+	RTTSeconds     float64           `json:"rtt_seconds"`
 	QueuedMessages int               `json:"queued_messages"`
 	QueuedBytes    int64             `json:"queued_bytes"`
 	Redelivered    uint64            `json:"redelivered"`

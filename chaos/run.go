@@ -403,7 +403,7 @@ func (r *runState) sample(stop <-chan struct{}, interval time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if st, err := r.east.Status(ctx); err == nil {
 			l := st.Link("west-1")
-			s.State, s.RTTMillis, s.Queued, s.QueuedBytes = l.State, l.RTTMillis, l.QueuedMessages, l.QueuedBytes
+			s.State, s.RTTMillis, s.Queued, s.QueuedBytes = l.State, l.RTTSeconds*1000, l.QueuedMessages, l.QueuedBytes
 		} else if r.east.PID() == 0 {
 			s.State = "dead"
 		}

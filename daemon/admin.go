@@ -18,8 +18,9 @@ import (
 	"github.com/wandist/wandist/buffer"
 )
 
-// adminServer serves /metrics, /v1/status and /healthz over HTTP; with
-// admin.token, also POST /v1/reload and pprof (see adminGuard).
+// adminServer serves /metrics, /v1/status, /v1/links, /v1/backlog,
+// /v1/groups, /healthz and /readyz over HTTP; with admin.token, also POST
+// /v1/reload and pprof (see adminGuard). docs/admin-api.md documents them.
 type adminServer struct {
 	ln  net.Listener
 	srv *http.Server
@@ -36,7 +37,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
 	mux.HandleFunc("/v1/links", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status().Links) })
 	mux.HandleFunc("/v1/backlog", func(w http.ResponseWriter, r *http.Request) {
-		var out []LinkStatus
+		out := []LinkStatus{}                // never null
 		for _, l := range d.Status().Links { // worst first already
 			if l.QueuedMessages > 0 {
 				out = append(out, l)
@@ -44,13 +45,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		writeJSON(w, out)
 	})
-	mux.HandleFunc("/v1/groups", func(w http.ResponseWriter, r *http.Request) {
-		if g := r.URL.Query().Get("group"); g != "" {
-			writeJSON(w, d.groups.Members(g))
-			return
-		}
-		writeJSON(w, d.groups.Groups())
-	})
+	mux.HandleFunc("/v1/groups", d.serveGroups) // adminapi.go
 	guard := &adminGuard{d: d, token: d.cfg.Admin.Token}
 	mux.Handle("/v1/reload", guard.privileged(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -75,13 +70,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		mux.Handle("/debug/pprof/trace", guard.privileged(pprof.Trace))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if d.ctx.Err() != nil {
-			http.Error(w, "stopping", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	mux.HandleFunc("/readyz", d.serveReady) // adminapi.go
 	s := &adminServer{ln: ln, srv: &http.Server{Handler: guard.all(mux), ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
@@ -132,38 +121,40 @@ type HoldStatus struct {
 
 // SpoolStatus describes the durable spool.
 type SpoolStatus struct {
-	Bytes          int64   `json:"bytes"`
-	Segments       int     `json:"segments"`
-	Appends        uint64  `json:"appends"`
-	Fsyncs         uint64  `json:"fsyncs"`
-	LastFsyncMilli float64 `json:"last_fsync_ms"`
-	Error          string  `json:"error,omitempty"`
+	Bytes            int64   `json:"bytes"`
+	Segments         int     `json:"segments"`
+	Appends          uint64  `json:"appends"`
+	Fsyncs           uint64  `json:"fsyncs"`
+	LastFsyncSeconds float64 `json:"last_fsync_seconds"` // the last fsync's duration
+	Error            string  `json:"error,omitempty"`
 }
 
 // LinkStatus is one peer's link and buffer.
 type LinkStatus struct {
-	Cluster        string            `json:"cluster"`
-	Node           string            `json:"node"`
-	Transport      string            `json:"transport"`
-	State          string            `json:"state"`
-	Since          time.Time         `json:"since"`
-	RTTMillis      float64           `json:"rtt_ms"`
-	Remote         string            `json:"remote,omitempty"`
-	LastError      string            `json:"last_error,omitempty"`
-	QueuedMessages int               `json:"queued_messages"`
-	QueuedBytes    int64             `json:"queued_bytes"`
-	InFlightBytes  int64             `json:"in_flight_bytes"` // sent on the current link, not yet acknowledged
-	OldestSeconds  float64           `json:"oldest_seconds"`
-	Sent           uint64            `json:"sent"`
-	Redelivered    uint64            `json:"redelivered"`
-	Duplicates     uint64            `json:"duplicates_dropped"`
-	EnqueueRate    float64           `json:"enqueue_per_second"`
-	DequeueRate    float64           `json:"dequeue_per_second"`
-	DrainSeconds   float64           `json:"drain_seconds"` // -1: not draining
-	Rejected       uint64            `json:"rejected_busy"`
-	Discarded      map[string]uint64 `json:"discarded,omitempty"`
-	PastGrace      bool              `json:"unreachable_past_grace,omitempty"` // down for groups.unreachable_grace or longer
-	Undeliverable  uint64            `json:"undeliverable"`                    // sent to an address whose mailbox the peer no longer had
+	Cluster        string    `json:"cluster"`
+	Node           string    `json:"node"`
+	Transport      string    `json:"transport"`
+	State          string    `json:"state"`
+	Since          time.Time `json:"since"`
+	RTTSeconds     float64   `json:"rtt_seconds"` // the last keepalive's round trip
+	Remote         string    `json:"remote,omitempty"`
+	LastError      string    `json:"last_error,omitempty"`
+	QueuedMessages int       `json:"queued_messages"`
+	QueuedBytes    int64     `json:"queued_bytes"`
+	InFlightBytes  int64     `json:"in_flight_bytes"` // sent on the current link, not yet acknowledged
+	OldestSeconds  float64   `json:"oldest_seconds"`
+	Sent           uint64    `json:"sent"`
+	Redelivered    uint64    `json:"redelivered"`
+	Duplicates     uint64    `json:"duplicates_dropped"`
+	EnqueueRate    float64   `json:"enqueue_per_second"`
+	DequeueRate    float64   `json:"dequeue_per_second"`
+	// DrainSeconds estimates the time to drain the buffer at the current
+	// rates: 0 when empty, nil (JSON null) when it never drains at them.
+	DrainSeconds  *float64          `json:"drain_seconds"`
+	Rejected      uint64            `json:"rejected_busy"`
+	Discarded     map[string]uint64 `json:"discarded,omitempty"`
+	PastGrace     bool              `json:"unreachable_past_grace,omitempty"` // down for groups.unreachable_grace or longer
+	Undeliverable uint64            `json:"undeliverable"`                    // sent to an address whose mailbox the peer no longer had
 	// PeerCertificate is the certificate the peer presented on the up link.
 	PeerCertificate *CertStatus `json:"peer_certificate,omitempty"`
 	// Discovered: the peer was found by discovery (remotes[]), not named
@@ -181,7 +172,7 @@ func (d *Daemon) Status() Status {
 	if d.spool != nil {
 		ss := d.spool.Stats()
 		st.Spool = &SpoolStatus{Bytes: ss.Bytes, Segments: ss.Segments, Appends: ss.Appends, Fsyncs: ss.Fsyncs,
-			LastFsyncMilli: float64(ss.LastFsync.Microseconds()) / 1000, Error: ss.Err}
+			LastFsyncSeconds: ss.LastFsync.Seconds(), Error: ss.Err}
 	}
 	for _, p := range d.peerList() {
 		id := p.id
@@ -189,7 +180,7 @@ func (d *Daemon) Status() Status {
 		qs := p.queue.Stats()
 		st.Links = append(st.Links, LinkStatus{
 			Cluster: id.Cluster, Node: id.Node, Transport: ps.transport, State: ps.state, Since: ps.since,
-			RTTMillis: float64(ps.rtt.Microseconds()) / 1000, Remote: ps.remote, LastError: ps.lastErr,
+			RTTSeconds: ps.rtt.Seconds(), Remote: ps.remote, LastError: ps.lastErr,
 			QueuedMessages: qs.Messages, QueuedBytes: qs.Bytes, OldestSeconds: qs.OldestAge.Seconds(),
 			Sent: qs.Sent, Redelivered: qs.Redelivered, Rejected: qs.Rejected, Discarded: qs.Dropped,
 			Duplicates: p.duplicates.Load(), PastGrace: p.pastGrace.Load(), Undeliverable: p.undeliv.Load(), InFlightBytes: p.queue.InFlight(buffer.LaneNormal) + p.queue.InFlight(buffer.LaneHigh) + p.queue.InFlight(buffer.LaneDurable),
@@ -200,9 +191,10 @@ func (d *Daemon) Status() Status {
 			ls.PeerCertificate = certStatus(l.peerCert)
 		}
 		enq, deq, drain := p.rates.get(qs.Messages)
-		ls.EnqueueRate, ls.DequeueRate, ls.DrainSeconds = round2(enq), round2(deq), round2(drain)
-		if math.IsInf(drain, 1) {
-			ls.DrainSeconds = -1
+		ls.EnqueueRate, ls.DequeueRate = round2(enq), round2(deq)
+		if !math.IsInf(drain, 1) {
+			secs := round2(drain)
+			ls.DrainSeconds = &secs
 		}
 	}
 	// Worst first: the most queued, then by name.

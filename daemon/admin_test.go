@@ -45,7 +45,7 @@ func TestBacklogFiguresInStatusAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := st.Links[0]
-	if (l.State != StateDown && l.State != StateConnecting) || l.QueuedMessages != 100 || l.QueuedBytes == 0 || l.OldestSeconds < 0 || l.DrainSeconds != -1 {
+	if (l.State != StateDown && l.State != StateConnecting) || l.QueuedMessages != 100 || l.QueuedBytes == 0 || l.OldestSeconds < 0 || l.DrainSeconds != nil {
 		t.Fatalf("status: %+v", l)
 	}
 	resp, err = http.Get("http://" + east.d.AdminAddr() + "/metrics")

@@ -87,6 +87,7 @@ func (d *Daemon) initDiscovery(c *configs.Config) {
 		d.disc.own = &remoteCluster{name: c.Cluster, transport: tr, buffer: c.Buffer}
 	}
 	for _, r := range c.Remotes {
+		d.metrics.initRemote(r.Cluster)
 		tr := r.Transport
 		if tr == "" {
 			tr = configs.TransportQUIC

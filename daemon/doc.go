@@ -110,13 +110,18 @@
 //	            in the PinSet; links closed for a revoked or expired peer
 //	            certificate; certificate expiry gauges and warnings
 //	alerts.go   backlog alerts; rates.go: the buffers' fill and drain rates
-//	admin.go    the admin listener: /metrics, /v1/status, /healthz
+//	admin.go    the admin listener: /metrics, /v1/status, /v1/links,
+//	            /v1/backlog, /healthz (docs/admin-api.md); adminapi.go:
+//	            /v1/groups (every group, or one's members) and /readyz
 //	adminauth.go  admin.token on that listener: read-only without it,
 //	            refusals counted and logged once per interval
 //	cluster.go  this node's cluster by gossip (package gossip, on
 //	            memberlist; gossip.bind): started once the listeners are
 //	            up, ClusterView, the gossip metrics; a node of the cluster
 //	            declared dead or that left loses its group members here
-//	metrics.go  the Prometheus metrics
+//	metrics.go  the Prometheus metrics; metrics_init.go: every peer's
+//	            and reason's series created at 0
+//	dialhint.go the WARN naming the likely cause when a peer refuses
+//	            this node's key, once until a link is up
 //	wait.go     waiting for a link or for members (the demo, tools, tests)
 package daemon

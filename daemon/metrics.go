@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/wandist/wandist/auth"
@@ -61,9 +63,9 @@ func newMetrics(d *Daemon) *metrics {
 		rtt: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wandist_link_rtt_seconds",
 			Help: "Last measured round-trip time of the link's keepalive."}, peerLabels),
 		handshakeRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_handshake_rejections_total",
-			Help: "Link handshakes rejected, by reason."}, []string{"reason"}),
+			Help: "Link handshakes rejected, by reason: the peer's certificate or name (no_certificate, bad_certificate, unknown_peer, unpinned_key, name_mismatch, wrong_peer, revoked, expired, untrusted_ca, wrong_trust_domain), admission (rate_limited, rate_limited_total, too_many_from_address, too_many_handshakes, hello_timeout, tls), its hello (protocol, mode)."}, []string{"reason"}),
 		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_protocol_errors_total",
-			Help: "Protocol violations seen on links, by kind."}, []string{"kind"}),
+			Help: "Protocol violations seen on links, by kind: stream_refused, bad_ack, frame, bad_resume, digest_mismatch."}, []string{"kind"}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_sent_total",
 			Help: "Messages written to links (including redeliveries)."}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_received_total",
@@ -73,7 +75,7 @@ func newMetrics(d *Daemon) *metrics {
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_messages_delivered_total",
 			Help: "Messages handed to local mailboxes."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_messages_dropped_total",
-			Help: "Messages discarded on this node's receiving side, by reason."}, []string{"reason"}),
+			Help: "Messages discarded on this node's receiving side, by reason: not_exported, no_mailbox, inbox_full, expired_held, watch_overflow."}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "wandist_sends_busy_total",
 			Help: "Sends answered busy because the destination buffer was full."}),
 		removedDiscards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wandist_peer_removed_discards_total",
@@ -139,6 +141,7 @@ func newMetrics(d *Daemon) *metrics {
 	}
 	m.reg.MustRegister(m.linksClosed, &certCollector{d: d})
 	m.gossip = newGossipMetrics(m.reg)
+	m.initReasons() // metrics_init.go
 	return m
 }
 
@@ -149,13 +152,13 @@ var (
 	descQueued  = prometheus.NewDesc("wandist_buffer_messages", "Messages held for the peer (unsent or unacked).", []string{"cluster", "node"}, nil)
 	descBytes   = prometheus.NewDesc("wandist_buffer_bytes", "Payload bytes held for the peer.", []string{"cluster", "node"}, nil)
 	descOldest  = prometheus.NewDesc("wandist_buffer_oldest_seconds", "Age of the oldest message held for the peer.", []string{"cluster", "node"}, nil)
-	descDrops   = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason.", []string{"cluster", "node", "reason"}, nil)
+	descDrops   = prometheus.NewDesc("wandist_buffer_discards_total", "Messages discarded from the peer's buffer, by reason: overflow (drop-oldest), ttl, max_age, discarded (peer gone for good), taken (routed elsewhere).", []string{"cluster", "node", "reason"}, nil)
 	descRedel   = prometheus.NewDesc("wandist_buffer_redelivered_total", "Messages sent again after a reconnect.", []string{"cluster", "node"}, nil)
 	descGroups  = prometheus.NewDesc("wandist_groups", "Groups known to this node.", nil, nil)
 	descMembers = prometheus.NewDesc("wandist_group_members", "Group members known to this node (all groups, all nodes).", nil, nil)
 	descEnq     = prometheus.NewDesc("wandist_buffer_enqueued_total", "Messages accepted into the peer's buffer.", []string{"cluster", "node"}, nil)
 	descDeq     = prometheus.NewDesc("wandist_buffer_dequeued_total", "Messages that left the peer's buffer delivered (acknowledged, or sent at most once).", []string{"cluster", "node"}, nil)
-	descDrain   = prometheus.NewDesc("wandist_buffer_drain_seconds", "Estimated seconds to drain the peer's buffer at the current rates (+Inf: not draining).", []string{"cluster", "node"}, nil)
+	descDrain   = prometheus.NewDesc("wandist_buffer_drain_seconds", "Estimated seconds to drain the peer's buffer at the current rates: 0 when empty, +Inf when it never drains at them (JSON null in /v1/status).", []string{"cluster", "node"}, nil)
 	descSpoolB  = prometheus.NewDesc("wandist_spool_bytes", "Bytes of spool segment files.", nil, nil)
 	descFsync   = prometheus.NewDesc("wandist_spool_fsync_seconds_total", "Time spent in spool fsyncs.", nil, nil)
 	descFsyncs  = prometheus.NewDesc("wandist_spool_fsyncs_total", "Spool fsyncs (each commits a group of records).", nil, nil)
@@ -179,8 +182,13 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDeq, prometheus.CounterValue, float64(s.Dequeued), id.Cluster, id.Node)
 		_, _, drain := p.rates.get(s.Messages)
 		ch <- prometheus.MustNewConstMetric(descDrain, prometheus.GaugeValue, drain, id.Cluster, id.Node)
+		for _, reason := range bufferDropReasons { // every reason, 0 until counted
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(s.Dropped[reason]), id.Cluster, id.Node, reason)
+		}
 		for reason, n := range s.Dropped {
-			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
+			if !slices.Contains(bufferDropReasons, reason) {
+				ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), id.Cluster, id.Node, reason)
+			}
 		}
 	}
 	gs := c.d.groups.Groups()

@@ -95,6 +95,7 @@ type peer struct {
 
 func newPeer(d *Daemon, id auth.PeerID, cfg configs.Peer, tr transport.Transport, q *buffer.Queue) *peer {
 	g := d.cfg.Groups
+	d.metrics.initPeer(id) // its series at zero from the start (metrics_init.go)
 	return &peer{d: d, id: id, cfg: cfg, tr: tr, queue: q, changed: make(chan struct{}), state: StateDown, since: d.now(),
 		recvDurable:  map[uint64]uint64{},
 		membershipIn: rate.NewLimiter(rate.Limit(g.MembershipRate), max(membershipBurst, d.cfg.Link.MaxFrameSize))}
@@ -168,11 +169,13 @@ func (p *peer) busy() (busy bool, changed, links <-chan struct{}, demand *[3]<-c
 func (p *peer) dialLoop(ctx context.Context) {
 	lc := p.d.cfg.Link
 	rd := newRedial(lc.ReconnectMin, lc.ReconnectMax)
-	var ups uint64 // links seen up so far, dialled or accepted
+	var ups uint64     // links seen up so far, dialled or accepted
+	var keyWarned bool // a refusal of our key was warned about since the last link up
 	for ctx.Err() == nil {
 		if n := p.linkUps(); n != ups {
 			ups = n
 			rd.linkWasUp() // dialled by either side
+			keyWarned = false
 		}
 		if busy, ch, links, demand := p.busy(); busy {
 			if !p.waitChange(ctx, ch, links, demand) {
@@ -217,7 +220,7 @@ func (p *peer) dialLoop(ctx context.Context) {
 				return
 			}
 			p.setErr(err)
-			p.d.log.Info("dial failed", "peer", p.nodeName(), "address", p.address(), "err", err)
+			keyWarned = p.logDialFailure(err, keyWarned) // dialhint.go
 			wait = rd.afterFailure()
 		}
 		t := time.NewTimer(wait)

@@ -119,7 +119,7 @@ func printStatus(stdout io.Writer, st *daemon.Status) error {
 			c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute))
 	}
 	if sp := st.Spool; sp != nil {
-		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncMilli, sp.Error)
+		fmt.Fprintf(stdout, "spool %d bytes in %d segments, %d appends, %d fsyncs (last %.2fms) %s\n", sp.Bytes, sp.Segments, sp.Appends, sp.Fsyncs, sp.LastFsyncSeconds*1000, sp.Error)
 	}
 	h := st.Hold
 	fmt.Fprintf(stdout, "hold %d messages, %d bytes (bounds %d, %d) waiting here for their client or group member; expired %d, undeliverable %d, routed on %d\n",
@@ -134,14 +134,14 @@ func printStatus(stdout io.Writer, st *daemon.Status) error {
 	for _, l := range st.Links {
 		rtt := "-"
 		if l.State == daemon.StateUp {
-			rtt = fmt.Sprintf("%.2fms", l.RTTMillis)
+			rtt = fmt.Sprintf("%.2fms", l.RTTSeconds*1000)
 		}
 		drain := "-"
 		switch {
-		case l.DrainSeconds < 0:
+		case l.DrainSeconds == nil: // not draining at the current rates
 			drain = "never"
 		case l.QueuedMessages > 0:
-			drain = fmt.Sprintf("%.1fs", l.DrainSeconds)
+			drain = fmt.Sprintf("%.1fs", *l.DrainSeconds)
 		}
 		state := l.State
 		if l.PastGrace {

@@ -36,7 +36,7 @@ var commands = map[string]command{
 	"config":  {"check a config file: wandistd config check -c FILE", cmdConfig},
 	"req":     {"send a request and print the reply: wandistd req [-c FILE] --group G [--key K] PAYLOAD", cmdReq},
 	"serve":   {"answer requests: wandistd serve [-c FILE] --group G --echo [--partitions N --own LIST]", cmdServe},
-	"groups":  {"list or watch a group's members: wandistd groups [-c FILE] --group G [--local] [--watch] [--json]", cmdGroups},
+	"groups":  {"list every group, or list or watch a group's members: wandistd groups [-c FILE] [--group G [--local] [--watch]] [--json]", cmdGroups},
 }
 
 // errUsage marks a usage error (exit code 2); a *usageError wraps it.

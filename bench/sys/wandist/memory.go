@@ -114,13 +114,15 @@ func (s *System) IdleLinks(ctx context.Context, n int) (res workload.IdleLinkRes
 
 // groupTotal sums the members of every group n's daemon knows.
 func (n *node) groupTotal(ctx context.Context) (int, error) {
-	var gs map[string]int
+	var gs []struct {
+		Members int `json:"members"`
+	}
 	if err := netutil.GetJSON(ctx, fmt.Sprintf("http://127.0.0.1:%d/v1/groups", n.admin), &gs); err != nil {
 		return 0, err
 	}
 	total := 0
-	for _, c := range gs {
-		total += c
+	for _, g := range gs {
+		total += g.Members
 	}
 	return total, nil
 }
