@@ -184,6 +184,11 @@ func (p *peer) handshake(ctx context.Context, conn transport.Conn) (*link, error
 		p.mu.Unlock()
 		return nil, errAborted
 	}
+	if err := p.stillTrustedLocked(l); err != nil {
+		p.mu.Unlock()
+		l.cancel(err)
+		return nil, err
+	}
 	p.installLocked(l)
 	p.mu.Unlock()
 	p.resume(w.Delivered)
@@ -351,6 +356,13 @@ func (p *peer) acceptInbound(in *inbound) bool {
 	p.mu.Lock()
 	p.pendingIn--
 	installed = true
+	if err := p.stillTrustedLocked(l); err != nil {
+		p.signalLocked()
+		p.mu.Unlock()
+		l.cancel(err)
+		d.log.Warn("inbound link refused after its handshake", "peer", p.nodeName(), "err", err)
+		return false
+	}
 	p.installLocked(l)
 	p.mu.Unlock()
 	l.start()
@@ -400,4 +412,20 @@ func (p *peer) deliveredFor(inc, dur uint64) []uint64 {
 		out[buffer.LaneDurable] = p.recvDurable[dur]
 	}
 	return out
+}
+
+// stillTrustedLocked checks l's peer against the pinned keys and the
+// revocations as they are now, under p.mu, before l is installed. The TLS
+// handshake checked them as they were when it ran: a reload that unpinned
+// the key or revoked the certificate meanwhile either finds l installed
+// and closes it (reload, closeRevoked), or is seen here.
+func (p *peer) stillTrustedLocked(l *link) error {
+	if keys := p.cfg.PublicKeys; len(keys) > 0 && !keyPinned(l.peerKey, keys) {
+		p.d.metrics.handshakeRejects.WithLabelValues(string(auth.ReasonUnpinnedKey)).Inc()
+		return fmt.Errorf("%w: %s's key was unpinned during the handshake", auth.ErrRejected, p.nodeName())
+	}
+	if err := p.d.pins.Revoked(l.peerChain); err != nil {
+		return fmt.Errorf("%w: %s's certificate was revoked during the handshake: %w", auth.ErrRejected, p.nodeName(), err)
+	}
+	return nil
 }

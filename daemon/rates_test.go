@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -121,8 +122,8 @@ func TestStatusRatesAndDrainByValue(t *testing.T) {
 	base := clock.now()
 	// One second: 100 enqueued, none dequeued. 30/s in, nothing out: never.
 	p.rates.sample(base.Add(time.Second), 100, 0)
-	if l := link(); l.EnqueueRate != 30 || l.DequeueRate != 0 || l.DrainSeconds != -1 || l.QueuedMessages != 100 {
-		t.Fatalf("after 1 s: in %v/s, out %v/s, drain %v, queued %d; want 30, 0, -1 (never), 100", l.EnqueueRate, l.DequeueRate, l.DrainSeconds, l.QueuedMessages)
+	if l := link(); l.EnqueueRate != 30 || l.DequeueRate != 0 || l.DrainSeconds != nil || l.QueuedMessages != 100 {
+		t.Fatalf("after 1 s: in %v/s, out %v/s, drain %v, queued %d; want 30, 0, nil (never), 100", l.EnqueueRate, l.DequeueRate, fmtDrain(l.DrainSeconds), l.QueuedMessages)
 	}
 	if v := drainMetric(); !math.IsInf(v, 1) {
 		t.Fatalf("wandist_buffer_drain_seconds %v, want +Inf", v)
@@ -130,10 +131,18 @@ func TestStatusRatesAndDrainByValue(t *testing.T) {
 	// Another second: nothing in, 90 out. In 0.7*30 = 21/s, out 0.3*90 = 27/s:
 	// 100 queued drain at 6/s in 16.67 s.
 	p.rates.sample(base.Add(2*time.Second), 100, 90)
-	if l := link(); l.EnqueueRate != 21 || l.DequeueRate != 27 || l.DrainSeconds != 16.67 {
-		t.Fatalf("after 2 s: in %v/s, out %v/s, drain %v s; want 21, 27, 16.67", l.EnqueueRate, l.DequeueRate, l.DrainSeconds)
+	if l := link(); l.EnqueueRate != 21 || l.DequeueRate != 27 || l.DrainSeconds == nil || *l.DrainSeconds != 16.67 {
+		t.Fatalf("after 2 s: in %v/s, out %v/s, drain %v s; want 21, 27, 16.67", l.EnqueueRate, l.DequeueRate, fmtDrain(l.DrainSeconds))
 	}
 	if v := drainMetric(); !near(v, 100.0/6) {
 		t.Fatalf("wandist_buffer_drain_seconds %v, want %v", v, 100.0/6)
 	}
+}
+
+// fmtDrain prints a drain time, nil as "never".
+func fmtDrain(d *float64) string {
+	if d == nil {
+		return "never"
+	}
+	return fmt.Sprint(*d)
 }
