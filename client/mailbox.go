@@ -281,7 +281,7 @@ func (m *Mailbox) Join(ctx context.Context, group string) error {
 
 // JoinPartitions adds the mailbox to a partitioned group of n partitions,
 // owning the given partitions (each < n). Every member of the group must use
-// the same n. A send WithKey(k) goes to an owner of partition KeyHash(k) mod n.
+// the same n. A send WithKey(k) goes to an owner of partition [KeyHash](k) mod n.
 func (m *Mailbox) JoinPartitions(ctx context.Context, group string, n int, partitions ...int) error {
 	ps := make([]uint64, len(partitions))
 	for i, p := range partitions {

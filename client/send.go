@@ -108,7 +108,7 @@ func WithTTL(d time.Duration) SendOption { return SendOption{set: optTTL, ttl: d
 func WithMode(m Mode) SendOption { return SendOption{set: optMode, mode: m} }
 
 // WithKey routes a group send by key (strategy ByKey): every node sends the
-// same key to the same member, the owner of partition KeyHash(k) mod N in a
+// same key to the same member, the owner of partition [KeyHash](k) mod N in a
 // partitioned group.
 func WithKey(k string) SendOption { return SendOption{set: optKey, key: k} }
 
