@@ -10,13 +10,14 @@ import (
 type WaitOption struct {
 	cluster string
 	min     int
+	setMin  bool
 }
 
 // WithCluster counts only the members in cluster.
 func WithCluster(cluster string) WaitOption { return WaitOption{cluster: cluster} }
 
 // WithMinMembers waits for at least n members (default 1).
-func WithMinMembers(n int) WaitOption { return WaitOption{min: n} }
+func WithMinMembers(n int) WaitOption { return WaitOption{min: n, setMin: true} }
 
 // WaitMembers waits until the local daemon knows at least one member of
 // group (WithMinMembers: n), of any cluster or (WithCluster) of one, and
@@ -35,7 +36,7 @@ func (c *Client) WaitMembers(ctx context.Context, group string, opts ...WaitOpti
 		if o.cluster != "" {
 			cluster = o.cluster
 		}
-		if o.min != 0 {
+		if o.setMin {
 			want = o.min
 		}
 	}
