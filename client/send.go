@@ -204,7 +204,7 @@ func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 		// in between reports it to Flush (a failed enqueue counted too
 		// only costs Flush a Sync).
 		c.quietSent.Add(1)
-		if s.Corr == 0 {
+		if s.Corr == 0 && len(s.Headers) == 0 {
 			return c.enqueueQuiet(&s)
 		}
 		return c.enqueueSend(&s)
