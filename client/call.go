@@ -248,7 +248,7 @@ func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
 func newMessage(a *msgAlloc, d *wire.Deliver, mb *Mailbox) *Message {
 	msg := a.message()
 	*msg = Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
-		Payload: a.payload(d.Payload), corr: d.Corr, mb: mb}
+		Payload: a.payload(d.Payload), Headers: parseHeaders(d.Headers), corr: d.Corr, mb: mb}
 	if d.TTL > 0 {
 		msg.deadline = time.Now().Add(wire.TTLDuration(d.TTL))
 	}

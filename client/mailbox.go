@@ -47,6 +47,8 @@ type Message struct {
 	// and the block stays in memory while any of them is referenced: copy a
 	// small payload that is kept for long while the others are dropped.
 	Payload []byte
+	// Headers are the headers it was sent with (WithHeaders), nil if none.
+	Headers Headers
 
 	corr     uint64    // request: the caller's correlation id
 	deadline time.Time // request: when its caller stops waiting (zero: no TTL)
