@@ -2,6 +2,15 @@
 // wandistd over the Unix socket, opens mailboxes (addresses like Erlang pids:
 // cluster/node/id), joins groups, receives messages, and sends to an address
 // or a group anywhere in the linked clusters.
+//
+// A send picks its group member by Strategy (WithStrategy, WithKey: the
+// owner of partition KeyHash(key) mod n); Call and Reply make
+// request-reply; Members, Watch and WaitMembers show a group's members as
+// the local daemon knows them (a Join on another node reaches it
+// asynchronously: WaitMembers waits for it). Messages may carry Headers
+// (WithHeaders, Message.Headers), bounded and checked at send time; the
+// module github.com/wandist/wandist/client/otelwandist carries
+// OpenTelemetry trace context in them.
 package client
 
 import (
