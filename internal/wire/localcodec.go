@@ -142,9 +142,13 @@ func (*Send) Type() Type { return TypeSend }
 
 // AppendBody appends the encoded body to b.
 func (m *Send) AppendBody(b []byte) []byte {
-	h := m.SendHeader
-	h.Flags = headerFlags(h.Flags, m.Headers)
-	b = h.appendBody(b)
+	if flags := headerFlags(m.Flags, m.Headers); flags != m.Flags { // rare: keep the hot path free of a copy
+		h := m.SendHeader
+		h.Flags = flags
+		b = h.appendBody(b)
+	} else {
+		b = m.SendHeader.appendBody(b)
+	}
 	b = appendBytes(b, m.Payload)
 	b = append(b, m.Strategy)
 	b = appendUvarint(b, m.Corr)
