@@ -30,7 +30,7 @@ func (q *Queue) Restore(m *Message) {
 	l.push(m)
 	l.unsent++
 	q.count++
-	q.bytes += int64(len(m.Payload))
+	q.bytes += m.size()
 	q.st.Enqueued++
 	q.wake(int(m.Lane))
 }

@@ -56,7 +56,7 @@ var ErrExpired = errors.New("buffer: message expired before it was queued")
 // Limits bound a queue. The zero value means: 64 MiB, 1,000,000 messages,
 // no age limit, Reject.
 type Limits struct {
-	MaxBytes    int64         // payload bytes held (sent or not, until acked); default 64 MiB
+	MaxBytes    int64         // payload and header bytes held (sent or not, until acked); default 64 MiB
 	MaxMessages int           // messages held; default 1,000,000
 	MaxAge      time.Duration // a message older than this is discarded unsent; 0 = none
 	Overflow    Policy        // default Reject
@@ -82,6 +82,7 @@ type Message struct {
 	Group    string    // group it was sent to, if any
 	Corr     uint64    // request-reply correlation id, 0 if none
 	Payload  []byte    // owned by the queue
+	Headers  []byte    // the message's header block (wire.FlagHeaders), nil for none; owned by the queue
 	Enqueued time.Time // set by Enqueue
 	Deadline time.Time // zero = no TTL
 	Route    *Route    // a group send's routing (nil: closest, or not a group send); read only
@@ -90,6 +91,10 @@ type Message struct {
 	mb   *msgBlk     // guarded by Queue.mu: the block m is in (EnqueueCopy), nil once released
 	pb   *payloadBlk // guarded by Queue.mu: the block its payload is in, nil if none or released
 }
+
+// size is what m counts towards the queue's bytes: its payload and its
+// headers.
+func (m *Message) size() int64 { return int64(len(m.Payload) + len(m.Headers)) }
 
 // Route is how a group send was routed, carried with the message so that
 // its receiving node can route it again; and, for a message a node routed
@@ -120,7 +125,7 @@ const (
 // Stats are a queue's figures, cheap to read.
 type Stats struct {
 	Messages    int               // held (unsent + sent but unacked)
-	Bytes       int64             // payload bytes held
+	Bytes       int64             // payload and header bytes held
 	Unsent      int               // not yet handed to a link
 	OldestAge   time.Duration     // age of the oldest held message
 	Enqueued    uint64            // accepted by Enqueue
@@ -205,7 +210,7 @@ func (q *Queue) wake(lane int) {
 // (DropOldest). It assigns m.Seq for reliable messages.
 func (q *Queue) Enqueue(m *Message) error {
 	now := q.now()
-	size := int64(len(m.Payload))
+	size := m.size()
 	if err := q.admit(m, now); err != nil {
 		return err
 	}
@@ -228,7 +233,7 @@ func (q *Queue) Enqueue(m *Message) error {
 // the heap there; here it does not, and a caller's Message stays on its
 // stack (one allocation per send fewer).
 func (q *Queue) EnqueueCopy(m *Message, now time.Time) error {
-	size := int64(len(m.Payload))
+	size := m.size()
 	if err := q.admit(m, now); err != nil {
 		return err
 	}
@@ -340,7 +345,7 @@ func (q *Queue) dropOldestLocked(ln uint8, size int64) bool {
 	for i := l.sent; i < len(l.msgs) && (needN > 0 || needB > 0); i++ {
 		if m := l.msgs[i]; !m.dead && !l.handedOut(m) {
 			needN--
-			needB -= int64(len(m.Payload))
+			needB -= m.size()
 			last = i
 		}
 	}
@@ -366,7 +371,7 @@ func (q *Queue) killLocked(l *lane, i int, reason string) {
 	}
 	m.dead = true
 	q.count--
-	q.bytes -= int64(len(m.Payload))
+	q.bytes -= m.size()
 	if !l.handedOut(m) {
 		// A link writer that got m before a Rewind may still be reading
 		// its payload: only a never-sent message lets it go at once.
@@ -468,13 +473,13 @@ func (q *Queue) Next(gen uint64, ln int, max int, dst []*Message) []*Message {
 			q.st.Sent++
 		}
 		if !m.AtMostOnce() {
-			l.inflight += int64(len(m.Payload))
+			l.inflight += m.size()
 		}
 		if m.AtMostOnce() {
 			// never retransmitted: it leaves the queue now.
 			q.st.Dequeued++
 			q.count--
-			q.bytes -= int64(len(m.Payload))
+			q.bytes -= m.size()
 			m.dead = true
 			l.dead++
 		}
@@ -543,9 +548,9 @@ func (q *Queue) Ack(ln int, seq uint64) error {
 				l.unsent-- // acknowledged before it went out again (after a Rewind)
 			}
 			if n < l.sent {
-				l.inflight -= int64(len(m.Payload))
+				l.inflight -= m.size()
 			}
-			q.bytes -= int64(len(m.Payload))
+			q.bytes -= m.size()
 			q.count--
 			q.st.Acked++
 			q.st.Dequeued++
@@ -647,7 +652,7 @@ func (q *Queue) clearLocked() int {
 			if !m.dead {
 				n++
 				q.count--
-				q.bytes -= int64(len(m.Payload))
+				q.bytes -= m.size()
 			}
 			q.releaseLocked(m)
 		}

@@ -1481,3 +1481,31 @@ func TestFullBlockFreedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A message's headers are copied with it (the caller's buffer is reused),
+// count towards the queue's bytes, and leave with it.
+func TestEnqueueCopyHeaders(t *testing.T) {
+	q := New(Limits{MaxBytes: 100}, newClock().now)
+	hdr := []byte("header-block")
+	m := Message{Lane: LaneNormal, Payload: []byte("p"), Headers: hdr}
+	if err := q.EnqueueCopy(&m, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	copy(hdr, "XXXXXXXXXXXX") // the caller reuses its buffer
+	if s := q.Stats(); s.Bytes != int64(1+len(hdr)) {
+		t.Fatalf("queued bytes %d, want the payload's and the headers' %d", s.Bytes, 1+len(hdr))
+	}
+	// Headers count towards MaxBytes.
+	big := Message{Lane: LaneNormal, Payload: make([]byte, 80), Headers: make([]byte, 10)}
+	if err := q.EnqueueCopy(&big, time.Time{}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a message over MaxBytes with its headers: %v, want ErrBusy", err)
+	}
+	got := q.Next(0, LaneNormal, 10, nil)
+	if len(got) != 1 || string(got[0].Headers) != "header-block" {
+		t.Fatalf("queued %+v, want the message with its headers as they were", got)
+	}
+	q.Ack(LaneNormal, got[0].Seq)
+	if s := q.Stats(); s.Bytes != 0 || s.Messages != 0 {
+		t.Fatalf("after the ack: %+v", s)
+	}
+}

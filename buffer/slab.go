@@ -1,6 +1,9 @@
 package buffer
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // EnqueueCopy copies each message it accepts, and its payload when small,
 // into blocks instead of an allocation each: a sender's daemon copies every
@@ -136,6 +139,9 @@ func (q *Queue) copyIn(l *lane, m *Message, p []byte) *Message {
 	c, b := q.newMessage(l)
 	*c = *m
 	c.mb = b
+	if len(m.Headers) > 0 {
+		c.Headers = bytes.Clone(m.Headers) // rare: not worth a block
+	}
 	q.copyPayload(l, c, p)
 	return c
 }

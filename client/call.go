@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -198,8 +199,11 @@ type Handler func(ctx context.Context, m *Message)
 
 // Serve receives messages and runs h for each, with at most concurrency
 // handlers at once (1 or less: one at a time, in order), until ctx ends or
-// the client closes. It returns why it stopped. A handler gets a context
-// that ends at the request's deadline (when it has one) or with Serve's.
+// the client or the mailbox closes. It returns nil after a Close (of the
+// client or the mailbox), else why it stopped: ctx's error, or why the
+// client ended (ErrUnavailable with NoReconnect, ...). A handler gets a
+// context that ends at the request's deadline (when it has one) or with
+// Serve's.
 func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
 	if concurrency < 1 {
 		concurrency = 1
@@ -209,6 +213,9 @@ func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
 	defer wg.Wait()
 	for {
 		msg, err := m.Receive(ctx)
+		if errors.Is(err, ErrClosed) { // a normal Close (an ended client reports its own error)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -241,7 +248,7 @@ func (m *Mailbox) Serve(ctx context.Context, concurrency int, h Handler) error {
 func newMessage(a *msgAlloc, d *wire.Deliver, mb *Mailbox) *Message {
 	msg := a.message()
 	*msg = Message{From: Addr{Cluster: d.FromCluster, Node: d.FromNode, Mailbox: d.From}, Group: d.Group,
-		Payload: a.payload(d.Payload), corr: d.Corr, mb: mb}
+		Payload: a.payload(d.Payload), Headers: parseHeaders(d.Headers), corr: d.Corr, mb: mb}
 	if d.TTL > 0 {
 		msg.deadline = time.Now().Add(wire.TTLDuration(d.TTL))
 	}

@@ -2,6 +2,15 @@
 // wandistd over the Unix socket, opens mailboxes (addresses like Erlang pids:
 // cluster/node/id), joins groups, receives messages, and sends to an address
 // or a group anywhere in the linked clusters.
+//
+// A send picks its group member by Strategy (WithStrategy, WithKey: the
+// owner of partition KeyHash(key) mod n); Call and Reply make
+// request-reply; Members, Watch and WaitMembers show a group's members as
+// the local daemon knows them (a Join on another node reaches it
+// asynchronously: WaitMembers waits for it). Messages may carry Headers
+// (WithHeaders, Message.Headers), bounded and checked at send time; the
+// module github.com/wandist/wandist/client/otelwandist carries
+// OpenTelemetry trace context in them.
 package client
 
 import (
@@ -85,6 +94,7 @@ type Client struct {
 	node       string
 
 	maxMsg     atomic.Int64
+	noHeaders  atomic.Bool // the daemon speaks wire.LocalVersion2: no message headers
 	reqSeq     atomic.Uint64
 	duplicates atomic.Uint64
 	reconnects atomic.Uint64
@@ -182,8 +192,28 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
-// dial connects and runs the hello exchange.
+// dial connects and runs the hello exchange, in the local protocol's
+// version 3; a daemon that speaks only version 2 (no message headers) is
+// dialled again in version 2, and sends with headers then fail.
 func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.ServerHello, error) {
+	conn, r, sh, err := c.dialVersion(ctx, wire.LocalVersion)
+	if err == nil || sh == nil || sh.Version != wire.LocalVersion2 || sh.Status != wire.StatusBadRequest {
+		if err == nil {
+			c.noHeaders.Store(false)
+		}
+		return conn, r, sh, err
+	}
+	conn, r, sh, err = c.dialVersion(ctx, wire.LocalVersion2)
+	if err == nil {
+		c.noHeaders.Store(true)
+	}
+	return conn, r, sh, err
+}
+
+// dialVersion connects and runs the hello exchange in the given version of
+// the local protocol. A refusal returns the daemon's ServerHello with the
+// error.
+func (c *Client) dialVersion(ctx context.Context, version uint64) (net.Conn, *wire.Reader, *wire.ServerHello, error) {
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, "unix", c.path)
 	if err != nil {
@@ -198,7 +228,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.Server
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	if _, err := conn.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: wire.LocalVersion, Name: c.opts.Name, Token: c.opts.Token})); err != nil {
+	if _, err := conn.Write(wire.AppendFrame(nil, &wire.ClientHello{Version: version, Name: c.opts.Name, Token: c.opts.Token})); err != nil {
 		conn.Close()
 		return nil, nil, nil, fmt.Errorf("%w: hello: %v", ErrUnavailable, err)
 	}
@@ -215,7 +245,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, *wire.Reader, *wire.Server
 	}
 	if sh.Status != wire.StatusOK {
 		conn.Close()
-		return nil, nil, nil, statusError(sh.Status, sh.Message)
+		return nil, nil, &sh, statusError(sh.Status, sh.Message)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return conn, r, &sh, nil
@@ -378,6 +408,7 @@ func readAnswer(r *wire.Reader, t wire.Type, m wire.Message, held *[]*wire.Deliv
 			d := new(wire.Deliver)
 			if d.DecodeBody(body) == nil {
 				d.Payload = append([]byte(nil), d.Payload...)
+				d.Headers = append([]byte(nil), d.Headers...)
 				*held = append(*held, d)
 			}
 			continue
@@ -651,8 +682,10 @@ func (c *Client) reader(r *wire.Reader) error {
 			if d.DecodeBody(body) != nil {
 				continue
 			}
-			c.dispatch(&d)
+			// Counted before the dispatch wakes a receiver: a Reply
+			// made at once takes the confirmation along (confirmAlongLocked).
 			c.taken.Add(1)
+			c.dispatch(&d)
 			c.confirm(r, len(body))
 		case wire.TypeDeliverBatch:
 			if db.DecodeBody(body) != nil {

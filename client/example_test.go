@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -114,4 +115,52 @@ func ExampleMailbox_JoinPartitions() {
 	// partition 0 got a
 	// partition 0 got c
 	// partition 1 got b
+}
+
+// Headers travel with a message; the receiver reads them on delivery.
+func ExampleWithHeaders() {
+	socket, stop := localDaemon()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, _ := client.Connect(ctx, client.Options{Socket: socket})
+	defer c.Close()
+	mb, _ := c.NewMailbox(ctx)
+	_ = mb.Join(ctx, "orders")
+
+	var h client.Headers
+	h.Set("request-id", "r-7")
+	_ = c.SendGroup(ctx, "orders", []byte("order 42"), client.WithHeaders(h))
+	m, _ := mb.Receive(ctx)
+	fmt.Printf("%s, request-id %s\n", m.Payload, m.Headers.Get("request-id"))
+
+	// Headers out of bounds are refused before anything is sent.
+	err := c.SendGroup(ctx, "orders", nil, client.WithHeaders(client.Headers{{Key: "Request-ID", Value: "r-8"}}))
+	fmt.Println(errors.Is(err, client.ErrBadRequest))
+	// Output:
+	// order 42, request-id r-7
+	// true
+}
+
+// A group's members on other nodes become known asynchronously: wait for
+// one before the first send.
+func ExampleClient_WaitMembers() {
+	socket, stop := localDaemon()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, _ := client.Connect(ctx, client.Options{Socket: socket})
+	defer c.Close()
+	mb, _ := c.NewMailbox(ctx)
+	_ = mb.Join(ctx, "orders")
+
+	members, err := c.WaitMembers(ctx, "orders", client.WithCluster("east"), client.WithMinMembers(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(members), members[0].Addr == mb.Addr())
+	// Output: 1 true
 }

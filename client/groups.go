@@ -183,3 +183,10 @@ func (w *Watcher) Close(ctx context.Context) error {
 	req := w.c.reqSeq.Add(1)
 	return w.c.call(ctx, req, &wire.Unwatch{Req: req, Watch: watch})
 }
+
+// pending reports whether an event waits in the watcher.
+func (w *Watcher) pending() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.events) > 0
+}

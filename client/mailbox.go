@@ -47,6 +47,8 @@ type Message struct {
 	// and the block stays in memory while any of them is referenced: copy a
 	// small payload that is kept for long while the others are dropped.
 	Payload []byte
+	// Headers are the headers it was sent with (WithHeaders), nil if none.
+	Headers Headers
 
 	corr     uint64    // request: the caller's correlation id
 	deadline time.Time // request: when its caller stops waiting (zero: no TTL)
@@ -281,7 +283,7 @@ func (m *Mailbox) Join(ctx context.Context, group string) error {
 
 // JoinPartitions adds the mailbox to a partitioned group of n partitions,
 // owning the given partitions (each < n). Every member of the group must use
-// the same n. A send WithKey(k) goes to an owner of partition KeyHash(k) mod n.
+// the same n. A send WithKey(k) goes to an owner of partition [KeyHash](k) mod n.
 func (m *Mailbox) JoinPartitions(ctx context.Context, group string, n int, partitions ...int) error {
 	ps := make([]uint64, len(partitions))
 	for i, p := range partitions {

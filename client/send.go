@@ -46,6 +46,7 @@ type sendOpts struct {
 	mode     Mode
 	key      string
 	strategy Strategy
+	headers  Headers
 }
 
 // Strategy chooses which member(s) of a group a send goes to.
@@ -70,7 +71,8 @@ const (
 )
 
 // SendOption sets an option of one send: WithMode, WithTTL, WithKey,
-// WithStrategy, WithHighPriority. The zero SendOption sets nothing.
+// WithStrategy, WithHighPriority, WithHeaders. The zero SendOption sets
+// nothing.
 //
 // It is a small value, not a function, so that applying options does not
 // allocate on every send.
@@ -80,6 +82,7 @@ type SendOption struct {
 	mode     Mode
 	key      string
 	strategy Strategy
+	headers  Headers
 }
 
 // optField says which option a SendOption sets.
@@ -92,6 +95,7 @@ const (
 	optMode
 	optKey
 	optStrategy
+	optHeaders
 )
 
 // WithStrategy sets the routing strategy of a group send.
@@ -108,7 +112,7 @@ func WithTTL(d time.Duration) SendOption { return SendOption{set: optTTL, ttl: d
 func WithMode(m Mode) SendOption { return SendOption{set: optMode, mode: m} }
 
 // WithKey routes a group send by key (strategy ByKey): every node sends the
-// same key to the same member, the owner of partition KeyHash(k) mod N in a
+// same key to the same member, the owner of partition [KeyHash](k) mod N in a
 // partitioned group.
 func WithKey(k string) SendOption { return SendOption{set: optKey, key: k} }
 
@@ -127,6 +131,8 @@ func applyOpts(opts []SendOption) sendOpts {
 			o.key, o.strategy = x.key, ByKey
 		case optStrategy:
 			o.strategy = x.strategy
+		case optHeaders:
+			o.headers = x.headers
 		}
 	}
 	return o
@@ -155,6 +161,16 @@ func (c *Client) buildSend(s *wire.Send, req, from uint64, t Target, payload []b
 		s.Flags |= wire.FlagDurable
 	}
 	s.TTL = wire.TTLMillis(o.ttl)
+	if len(o.headers) > 0 {
+		if c.noHeaders.Load() {
+			return errNoHeaders
+		}
+		h, err := o.headers.encode()
+		if err != nil {
+			return err
+		}
+		s.Headers = h
+	}
 	return nil
 }
 
@@ -204,7 +220,7 @@ func (c *Client) SendAsync(t Target, payload []byte, opts ...SendOption) error {
 		// in between reports it to Flush (a failed enqueue counted too
 		// only costs Flush a Sync).
 		c.quietSent.Add(1)
-		if s.Corr == 0 {
+		if s.Corr == 0 && len(s.Headers) == 0 {
 			return c.enqueueQuiet(&s)
 		}
 		return c.enqueueSend(&s)

@@ -260,7 +260,11 @@ func (c *localClient) deliver(m *wire.Deliver, written func(), ref *confirmRef, 
 		return false
 	}
 	before := c.appended
-	c.appended += uint64(c.out.appendDeliver(m)) // not appendLocked: m stays off the heap
+	if c.noHeaders && len(m.Headers) > 0 {
+		c.appended += uint64(c.out.appendDeliver(withoutHeaders(m)))
+	} else {
+		c.appended += uint64(c.out.appendDeliver(m)) // not appendLocked: m stays off the heap
+	}
 	c.trackLocked(ref, before)
 	if written != nil {
 		c.waiters = append(c.waiters, waiter{at: c.appended, fn: written})
@@ -293,4 +297,12 @@ func (c *localClient) waitRoom(ctx context.Context) bool {
 	}
 	c.omu.Unlock()
 	return true
+}
+
+// withoutHeaders returns a copy of m without its headers, for a client of
+// the local protocol's version 2.
+func withoutHeaders(m *wire.Deliver) *wire.Deliver {
+	cp := *m
+	cp.Headers = nil
+	return &cp
 }

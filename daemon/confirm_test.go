@@ -21,6 +21,13 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, n *node) *rawClient {
 	t.Helper()
+	return dialRawVersion(t, n, wire.LocalVersion)
+}
+
+// dialRawVersion is dialRaw, saying hello in the given local protocol
+// version.
+func dialRawVersion(t *testing.T, n *node, version uint64) *rawClient {
+	t.Helper()
 	c, err := net.Dial("unix", n.cfg.Local.Socket)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +35,7 @@ func dialRaw(t *testing.T, n *node) *rawClient {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	rc := &rawClient{t: t, conn: c, r: wire.NewReader(c, 1<<20)}
-	rc.write(&wire.ClientHello{Version: wire.LocalVersion, Name: "raw"})
+	rc.write(&wire.ClientHello{Version: version, Name: "raw"})
 	if m, err := rc.r.ReadMessage(); err != nil || m.(*wire.ServerHello).Status != wire.StatusOK {
 		t.Fatalf("hello: %v %v", m, err)
 	}

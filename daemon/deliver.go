@@ -61,7 +61,7 @@ func (d *Daemon) deliverRemote(from auth.PeerID, stream, floor uint64, m *wire.D
 		return false, true
 	}
 	dm := &wire.Deliver{Mailbox: m.To, FromCluster: from.Cluster, FromNode: from.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}
+		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL, Headers: m.Headers}
 	var rt *routing
 	if m.Flags&wire.FlagRouted != 0 {
 		rt = &routing{strategy: m.Strategy, key: m.Key}

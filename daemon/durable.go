@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -55,7 +56,8 @@ func (d *Daemon) openSpool(key ed25519.PrivateKey) error {
 		}
 		for i := range msgs {
 			sm := &msgs[i]
-			bm := &buffer.Message{Seq: sm.Seq, Lane: buffer.LaneDurable, Flags: sm.Flags, To: sm.To, From: sm.From, Group: sm.Group, Payload: sm.Payload}
+			bm := &buffer.Message{Seq: sm.Seq, Lane: buffer.LaneDurable, Flags: sm.Flags, To: sm.To, From: sm.From, Group: sm.Group, Payload: sm.Payload,
+				Headers: sm.Headers}
 			if sm.Deadline != 0 {
 				bm.Deadline = time.UnixMilli(sm.Deadline)
 			}
@@ -114,18 +116,19 @@ func (d *Daemon) sendDurable(m *wire.Send, now time.Time, rc *routeCache, done f
 	}
 	bm := outbound(m, now, t.Mailbox)
 	bm.Lane, bm.Flags, bm.Payload = buffer.LaneDurable, wire.FlagDurable, append([]byte(nil), m.Payload...)
+	bm.Headers = bytes.Clone(m.Headers) // Restore takes the message as it is: nothing aliases the read buffer
 	d.spoolDurable(p, &bm, done)
 }
 
 // spoolDurable gives m a durable Seq towards p, appends it to the spool
 // and, once it is on disk, queues it; done has the outcome.
 func (d *Daemon) spoolDurable(p *peer, m *buffer.Message, done func(error)) {
-	if err := p.queue.Room(len(m.Payload)); err != nil {
+	if err := p.queue.Room(len(m.Payload) + len(m.Headers)); err != nil {
 		d.metrics.busy.Inc()
 		done(refuse(errBusy, "buffer for %s is full", p.nodeName()))
 		return
 	}
-	sm := &spool.Message{Peer: p.nodeName(), Flags: m.Flags, To: m.To, From: m.From, Group: m.Group, Payload: m.Payload}
+	sm := &spool.Message{Peer: p.nodeName(), Flags: m.Flags, To: m.To, From: m.From, Group: m.Group, Payload: m.Payload, Headers: m.Headers}
 	if !m.Deadline.IsZero() {
 		sm.Deadline = m.Deadline.UnixMilli()
 	}

@@ -106,6 +106,6 @@ func (d *Daemon) routeOn(m *buffer.Message, now time.Time) bool {
 		return false
 	}
 	bm := buffer.Message{Lane: m.Lane, Flags: m.Flags, To: t.Mailbox, From: m.From, Group: m.Group, Corr: m.Corr,
-		Payload: m.Payload, Deadline: m.Deadline, Route: m.Route}
+		Payload: m.Payload, Headers: m.Headers, Deadline: m.Deadline, Route: m.Route}
 	return q.queue.EnqueueCopy(&bm, now) == nil
 }

@@ -110,7 +110,7 @@ func (h *hold) waiting(key holdKey) bool {
 // by the link lane (waitRoom): park itself never refuses.
 func (h *hold) park(key holdKey, m *wire.Deliver, ref confirmRef, rt *routing) {
 	hm := heldMsg{dm: *m, ref: ref}
-	hm.dm.Payload = bytes.Clone(m.Payload)
+	hm.dm.Payload, hm.dm.Headers = bytes.Clone(m.Payload), bytes.Clone(m.Headers)
 	if rt != nil {
 		hm.rt = *rt
 	}
@@ -371,7 +371,7 @@ func (h *hold) reroute(t groups.Member, m *heldMsg) bool {
 		return false
 	}
 	bm := buffer.Message{Lane: m.ref.lane, Flags: m.dm.Flags & wire.FlagReply, To: t.Mailbox, From: m.dm.From, Group: m.dm.Group,
-		Corr: m.dm.Corr, Payload: m.dm.Payload, Deadline: m.ttl,
+		Corr: m.dm.Corr, Payload: m.dm.Payload, Headers: m.dm.Headers, Deadline: m.ttl,
 		Route: &buffer.Route{Strategy: m.rt.strategy, Key: m.rt.key, OriginCluster: m.dm.FromCluster, OriginNode: m.dm.FromNode}}
 	return p.queue.EnqueueCopy(&bm, d.now()) == nil
 }

@@ -26,6 +26,10 @@ type localClient struct {
 	d    *Daemon
 	conn net.Conn
 	name string
+	// noHeaders: the client speaks wire.LocalVersion2, which has no
+	// message headers; its deliveries go without them. Set by hello,
+	// before the client's goroutines read it.
+	noHeaders bool
 
 	srv       *localServer
 	evicted   bool                // guarded by srv.mu: closed before its hello, for a newer connection (addPending)
@@ -142,9 +146,10 @@ func (c *localClient) hello(r *wire.Reader) bool {
 	case t != wire.TypeClientHello || h.DecodeBody(body) != nil:
 		c.srv.reject("bad_hello", "local client refused: bad hello", "type", t.String())
 		answer(wire.StatusBadRequest, fmt.Sprintf("expected ClientHello, got %v", t))
-	case h.Version != wire.LocalVersion:
+	case h.Version != wire.LocalVersion && h.Version != wire.LocalVersion2:
 		c.srv.reject("bad_version", "local client refused: unsupported version", "client", h.Name, "version", h.Version)
-		answer(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d)", h.Version, wire.LocalVersion))
+		answer(wire.StatusBadRequest, fmt.Sprintf("local protocol version %d not supported (this daemon speaks %d and %d)",
+			h.Version, wire.LocalVersion2, wire.LocalVersion))
 	case d.cfg.Local.Token != "" && subtle.ConstantTimeCompare([]byte(d.cfg.Local.Token), []byte(h.Token)) != 1:
 		c.srv.reject("bad_token", "local client rejected: bad token", "client", h.Name)
 		answer(wire.StatusUnauthorized, "bad or missing token")
@@ -152,7 +157,7 @@ func (c *localClient) hello(r *wire.Reader) bool {
 		c.srv.reject("too_many", "local client refused: too many clients", "client", h.Name, "max_clients", d.cfg.Local.MaxClients)
 		answer(wire.StatusBusy, fmt.Sprintf("too many clients (local.max_clients = %d)", d.cfg.Local.MaxClients))
 	default:
-		c.name = h.Name
+		c.name, c.noHeaders = h.Name, h.Version == wire.LocalVersion2
 		answer(wire.StatusOK, "")
 		_ = c.conn.SetDeadline(time.Time{})
 		return true

@@ -196,7 +196,7 @@ func (d *Daemon) isLocal(t groups.Member) bool {
 // sendLocal delivers m to mailbox t of this node.
 func (d *Daemon) sendLocal(m *wire.Send, t groups.Member) error {
 	ok, found := d.deliverLocal(&wire.Deliver{Mailbox: t.Mailbox, FromCluster: d.cfg.Cluster, FromNode: d.cfg.Node, From: m.From, Group: m.Group, Payload: m.Payload,
-		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL}, nil, nil, nil, false, false, nil)
+		Corr: m.Corr, Flags: m.Flags & wire.FlagReply, TTL: m.TTL, Headers: m.Headers}, nil, nil, nil, false, false, nil)
 	switch {
 	case !found:
 		return refuse(errNoMailbox, "no mailbox %d on %s/%s", t.Mailbox, t.Cluster, t.Node)
@@ -225,7 +225,7 @@ func outbound(m *wire.Send, now time.Time, to uint64) buffer.Message {
 	}
 	lane, flags := queuedFlags(m.Flags)
 	bm := buffer.Message{Lane: lane, Flags: flags, To: to, From: m.From, Group: m.Group, Corr: m.Corr,
-		Payload: m.Payload, Deadline: deadline}
+		Payload: m.Payload, Headers: m.Headers, Deadline: deadline}
 	if m.Group != "" && m.Strategy != wire.StrategyClosest {
 		bm.Route = &buffer.Route{Strategy: m.Strategy}
 		if m.Strategy == wire.StrategyKey {

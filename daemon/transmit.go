@@ -58,7 +58,7 @@ func (l *link) dataWriter(lane int) {
 				ttl = uint64((rem + time.Millisecond - 1) / time.Millisecond)
 			}
 			batch[i] = nil
-			if ttl == 0 && m.Corr == 0 && m.Route == nil && lane != buffer.LaneDurable {
+			if ttl == 0 && m.Corr == 0 && m.Route == nil && len(m.Headers) == 0 && lane != buffer.LaneDurable {
 				// A plain message: it extends the DataBatch frame before it
 				// when it follows it (same header, the next Seq) and the
 				// frame has room, else starts one.
@@ -75,7 +75,8 @@ func (l *link) dataWriter(lane int) {
 				continue
 			}
 			bat = -1
-			d := wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr}
+			d := wire.Data{Seq: m.Seq, Flags: m.Flags, To: m.To, From: m.From, TTL: ttl, Group: m.Group, Payload: m.Payload, Corr: m.Corr,
+				Headers: m.Headers}
 			if r := m.Route; r != nil {
 				d.Flags |= wire.FlagRouted
 				d.Strategy, d.Key, d.OriginCluster, d.OriginNode = r.Strategy, r.Key, r.OriginCluster, r.OriginNode

@@ -14,6 +14,10 @@
 //
 // All integers are little-endian. The plaintext of a record is a type byte
 // (MESSAGE, ACK, RECEIVED, CHECKPOINT) and its body (varint-encoded fields).
+// A MESSAGE ends with its payload, or, for a message with headers, with
+// its payload and its header block (a length and the bytes, as in
+// Message.Headers): a record without headers is as it was before headers
+// existed.
 // The additional data of the AEAD is the stream id, the segment number and the
 // record's offset in the file, so a record cannot be moved to another place,
 // segment or spool without failing authentication. Every record is encrypted

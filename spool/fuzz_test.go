@@ -130,6 +130,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	for _, p := range [][]byte{
 		encodeMessage(msg("west/w-1", 2, 20)),
 		encodeMessage(&Message{Peer: "p"}),
+		encodeMessage(&Message{Peer: "p", Payload: []byte("x"), Headers: []byte{1, 1, 'a', 1, 'b'}}),
 		encodeAck("west/w-1", 2),
 		encodeReceived(RecvKey{"east/e-1", 77}, 13),
 		encodeCheckpoint(cp),

@@ -158,12 +158,12 @@ func sameMessages(t testing.TB, got, want []Message) {
 	for i := range got {
 		g, w := got[i], want[i]
 		if g.Peer != w.Peer || g.Seq != w.Seq || g.Flags != w.Flags || g.To != w.To || g.From != w.From ||
-			g.Group != w.Group || g.Deadline != w.Deadline || !bytes.Equal(g.Payload, w.Payload) {
+			g.Group != w.Group || g.Deadline != w.Deadline || !bytes.Equal(g.Payload, w.Payload) || !bytes.Equal(g.Headers, w.Headers) {
 			t.Fatalf("message %d: got %s, want %s", i, fmtMsg(g), fmtMsg(w))
 		}
 	}
 }
 
 func fmtMsg(m Message) string {
-	return fmt.Sprintf("{%s %d %d %d %d %q %d %x}", m.Peer, m.Seq, m.Flags, m.To, m.From, m.Group, m.Deadline, m.Payload)
+	return fmt.Sprintf("{%s %d %d %d %d %q %d %x %x}", m.Peer, m.Seq, m.Flags, m.To, m.From, m.Group, m.Deadline, m.Payload, m.Headers)
 }

@@ -131,7 +131,7 @@ func appendString(b []byte, s string) []byte {
 }
 
 func encodeMessage(m *Message) []byte {
-	n := 1 + 6*binary.MaxVarintLen64 + 2*binary.MaxVarintLen64 + len(m.Peer) + len(m.Group) + binary.MaxVarintLen64 + len(m.Payload)
+	n := 1 + 6*binary.MaxVarintLen64 + 2*binary.MaxVarintLen64 + len(m.Peer) + len(m.Group) + 2*binary.MaxVarintLen64 + len(m.Payload) + len(m.Headers)
 	b := make([]byte, 0, n)
 	b = append(b, recMessage)
 	b = appendString(b, m.Peer)
@@ -142,7 +142,12 @@ func encodeMessage(m *Message) []byte {
 	b = appendString(b, m.Group)
 	b = binary.AppendVarint(b, m.Deadline)
 	b = binary.AppendUvarint(b, uint64(len(m.Payload)))
-	return append(b, m.Payload...)
+	b = append(b, m.Payload...)
+	if len(m.Headers) == 0 { // the record as before headers
+		return b
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.Headers)))
+	return append(b, m.Headers...)
 }
 
 func encodeAck(peer string, seq uint64) []byte {
@@ -303,6 +308,11 @@ func decodeRecord(p []byte) (record, error) {
 		r.msg.Deadline = d.varint("Deadline")
 		if pl := d.bytes("Payload"); len(pl) > 0 {
 			r.msg.Payload = slices.Clone(pl)
+		}
+		if len(d.b) > 0 { // a record written with headers
+			if hs := d.bytes("Headers"); len(hs) > 0 {
+				r.msg.Headers = slices.Clone(hs)
+			}
 		}
 	case recAck:
 		r.peer = d.str("Peer")

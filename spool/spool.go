@@ -17,6 +17,7 @@ type Message struct {
 	Group    string
 	Deadline int64 // unix milliseconds, 0 = no TTL
 	Payload  []byte
+	Headers  []byte // the message's header block (wire form), nil for none
 }
 
 // RecvKey is a source node and its durable stream id.

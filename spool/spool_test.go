@@ -24,6 +24,9 @@ func TestRoundTrip(t *testing.T) {
 	var want []Message
 	for i := uint64(1); i <= 20; i++ {
 		m := msg("west/w-1", i, int(i*13))
+		if i%4 == 0 { // a message with headers: they come back with it
+			m.Headers = []byte{1, 11, 't', 'r', 'a', 'c', 'e', 'p', 'a', 'r', 'e', 'n', 't', 1, byte(i)}
+		}
 		mustAppend(t, s, m)
 		want = append(want, *m)
 	}
@@ -54,6 +57,25 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if len(st.Problems) != 0 {
 		t.Errorf("Problems %v", st.Problems)
+	}
+}
+
+// A MESSAGE record without headers is as it was before headers existed:
+// the one with headers is it, then the header block's length and bytes.
+func TestMessageRecordHeaders(t *testing.T) {
+	m := msg("west/w-1", 3, 10)
+	plain := encodeMessage(m)
+	m.Headers = []byte{1, 1, 'a', 1, 'b'}
+	with := encodeMessage(m)
+	if want := append(append(bytes.Clone(plain), 5), m.Headers...); !bytes.Equal(with, want) {
+		t.Fatalf("record with headers %x, want %x", with, want)
+	}
+	r, err := decodeRecord(with)
+	if err != nil || !bytes.Equal(r.msg.Headers, m.Headers) {
+		t.Fatalf("decoded %+v, %v", r.msg, err)
+	}
+	if r, err = decodeRecord(plain); err != nil || r.msg.Headers != nil {
+		t.Fatalf("record without headers decoded %+v, %v", r.msg, err)
 	}
 }
 

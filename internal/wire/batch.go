@@ -114,9 +114,9 @@ func (m *SendBatch) Send(p []byte) Send {
 }
 
 // SameHeader reports whether s could go in batch m: every field but the
-// payload (and Req) equal, and no Corr.
+// payload (and Req) equal, and no Corr or Headers.
 func (m *SendBatch) SameHeader(s *Send) bool {
-	return s.Corr == 0 && m.From == s.From && m.Flags == s.Flags && m.TTL == s.TTL && m.Mailbox == s.Mailbox &&
+	return s.Corr == 0 && len(s.Headers) == 0 && m.From == s.From && m.Flags == s.Flags && m.TTL == s.TTL && m.Mailbox == s.Mailbox &&
 		m.Strategy == s.Strategy && m.Group == s.Group && m.Cluster == s.Cluster && m.Node == s.Node && m.Key == s.Key
 }
 
@@ -225,10 +225,10 @@ func (m *DeliverBatch) Deliver(i int, p []byte) Deliver {
 	return d
 }
 
-// Batchable reports whether d may go in a DeliverBatch: no Corr or TTL, and
-// no flag but FlagHigh.
+// Batchable reports whether d may go in a DeliverBatch: no Corr, TTL or
+// Headers, and no flag but FlagHigh.
 func (d *Deliver) Batchable() bool {
-	return d.Corr == 0 && d.Flags&^FlagHigh == 0 && d.TTL == 0
+	return d.Corr == 0 && d.Flags&^FlagHigh == 0 && d.TTL == 0 && len(d.Headers) == 0
 }
 
 // SameHeader reports whether d (Batchable) could follow the n messages of

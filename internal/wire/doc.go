@@ -15,7 +15,9 @@
 // (ErrFrameTooLarge, ErrBadVersion, ErrBadFlags, ErrMalformed,
 // ErrUnknownType), so callers can test it with errors.Is and errors.As.
 //
-// The Payload fields of Data, Send and Deliver alias the decoded body: they
-// are valid only as long as the body is (with Reader, until the next
-// ReadFrame). Copy them to keep them.
+// The Payload and Headers fields of Data, Send and Deliver alias the
+// decoded body: they are valid only as long as the body is (with Reader,
+// until the next ReadFrame). Copy them to keep them. Headers is a message's
+// header block (headers.go: EncodeHeaders, ParseHeaders), checked against
+// its bounds by every decoder.
 package wire

@@ -226,20 +226,23 @@ func (*Data) Type() Type { return TypeData }
 // AppendBody appends the encoded body to b.
 func (m *Data) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Seq)
-	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, headerFlags(m.Flags, m.Headers))
 	b = appendUvarint(b, m.To)
 	b = appendUvarint(b, m.From)
 	b = appendUvarint(b, m.TTL)
 	b = appendString(b, m.Group)
 	b = appendBytes(b, m.Payload)
 	b = appendUvarint(b, m.Corr)
-	if m.Flags&FlagRouted == 0 {
+	if m.Flags&FlagRouted != 0 {
+		b = append(b, m.Strategy)
+		b = appendString(b, m.Key)
+		b = appendString(b, m.OriginCluster)
+		b = appendString(b, m.OriginNode)
+	}
+	if len(m.Headers) == 0 {
 		return b
 	}
-	b = append(b, m.Strategy)
-	b = appendString(b, m.Key)
-	b = appendString(b, m.OriginCluster)
-	return appendString(b, m.OriginNode)
+	return appendBytes(b, m.Headers)
 }
 
 // DecodeBody decodes body into m. It does not allocate: Payload aliases
@@ -262,6 +265,10 @@ func (m *Data) DecodeBody(body []byte) error {
 		m.Key = d.str("Key")
 		m.OriginCluster = d.str("OriginCluster")
 		m.OriginNode = d.str("OriginNode")
+	}
+	m.Headers = nil
+	if m.Flags&FlagHeaders != 0 {
+		m.Headers = d.headers("Headers")
 	}
 	return d.finish()
 }

@@ -21,8 +21,13 @@ type ServerHello struct {
 	Message     string
 }
 
-// LocalVersion is the version of the local protocol this package encodes.
-const LocalVersion = 2
+// LocalVersion is the version of the local protocol this package encodes:
+// 3 added message headers (FlagHeaders in Send and Deliver). A daemon
+// accepts LocalVersion2 clients too, and delivers to them without headers.
+const LocalVersion = 3
+
+// LocalVersion2 is the local protocol without message headers.
+const LocalVersion2 = 2
 
 // Open asks for a new mailbox; answered by Opened.
 type Open struct{ Req uint64 }
@@ -65,6 +70,10 @@ type Send struct {
 	Payload  []byte
 	Strategy uint8  // group sends: StrategyClosest (default), StrategyRandom, ...
 	Corr     uint64 // request-reply correlation id (0: none); Flags has FlagReply on a reply
+	// Headers is the message's header block (headers.go), nil for none;
+	// on the wire only with FlagHeaders. It aliases the body after
+	// DecodeBody, like Payload.
+	Headers []byte
 }
 
 // SendHeader is what Send and SendBatch begin with, encoded alike.
@@ -170,6 +179,9 @@ type Deliver struct {
 	// Floor: every Seq <= Floor of the stream was dealt with by this node
 	// and will never be delivered again; a client may forget them.
 	Floor uint64
+	// Headers is the message's header block (as in Send): only to a
+	// client that speaks LocalVersion 3 or later.
+	Headers []byte
 }
 
 // DeliverAck confirms to the daemon, cumulatively, that the client took the

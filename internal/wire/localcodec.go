@@ -142,10 +142,20 @@ func (*Send) Type() Type { return TypeSend }
 
 // AppendBody appends the encoded body to b.
 func (m *Send) AppendBody(b []byte) []byte {
-	b = m.SendHeader.appendBody(b)
+	if flags := headerFlags(m.Flags, m.Headers); flags != m.Flags { // rare: keep the hot path free of a copy
+		h := m.SendHeader
+		h.Flags = flags
+		b = h.appendBody(b)
+	} else {
+		b = m.SendHeader.appendBody(b)
+	}
 	b = appendBytes(b, m.Payload)
 	b = append(b, m.Strategy)
-	return appendUvarint(b, m.Corr)
+	b = appendUvarint(b, m.Corr)
+	if len(m.Headers) == 0 {
+		return b
+	}
+	return appendBytes(b, m.Headers)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -156,6 +166,10 @@ func (m *Send) DecodeBody(body []byte) error {
 	m.Payload = d.bytes("Payload")
 	m.Strategy = d.u8("Strategy")
 	m.Corr = d.uvarint("Corr")
+	m.Headers = nil
+	if m.Flags&FlagHeaders != 0 {
+		m.Headers = d.headers("Headers")
+	}
 	return d.finish()
 }
 
@@ -205,9 +219,13 @@ func (m *Deliver) AppendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Stream)
 	b = appendUvarint(b, m.Seq)
 	b = appendUvarint(b, m.Corr)
-	b = appendUvarint(b, m.Flags)
+	b = appendUvarint(b, headerFlags(m.Flags, m.Headers))
 	b = appendUvarint(b, m.TTL)
-	return appendUvarint(b, m.Floor)
+	b = appendUvarint(b, m.Floor)
+	if len(m.Headers) == 0 {
+		return b
+	}
+	return appendBytes(b, m.Headers)
 }
 
 // DecodeBody decodes body into m. Payload aliases body (nil if empty);
@@ -226,6 +244,10 @@ func (m *Deliver) DecodeBody(body []byte) error {
 	m.Flags = d.uvarint("Flags")
 	m.TTL = d.uvarint("TTL")
 	m.Floor = d.uvarint("Floor")
+	m.Headers = nil
+	if m.Flags&FlagHeaders != 0 {
+		m.Headers = d.headers("Headers")
+	}
 	return d.finish()
 }
 

@@ -126,6 +126,10 @@ type Data struct {
 	Key           string
 	OriginCluster string
 	OriginNode    string
+	// Headers is the message's header block (headers.go), nil for none;
+	// with FlagHeaders, the body ends with it. It aliases the body after
+	// DecodeBody, like Payload.
+	Headers []byte
 }
 
 // Data flags.

@@ -85,5 +85,27 @@ func sampleMessages() []Message {
 		&NodeMembers{Cluster: "west", Node: "w4", Incarnation: 8},
 		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 302, Op: OpJoin, Group: "kv", Mailbox: 130, PartitionCount: 64, Partitions: []uint64{0, 1, 63}}},
 		&NodeDelta{Cluster: "west", Node: "w3", Delta: MembersDelta{Incarnation: 7, Version: 303, Op: OpNoop}},
+		// Messages with headers (FlagHeaders, set by the encoder).
+		&Send{SendHeader: SendHeader{Req: 9, Flags: FlagHeaders, Group: "orders"}, Payload: payload, Headers: sampleHeaders},
+		&Send{SendHeader: SendHeader{Req: 10, From: 3, Cluster: "c", Node: "n", Mailbox: 4, Flags: FlagReply | FlagQuiet | FlagHeaders}, Payload: payload, Corr: 77, Headers: sampleHeaders},
+		&Data{Seq: 4, Flags: FlagHeaders, To: 1, From: 2, Payload: payload, Headers: sampleHeaders},
+		&Data{Seq: 10, Flags: FlagRouted | FlagDurable | FlagHeaders, To: 17, From: 3, Group: "kv", Payload: payload, Strategy: StrategyKey, Key: "user-42", OriginCluster: "eu", OriginNode: "n1", Headers: sampleHeaders},
+		&Deliver{Mailbox: 77, FromCluster: "us-east", FromNode: "n2", From: 12, Group: "orders", Payload: payload, Stream: 99, Seq: 1235, Flags: FlagDurable | FlagHeaders, Headers: sampleHeaders},
 	}
+}
+
+// sampleHeaders is a header block: a W3C trace context and a key of
+// every allowed byte class.
+var sampleHeaders = mustHeaders([]Header{
+	{Key: "traceparent", Value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+	{Key: "tracestate", Value: "congo=t61rcWkgMzE"},
+	{Key: "x-request_id.0", Value: ""},
+})
+
+func mustHeaders(hs []Header) []byte {
+	b, err := EncodeHeaders(nil, hs)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
