@@ -82,7 +82,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	s := &adminServer{ln: ln, srv: &http.Server{Handler: guard.all(mux), ReadHeaderTimeout: 5 * time.Second}}
+	s := &adminServer{ln: ln, srv: &http.Server{Handler: withStatusPage(d, guard, guard.all(mux)), ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
 }
