@@ -3,7 +3,7 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const HISTORY_SLOTS = 300; // the daemon keeps 5 minutes, one sample a second
+const MIN_SLOTS = 30; // a sparkline spans its samples (up to 300: 5 minutes), at least 30 seconds
 let lastOK = 0;
 
 function el(tag, text, cls) {
@@ -34,7 +34,8 @@ function ago(iso, now) {
   return seconds(Math.max(0, (Date.parse(now) - t) / 1000)) + " ago";
 }
 
-// sparkline draws queued messages over time, newest at the right edge.
+// sparkline draws queued messages over time, one sample a second, newest
+// at the right edge, scaled to the samples held and their maximum.
 function sparkline(values) {
   const w = 200, h = 28;
   const svg = document.createElementNS(SVG, "svg");
@@ -48,14 +49,14 @@ function sparkline(values) {
   svg.dataset.last = last;
   svg.dataset.samples = values.length;
   const title = document.createElementNS(SVG, "title");
-  title.textContent = `${values.length} samples, max ${max}, now ${last}`;
+  title.textContent = `queued messages over the last ${values.length} s: max ${max}, now ${last}`;
   svg.appendChild(title);
   const base = document.createElementNS(SVG, "line");
   base.setAttribute("x1", 0); base.setAttribute("x2", w);
   base.setAttribute("y1", h - 1); base.setAttribute("y2", h - 1);
   svg.appendChild(base);
   if (values.length > 0) {
-    const dx = w / (HISTORY_SLOTS - 1);
+    const dx = w / (Math.max(values.length, MIN_SLOTS) - 1);
     const x0 = w - dx * (values.length - 1);
     const pts = values.map((v, i) =>
       `${(x0 + i * dx).toFixed(1)},${(h - 1 - (max ? v / max : 0) * (h - 3)).toFixed(1)}`);
@@ -89,10 +90,12 @@ function renderLinks(st) {
     const rtt = l.state === "up" ? seconds(l.rtt_seconds) : "";
     const spark = el("td", null, "history");
     spark.appendChild(sparkline(l.history));
+    const peak = Math.max(0, ...l.history);
+    const peakCell = el("td", peak ? "max " + peak : "", "num quiet peak");
     tr.append(el("td", l.peer, "peer"), state, el("td", ago(l.since, st.time)),
       el("td", l.transport, "transport"), el("td", rtt, "num rtt"),
       el("td", l.queued_messages, "num queued"), el("td", bytes(l.queued_bytes), "num"),
-      el("td", l.queued_messages ? seconds(l.oldest_seconds) : "", "num"), spark);
+      el("td", l.queued_messages ? seconds(l.oldest_seconds) : "", "num"), spark, peakCell);
     return tr;
   }));
   document.getElementById("no-links").hidden = st.links.length > 0;
