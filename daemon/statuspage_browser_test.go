@@ -63,7 +63,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // chromium refuses to run as root with its sandbox
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// The browser lives no longer than 3 minutes, should it hang.
+	life, cancelLife := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancelLife()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	defer cancel()
