@@ -60,7 +60,7 @@ type destHistory struct {
 type backlogHistory struct {
 	mu    sync.Mutex                   // guards dests
 	dests map[auth.PeerID]*destHistory // by peer
-	size  int                          // samples per destination; historyLen when 0
+	size  int                          // samples per destination, historyLen when 0; fixed before the first record
 }
 
 // destSnapshot is a copy of one destination's record.
