@@ -77,6 +77,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if search, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.pathname + location.search")); err != nil || search != "/ui/" {
 		t.Fatalf("after ?token=: at %q (%v), want /ui/ without the token", search, err)
 	}
+	// A mark that a reload would wipe: the page must change in place.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.notReloaded = true")); err != nil {
+		t.Fatal(err)
+	}
 	row := `document.querySelector('#links tr[data-peer="west/west-1"]')`
 	waitPage(t, ctx, "the link to west/west-1 shown up, over quic, with an RTT",
 		`(r => r && r.querySelector('.state').textContent === 'up' && r.querySelector('.transport').textContent === 'quic'
@@ -114,6 +118,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 			&& document.querySelector('#alerts li[data-kind="unreachable"][data-peer="west/west-1"]') !== null`)
 	waitPage(t, ctx, "group g's member shown unreachable",
 		`document.querySelector('#groups tr[data-group="g"] .nodes .unreachable') !== null`)
+
+	if kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.notReloaded === true")); err != nil || !kept {
+		t.Fatalf("the page was reloaded (%v): it must update in place", err)
+	}
 
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
