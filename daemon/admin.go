@@ -71,7 +71,7 @@ func startAdmin(d *Daemon, addr string) (*adminServer, error) {
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", d.serveReady) // adminapi.go
-	s := &adminServer{ln: ln, srv: &http.Server{Handler: guard.all(mux), ReadHeaderTimeout: 5 * time.Second}}
+	s := &adminServer{ln: ln, srv: &http.Server{Handler: withStatusPage(d, guard, guard.all(mux)), ReadHeaderTimeout: 5 * time.Second}}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	return s, nil
 }

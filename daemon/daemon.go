@@ -122,6 +122,8 @@ type Daemon struct {
 	source         func() (*configs.Config, error)
 	lookupHost     func(ctx context.Context, host string) ([]string, error) // from Options, or the default resolver
 
+	history backlogHistory // recent backlog per destination, for the status page (history.go)
+
 	gossip     atomic.Pointer[gossip.Gossip] // set by Start; nil without gossip.bind (cluster.go)
 	gossipTune func(*memberlist.Config)      // from Options
 
@@ -368,6 +370,7 @@ func (d *Daemon) janitor() {
 				d.checkUnreachable(p, now)
 				d.closeIdle(p)
 			}
+			d.history.record(now, d.peerList())
 			d.checkCertificates(now)
 			d.sweepGone()
 		}

@@ -115,6 +115,10 @@
 //	            /v1/groups (every group, or one's members) and /readyz
 //	adminauth.go  admin.token on that listener: read-only without it,
 //	            refusals counted and logged once per interval
+//	statuspage.go  the live status page at /ui/ (assets in statuspage/,
+//	            embedded) and its access; statuspage_state.go: the page's
+//	            /ui/state.json; history.go: each destination's recent
+//	            backlog, recorded by the janitor
 //	cluster.go  this node's cluster by gossip (package gossip, on
 //	            memberlist; gossip.bind): started once the listeners are
 //	            up, ClusterView, the gossip metrics; a node of the cluster
