@@ -172,3 +172,29 @@ func TestReplyCarriesConfirmation(t *testing.T) {
 		t.Fatalf("after the reply: %+v, want DeliverAck{Count: 1}", seen[1])
 	}
 }
+
+// Close confirms what the client took, even when the confirmation timer
+// has not run yet: the daemon reads the DeliverAck before the connection
+// ends, so it does not give the delivery to another member again.
+func TestCloseConfirmsWhatWasTaken(t *testing.T) {
+	path, got := requestDaemon(t, wire.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _ := receiveRequest(t, ctx, path, time.Hour) // the timer never confirms
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case m := <-got:
+			if a, ok := m.(*wire.DeliverAck); ok {
+				if a.Count != 1 {
+					t.Fatalf("Close confirmed %d deliveries, want the 1 taken", a.Count)
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the daemon read no DeliverAck before the client closed")
+		}
+	}
+}
