@@ -121,7 +121,9 @@ type Client struct {
 	// Owned by the reader.
 	seen dedup
 	// taken counts the deliveries on the current connection that the
-	// reader dispatched (a batch counts one per message): written by the
+	// reader dispatched (a batch counts one per message), counted before
+	// the dispatch, so that Close confirms every message the application
+	// may have received: written by the
 	// reader, read by the confirmation timer too. acked is the count last
 	// confirmed to the daemon (DeliverAck), and confirmArmed says the
 	// timer will confirm, unconfirmedBytes sums the delivery frames' bytes
@@ -699,14 +701,15 @@ func (c *Client) reader(r *wire.Reader) error {
 			if d.DecodeBody(body) != nil {
 				continue
 			}
+			c.taken.Add(1) // before the application can have it: Close confirms it
 			c.dispatch(&d)
-			c.taken.Add(1)
 			c.confirm(r, len(body))
 		case wire.TypeDeliverBatch:
 			if db.DecodeBody(body) != nil {
 				continue
 			}
-			c.taken.Add(uint64(c.dispatchBatch(&db)))
+			c.taken.Add(uint64(db.Payloads.Count()))
+			c.dispatchBatch(&db)
 			c.confirm(r, len(body))
 		case wire.TypeResult:
 			var res wire.Result
