@@ -131,7 +131,9 @@ type Client struct {
 	// Owned by the reader.
 	seen dedup
 	// taken counts the deliveries on the current connection that the
-	// reader dispatched (a batch counts one per message): written by the
+	// reader dispatched (a batch counts one per message), counted before
+	// the dispatch, so that Close confirms every message the application
+	// may have received: written by the
 	// reader, read by the confirmation timer too. acked is the count last
 	// confirmed to the daemon (DeliverAck), and confirmArmed says the
 	// timer will confirm, unconfirmedBytes sums the delivery frames' bytes
@@ -143,6 +145,12 @@ type Client struct {
 	confirmArmed     bool
 	confirmTimer     *time.Timer
 	confirmDelay     time.Duration
+	// takes counts the writer's takes of wbuf; closeFlushed, if not nil,
+	// is closed once the writer has written take closeFlushAt, the one
+	// with Close's last confirmation: guarded by wmu.
+	takes        uint64
+	closeFlushAt uint64
+	closeFlushed chan struct{}
 	// alloc makes the Messages of deliveries. Owned by the reader, like seen.
 	alloc msgAlloc
 
@@ -491,18 +499,55 @@ func (c *Client) MaxMessage() int { return int(c.maxMsg.Load()) }
 
 // Close disconnects; the daemon removes this client's mailboxes from their
 // groups. Pending calls fail with ErrClosed. Idempotent.
+//
+// It first confirms the deliveries the client took (as the confirmation
+// timer would a moment later), waiting at most closeConfirmWait for the
+// write: so a message the application received is not given again to
+// the group's next member. What the client had not taken goes back to
+// the group.
 func (c *Client) Close() error {
 	c.wmu.Lock()
 	already := c.closed
+	var flushed chan struct{}
+	if !already && c.appendConfirmLocked(c.taken.Load()) {
+		c.batchAt = -1
+		flushed = make(chan struct{})
+		c.closeFlushed, c.closeFlushAt = flushed, c.takes+1
+	}
 	c.closed = true
 	conn := c.conn
 	c.wmu.Unlock()
 	if !already {
+		if flushed != nil {
+			c.wakeWriter()
+			t := time.NewTimer(closeConfirmWait)
+			select {
+			case <-flushed:
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		close(c.stop)
 		conn.Close()
 	}
 	c.wg.Wait()
 	return nil
+}
+
+// closeConfirmWait bounds how long Close waits to write its confirmation
+// (a daemon that does not read).
+const closeConfirmWait = time.Second
+
+// wroteLocked ends the writer's take number take of wbuf (written, or
+// failed): Close's wait for its confirmation ends with it. Called under
+// wmu.
+func (c *Client) wroteLocked(take uint64) {
+	c.writing = false
+	if c.closeFlushed != nil && take >= c.closeFlushAt {
+		close(c.closeFlushed)
+		c.closeFlushed = nil
+	}
 }
 
 // finish ends the client for good.
@@ -647,15 +692,20 @@ func (c *Client) writer() {
 		}
 		c.wmu.Lock()
 		out, c.wbuf, c.batchAt, c.woken = c.wbuf, out[:0], -1, false
+		c.takes++
+		take := c.takes
 		conn := c.conn
 		c.writing = len(out) > 0
+		if len(out) == 0 { // what Close confirmed, if anything, was written directly
+			c.wroteLocked(take)
+		}
 		c.wmu.Unlock()
 		if len(out) == 0 {
 			continue
 		}
 		_, err := conn.Write(out)
 		c.wmu.Lock()
-		c.writing = false
+		c.wroteLocked(take)
 		c.wmu.Unlock()
 		if err != nil {
 			conn.Close() // the reader sees it and reconnects
@@ -682,8 +732,9 @@ func (c *Client) reader(r *wire.Reader) error {
 			if d.DecodeBody(body) != nil {
 				continue
 			}
-			// Counted before the dispatch wakes a receiver: a Reply
-			// made at once takes the confirmation along (confirmAlongLocked).
+			// Counted before the dispatch wakes a receiver: a Reply made
+			// at once takes the confirmation along (confirmAlongLocked),
+			// and Close confirms it.
 			c.taken.Add(1)
 			c.dispatch(&d)
 			c.confirm(r, len(body))
@@ -691,7 +742,8 @@ func (c *Client) reader(r *wire.Reader) error {
 			if db.DecodeBody(body) != nil {
 				continue
 			}
-			c.taken.Add(uint64(c.dispatchBatch(&db)))
+			c.taken.Add(uint64(db.Payloads.Count()))
+			c.dispatchBatch(&db)
 			c.confirm(r, len(body))
 		case wire.TypeResult:
 			var res wire.Result

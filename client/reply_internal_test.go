@@ -172,3 +172,121 @@ func TestReplyCarriesConfirmation(t *testing.T) {
 		t.Fatalf("after the reply: %+v, want DeliverAck{Count: 1}", seen[1])
 	}
 }
+
+// Close confirms what the client took, even when the confirmation timer
+// has not run yet: the daemon reads the DeliverAck before the connection
+// ends, so it does not give the delivery to another member again.
+func TestCloseConfirmsWhatWasTaken(t *testing.T) {
+	path, got := requestDaemon(t, wire.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _ := receiveRequest(t, ctx, path, time.Hour) // the timer never confirms
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case m := <-got:
+			if a, ok := m.(*wire.DeliverAck); ok {
+				if a.Count != 1 {
+					t.Fatalf("Close confirmed %d deliveries, want the 1 taken", a.Count)
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the daemon read no DeliverAck before the client closed")
+		}
+	}
+}
+
+// The reader counts a delivery as taken before the application can have
+// it, so Close, right after a Receive, confirms it (counted after, a Close
+// in between left it unconfirmed, to come again to the group's next
+// member). The test holds the mailbox's lock, so the reader stops inside
+// the hand-over: the delivery must be counted by then.
+func TestDeliveryCountedBeforeHandedOver(t *testing.T) {
+	path, got := deliverOnOpenDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, Options{Socket: path, NoReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.wmu.Lock()
+	c.confirmDelay = time.Hour // the timer never confirms
+	c.wmu.Unlock()
+	mb, err := c.NewMailbox(ctx) // mailbox 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb.mu.Lock()
+	if _, err := c.NewMailbox(ctx); err != nil { // the daemon delivers to mailbox 1 after it
+		mb.mu.Unlock()
+		t.Fatal(err)
+	}
+	for c.taken.Load() == 0 {
+		if ctx.Err() != nil {
+			mb.mu.Unlock()
+			t.Fatal("the reader hands a delivery to its mailbox before it counts it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mb.mu.Unlock()
+	if m, err := mb.Receive(ctx); err != nil || string(m.Payload) != "x" {
+		t.Fatalf("Receive: %v %v", m, err)
+	}
+	c.Close()
+	select {
+	case a := <-got:
+		if a.Count != 1 {
+			t.Fatalf("Close confirmed %d deliveries, want the 1 received", a.Count)
+		}
+	case <-ctx.Done():
+		t.Fatal("the daemon read no DeliverAck before the client closed")
+	}
+}
+
+// deliverOnOpenDaemon is a fake daemon that answers the hello and Opens
+// (mailboxes 1, 2, ...), and after the second Opened delivers "x" to
+// mailbox 1. It passes every DeliverAck it reads to got.
+func deliverOnOpenDaemon(t *testing.T) (path string, got <-chan *wire.DeliverAck) {
+	path = filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan *wire.DeliverAck, 16)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := wire.NewReader(conn, 1<<20)
+		if _, err := r.ReadMessage(); err != nil {
+			return
+		}
+		conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
+		var opened uint64
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				return
+			}
+			switch m := m.(type) {
+			case *wire.Open:
+				opened++
+				out := wire.AppendFrame(nil, &wire.Opened{Req: m.Req, Mailbox: opened})
+				if opened == 2 {
+					out = wire.AppendFrame(out, &wire.Deliver{Mailbox: 1, FromCluster: "c", FromNode: "n", From: 3, Payload: []byte("x")})
+				}
+				conn.Write(out)
+			case *wire.DeliverAck:
+				ch <- m
+			}
+		}
+	}()
+	return path, ch
+}

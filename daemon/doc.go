@@ -25,8 +25,9 @@
 //	                accepted and what is done)
 //	deliver.go      the message goes to its mailbox's client; or it waits
 //	                in the node's hold (hold.go) when the client is full or
-//	                its group has no member here yet, and the hold hands it
-//	                on later, or routes it to the group's member elsewhere
+//	                its group (or its key's partition) has no member here
+//	                yet, and the hold's drain (hold_drain.go) hands it on
+//	                later, or routes it to the group's member elsewhere
 //	                (not in groups.rejoin_grace after the node's start)
 //	clientwrite.go  the client's writer goroutine writes it to the socket
 //	                (outbuf.go holds what waits)

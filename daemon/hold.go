@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wandist/wandist/buffer"
 	"github.com/wandist/wandist/groups"
 	"github.com/wandist/wandist/internal/wire"
 )
@@ -31,7 +30,9 @@ import (
 // keeps it, so a crash of this node loses nothing, and the sender's
 // backlog shows the wait. Messages for one key leave in the order they
 // came, and a message for a mailbox or group with held messages queues
-// behind them, so order per sender and mailbox is kept.
+// behind them, so order per sender and mailbox is kept; only a message
+// keyed to a partition without an owner lets those of other partitions
+// pass it (hold_drain.go).
 //
 // A held message leaves when it is delivered (then it is done once its
 // client confirms it), when its TTL or the buffer's max_age ends, or when
@@ -68,6 +69,9 @@ type hold struct {
 	wake   chan struct{}         // capacity 1: messages came in
 	done   []confirmRef          // run's scratch: refs settled in a pass
 	keys   []holdKey             // run's scratch
+	// noOwner is run's scratch: the partition memberFor found without an
+	// owner (heldNoOwner).
+	noOwner groups.NoOwnerError
 
 	// graceEnd is when groups.rejoin_grace ends: set by start, before the
 	// drain runs; read only after.
@@ -207,171 +211,4 @@ func (h *hold) run(ctx context.Context) {
 		}
 		h.drain()
 	}
-}
-
-// drain delivers what can be delivered, in order per key, and settles what
-// expired or has nowhere to go.
-func (h *hold) drain() {
-	d := h.d
-	now := d.now()
-	h.mu.Lock()
-	h.keys = h.keys[:0]
-	for k := range h.queues {
-		h.keys = append(h.keys, k)
-	}
-	var moved []heldMsg // for mailboxes that are gone, to wait for their group
-	out, outBytes := 0, 0
-	for _, k := range h.keys {
-		q := h.queues[k]
-		i := 0
-	queue:
-		for ; i < len(q); i++ {
-			m := &q[i]
-			switch {
-			case !m.expiry.IsZero() && now.After(m.expiry):
-				d.metrics.dropped.WithLabelValues("expired_held").Inc()
-				h.expired++
-				h.done = append(h.done, m.ref)
-			default:
-				switch h.deliverHeld(k, m) {
-				case heldWait:
-					break queue
-				case heldGone:
-					d.metrics.dropped.WithLabelValues("no_mailbox").Inc()
-					h.undeliverable++
-					m.ref.p.reportUndeliverable(1)
-					h.done = append(h.done, m.ref)
-				case heldToGroup:
-					moved = append(moved, *m)
-					continue // still held
-				case heldRerouted:
-					d.metrics.reroutedRemote.Inc()
-					h.routedOn++
-					h.done = append(h.done, m.ref)
-				}
-			}
-			out++
-			outBytes += len(m.dm.Payload)
-		}
-		clear(q[:i])
-		if i == len(q) {
-			delete(h.queues, k)
-		} else {
-			h.queues[k] = q[i:]
-		}
-	}
-	for _, m := range moved {
-		k := holdKey{group: m.dm.Group}
-		h.queues[k] = append(h.queues[k], m)
-	}
-	h.bytes -= outBytes
-	h.n.Add(-int64(out))
-	if out > 0 && h.room != nil {
-		close(h.room)
-		h.room = nil
-	}
-	done := h.done
-	h.done = h.done[:0]
-	h.mu.Unlock()
-	d.metrics.held.Sub(float64(out))
-	for _, r := range done {
-		r.p.completeOne(r.inc, int(r.lane), r.seq)
-	}
-	clear(done)
-}
-
-// Outcomes of deliverHeld.
-const (
-	heldSent     = iota // queued to its client: done once the client confirms it
-	heldWait            // no room yet, or no member yet: it and those behind it wait
-	heldGone            // for an address whose mailbox is gone: undeliverable
-	heldToGroup         // its mailbox is gone: it waits for a member of its group
-	heldRerouted        // routed again, to its group's member on another node
-)
-
-// deliverHeld tries to hand m, held for k, to its client. Called under h.mu.
-func (h *hold) deliverHeld(k holdKey, m *heldMsg) int {
-	d := h.d
-	var mb *mailbox
-	if k.mailbox != 0 {
-		if mb = d.localMailbox(k.mailbox, "", nil); mb == nil {
-			if m.dm.Group != "" {
-				return heldToGroup
-			}
-			return heldGone
-		}
-	} else {
-		var out int
-		if mb, out = h.memberFor(k.group, m); mb == nil {
-			return out
-		}
-	}
-	if mb.id != m.dm.Mailbox {
-		m.dm.Mailbox = mb.id
-		d.metrics.rerouted.Inc()
-	}
-	if !mb.c.deliver(&m.dm, nil, &m.ref, false, false) {
-		return heldWait
-	}
-	mb.delivered.Add(1)
-	d.metrics.delivered.Inc()
-	return heldSent
-}
-
-// memberFor finds where m, held for group, goes: a mailbox on this node, or
-// else (nil, heldRerouted) its group's member on another node, by its send's
-// strategy and key, to whose node's buffer it was handed; (nil, heldWait) if
-// the group has no member to take it now, or none on this node during the
-// rejoin grace. Called under h.mu.
-func (h *hold) memberFor(group string, m *heldMsg) (*mailbox, int) {
-	d := h.d
-	if m.rt.strategy == wire.StrategyBroadcast { // one copy per member was sent: no other member's
-		if mb := d.localMailbox(0, group, nil); mb != nil {
-			return mb, heldSent
-		}
-		return nil, heldWait
-	}
-	if h.rejoining() && d.localMailbox(0, group, nil) == nil {
-		return nil, heldWait // this node's consumers may be rejoining: wait for them
-	}
-	var t groups.Member
-	if m.rt.strategy == wire.StrategyClosest {
-		if mb := d.localMailbox(0, group, nil); mb != nil {
-			return mb, heldSent
-		}
-		var ok bool
-		if t, ok = d.groups.Closest(group); !ok {
-			return nil, heldWait
-		}
-	} else {
-		ms, err := d.groups.Pick(group, strategyFromWire(m.rt.strategy), m.rt.key, d.backlog)
-		if err != nil || len(ms) == 0 {
-			return nil, heldWait
-		}
-		t = ms[0]
-	}
-	if d.isLocal(t) {
-		if mb := d.localMailbox(t.Mailbox, "", nil); mb != nil {
-			return mb, heldSent
-		}
-		return nil, heldWait
-	}
-	if !h.reroute(t, m) {
-		return nil, heldWait
-	}
-	return nil, heldRerouted
-}
-
-// reroute hands m to the buffer of member t's node, with its strategy, key
-// and origin; false if that buffer refused it (it stays held).
-func (h *hold) reroute(t groups.Member, m *heldMsg) bool {
-	d := h.d
-	p := d.peer(t.Cluster, t.Node)
-	if p == nil {
-		return false
-	}
-	bm := buffer.Message{Lane: m.ref.lane, Flags: m.dm.Flags & wire.FlagReply, To: t.Mailbox, From: m.dm.From, Group: m.dm.Group,
-		Corr: m.dm.Corr, Payload: m.dm.Payload, Headers: m.dm.Headers, Deadline: m.ttl,
-		Route: &buffer.Route{Strategy: m.rt.strategy, Key: m.rt.key, OriginCluster: m.dm.FromCluster, OriginNode: m.dm.FromNode}}
-	return p.queue.EnqueueCopy(&bm, d.now()) == nil
 }

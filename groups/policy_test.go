@@ -228,3 +228,30 @@ func TestPartitionCountAgreedAmongPeers(t *testing.T) {
 		t.Fatalf("refusals %v", got)
 	}
 }
+
+// Key routing to a partition without an owner fails with a *NoOwnerError
+// that names the partition and is ErrNoMembers.
+func TestPickNoOwnerNamesThePartition(t *testing.T) {
+	r, _ := newReg()
+	c, _ := groups.NewClaim(4, []uint64{0, 1, 2})
+	if err := r.JoinClaim("kv", 1, c); err != nil {
+		t.Fatal(err)
+	}
+	key := "k0"
+	for i := 1; groups.Partition(key, 4) != 3; i++ {
+		key = "k" + strconv.Itoa(i)
+	}
+	_, err := r.Pick("kv", groups.Key, key, nil)
+	var no *groups.NoOwnerError
+	if !errors.Is(err, groups.ErrNoMembers) || !errors.As(err, &no) || no.Group != "kv" || no.N != 4 || no.Partition != 3 {
+		t.Fatalf("Pick of a key of unowned partition 3: %v (%+v)", err, no)
+	}
+	for i := 0; ; i++ {
+		if k := "k" + strconv.Itoa(i); groups.Partition(k, 4) != 3 {
+			if ms, err := r.Pick("kv", groups.Key, k, nil); err != nil || len(ms) != 1 || ms[0].Mailbox != 1 {
+				t.Fatalf("Pick of a key of owned partition %d: %v %v", groups.Partition(k, 4), ms, err)
+			}
+			break
+		}
+	}
+}

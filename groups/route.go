@@ -27,6 +27,24 @@ const (
 // or (key routing of a partitioned group) the key's partition has no owner.
 var ErrNoMembers = errors.New("groups: no member")
 
+// NoOwnerError is Pick's error for key routing of a partitioned group when
+// the key's partition has no owner: errors.Is(err, ErrNoMembers) holds, and
+// errors.As gives the partition, so that a caller holding messages for it
+// can keep them apart from those of other partitions.
+type NoOwnerError struct {
+	Group     string
+	N         uint64 // the group's number of partitions
+	Partition uint64 // the key's partition, without an owner
+}
+
+func (e *NoOwnerError) Error() string {
+	return "groups: partition " + strconv.FormatUint(e.Partition, 10) + " of " + strconv.FormatUint(e.N, 10) +
+		" of group " + strconv.Quote(e.Group) + " has no owner"
+}
+
+// Is makes a NoOwnerError match ErrNoMembers.
+func (e *NoOwnerError) Is(target error) bool { return target == ErrNoMembers }
+
 // ErrBadStrategy is returned by Pick for an unknown strategy.
 var ErrBadStrategy = errors.New("groups: unknown routing strategy")
 
@@ -122,7 +140,8 @@ func (r *Registry) closestOf(cs []candidate) Member {
 
 // Pick chooses where a send to group goes under strategy s. It returns one
 // member, or every member for Broadcast. Key routing never falls back to
-// another partition's owner: a partition without an owner is ErrNoMembers.
+// another partition's owner: a partition without an owner is a
+// *NoOwnerError (which is ErrNoMembers).
 func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) ([]Member, error) {
 	r.mu.Lock() // round-robin state changes
 	defer r.mu.Unlock()
@@ -178,7 +197,7 @@ func (r *Registry) Pick(group string, s Strategy, key string, backlog Backlog) (
 				}
 			}
 			if len(owners) == 0 {
-				return nil, ErrNoMembers
+				return nil, &NoOwnerError{Group: group, N: n, Partition: p}
 			}
 			return []Member{r.closestOf(owners)}, nil
 		}

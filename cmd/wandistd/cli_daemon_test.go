@@ -277,10 +277,9 @@ func testPubKey(t *testing.T, east, west cluster) {
 	}
 	var subs [2]*bgCLI
 	for p := range subs {
-		// No --count: with it, the first owner to finish exits while keys
-		// of the other partition are in flight, and in two runs of 2 those
-		// then stayed queued on east's link (not this test's subject).
-		subs[p] = startCLI(t, "sub", "-c", west.cfg, "--group", "parts", "--partitions", "2", "--own", fmt.Sprint(p))
+		// With --count, the first owner to finish exits while keys of the
+		// other partition may be in flight: they still reach their owner.
+		subs[p] = startCLI(t, "sub", "-c", west.cfg, "--group", "parts", "--partitions", "2", "--own", fmt.Sprint(p), "--count", fmt.Sprint(per))
 		subs[p].err.waitFor(t, "subscribed", func(s string) bool { return s != "" })
 	}
 	waitMembers(t, east, "parts", 2)
@@ -299,8 +298,10 @@ func testPubKey(t *testing.T, east, west cluster) {
 		}
 	}()
 	for p, s := range subs {
-		out := s.out.waitFor(t, fmt.Sprintf("%d messages for partition %d", per, p), func(s string) bool { return strings.Count(s, "\n") >= per })
-		got := strings.Fields(out)
+		if code := s.wait(t); code != 0 {
+			t.Fatalf("sub of partition %d: exit %d, %s", p, code, s.err.String())
+		}
+		got := strings.Fields(s.out.String())
 		if len(got) != per {
 			t.Fatalf("the owner of partition %d got %q", p, got)
 		}
@@ -310,6 +311,22 @@ func testPubKey(t *testing.T, east, west cluster) {
 			}
 		}
 	}
+	// Each sub confirmed what it printed before it exited: nothing is left
+	// to come again to a later owner.
+	waitFor(t, 30*time.Second, func() bool {
+		return statusOf(t, east).Links[0].QueuedMessages == 0 && statusOf(t, west).Hold.Messages == 0
+	})
+}
+
+// statusOf is c's daemon status, by status --json.
+func statusOf(t *testing.T, c cluster) daemon.Status {
+	t.Helper()
+	code, out, errOut := runCLI("status", "-c", c.cfg, "--json")
+	var st daemon.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Links) == 0 {
+		t.Fatalf("status -c %s --json: exit %d, %v, %s", c.cfg, code, err, errOut)
+	}
+	return st
 }
 
 // req takes flags after its payload, and prints its reply as JSON.

@@ -237,8 +237,9 @@ func cmdSub(ctx context.Context, args []string, stdout, stderr io.Writer, _ io.R
 // the client took: it leaves the group (what comes for the group next goes
 // to another member, or waits for one at the daemon), then prints what is
 // in the mailbox and what still arrives for it until subDrainIdle passes
-// with nothing, at most left messages more (left < 0: no limit). What the
-// client had not confirmed when it closes goes back to the group.
+// with nothing, at most left messages more (left < 0: no limit). Close
+// confirms what the client took; what it had not taken goes back to the
+// group.
 func drainSub(mb *client.Mailbox, group string, p *subPrinter, left int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = mb.Leave(ctx, group)
