@@ -31,11 +31,10 @@ func fakeDaemon(t *testing.T, early, late map[int][]wire.Message, breakFirst boo
 			}
 			go func() {
 				defer conn.Close()
-				r := wire.NewReader(conn, 1<<20)
-				if _, err := r.ReadMessage(); err != nil {
+				r, err := client.FakeHello(conn, "c", "n")
+				if err != nil {
 					return
 				}
-				conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
 				for {
 					m, err := r.ReadMessage()
 					if err != nil {

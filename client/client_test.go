@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/wandist/wandist/client"
-	"github.com/wandist/wandist/internal/wire"
 )
 
 // A daemon that stops reading: SendAsync fails fast with ErrBusy once the
@@ -30,9 +29,9 @@ func TestSendAsyncBounded(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		r := wire.NewReader(conn, 1<<20)
-		r.ReadFrame() // the hello
-		conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
+		if _, err := client.FakeHello(conn, "c", "n"); err != nil {
+			return
+		}
 		select {} // then never reads again
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -64,9 +64,10 @@ func TestRedeliveryDroppedAndConfirmed(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		r := wire.NewReader(conn, 1<<20)
-		r.ReadFrame() // the hello
-		conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "west", Node: "w1", MaxMessage: 1 << 20}))
+		r, err := client.FakeHello(conn, "west", "w1")
+		if err != nil {
+			return
+		}
 		m, err := r.ReadMessage()
 		if err != nil {
 			return

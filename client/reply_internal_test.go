@@ -30,11 +30,10 @@ func requestDaemon(t *testing.T, refuse uint8) (path string, got <-chan wire.Mes
 			return
 		}
 		defer conn.Close()
-		r := wire.NewReader(conn, 1<<20)
-		if _, err := r.ReadMessage(); err != nil {
+		r, err := FakeHello(conn, "c", "n")
+		if err != nil {
 			return
 		}
-		conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
 		for {
 			m, err := r.ReadMessage()
 			if err != nil {
@@ -264,11 +263,10 @@ func deliverOnOpenDaemon(t *testing.T) (path string, got <-chan *wire.DeliverAck
 			return
 		}
 		defer conn.Close()
-		r := wire.NewReader(conn, 1<<20)
-		if _, err := r.ReadMessage(); err != nil {
+		r, err := FakeHello(conn, "c", "n")
+		if err != nil {
 			return
 		}
-		conn.Write(wire.AppendFrame(nil, &wire.ServerHello{Version: wire.LocalVersion, Cluster: "c", Node: "n", MaxMessage: 1 << 20}))
 		var opened uint64
 		for {
 			m, err := r.ReadMessage()
